@@ -1,0 +1,176 @@
+"""Dataclass configs for Diff-V2M (Ji et al., "A Hierarchical Conditional Diffusion Model with
+Explicit Rhythmic Modeling for Video-to-Music Generation"), one per component, round-tripping to
+JSON. The numbers and their sources are in shared/design/MODEL_SPEC.md; the three shipped presets
+live in resources/configs/ (`paper`, `official`, `debug`).
+
+    from engine.config import load_config
+    cfg = load_config("paper")          # a preset name, a config.json, or a model folder
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import CutscoreError
+
+FUSIONS = ("weighted", "additive", "select", "film_pre", "film_post", "film_select")
+NORM_PLACEMENTS = ("pre", "replace")
+RHYTHM_REPRESENTATIONS = {"odf": 1, "mel": 16, "tem": 16}  # name -> channels per second
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "resources" / "configs"
+
+
+@dataclass
+class DiTConfig:
+    latent_dim: int = 64  # VAE latent channels (Stable Audio Open: 64)
+    embed_dim: int = 1536
+    depth: int = 24
+    num_heads: int = 24  # head dim 64
+    cond_dim: int = 768  # width of every cross-attention token stream
+    cond_heads: int = 12  # K/V heads from the 768-d tokens, repeated to num_heads
+    ff_mult: int = 4  # GLU-SiLU inner width = ff_mult * embed_dim
+    rope_dim: int = 32  # RoPE on this many of the head dims (partial rotary), self-attention only
+    timestep_features: int = 256  # Fourier features of the diffusion time
+    fusion: str = "film_select"  # how h_sem and h_rhy are fused, one of FUSIONS
+    select_t: float = 0.2  # feature selection: h_sem when t > select_t, else h_rhy
+    film_t_dim: int = 64  # FiLM: t -> Linear(1, film_t_dim)
+    film_hidden: int = 256  # FiLM: per gamma/beta an MLP film_t_dim -> film_hidden -> width
+    norm_placement: str = "pre"  # "pre": the paper's figure; "replace": the released code
+    emotion_source: str = "color"  # "color" (paper) or "rhythm" (the released code's bug)
+    init_scale: float = 1.0  # the released code multiplies every DiT parameter by 0.5 at init
+
+
+@dataclass
+class RhythmPredictorConfig:
+    clip_dim: int = 512
+    dim: int = 512
+    depth: int = 12
+    num_heads: int = 8
+    ff_mult: int = 4
+    rope_dim: int = 32
+    beat_hidden: int = 128  # MLP(v): 1 -> beat_hidden -> ReLU -> dim
+    num_classes: int = 3  # the prepended class token's vocabulary
+    out_channels: int = 1  # 1 for ODF_LR, 16 for Mel_LR / Tem_LR
+
+
+@dataclass
+class EncoderConfig:
+    clip_dim: int = 512
+    color_dim: int = 3072
+    color_hidden: int = 1024
+    rhythm_hidden: int = 512
+    number_freqs: int = 128  # learned Fourier features of start time / duration (2*128+1 values)
+    max_seconds: float = 30.0  # start time and duration are clamped to [0, max] and divided by max
+    num_classes: int = 3
+    class_id: int = 0  # the class fed at inference (the released config's default)
+
+
+@dataclass
+class DiffusionConfig:
+    cfg_dropout: float = 0.1  # per cross-attention stream; the global condition is never dropped
+    guidance: float = 3.0
+    sampler: str = "ddim"  # "ddim" or "dpmpp-2m"
+    steps: int = 250
+    rhythm_loss_weight: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "paper"
+    sample_rate: int = 44100
+    audio_channels: int = 2
+    window_seconds: float = 30.0
+    latent_frames: int = 645  # latent frames of one window (VAE downsampling 2048: 1,320,960 samples)
+    downsampling: int = 2048  # audio samples per latent frame
+    rhythm: str = "odf"  # rhythm representation, a key of RHYTHM_REPRESENTATIONS
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    predictor: RhythmPredictorConfig = field(default_factory=RhythmPredictorConfig)
+    encoders: EncoderConfig = field(default_factory=EncoderConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    # stable-audio-tools autoencoder config ({"type": "autoencoder", "config": {...}}); None means
+    # Stable Audio Open 1.0's VAE (resources/configs/vae_sao.json)
+    vae: dict | None = None
+    clip_model: str = "ViT-B-32-quickgelu"
+    clip_pretrained: str = "openai"
+
+    def validate(self) -> ModelConfig:
+        if self.dit.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion: {self.dit.fusion!r} (choose from {', '.join(FUSIONS)})")
+        if self.dit.norm_placement not in NORM_PLACEMENTS:
+            raise ValueError(f"unknown norm placement: {self.dit.norm_placement!r}")
+        if self.dit.emotion_source not in ("color", "rhythm"):
+            raise ValueError(f"unknown emotion source: {self.dit.emotion_source!r}")
+        if self.rhythm not in RHYTHM_REPRESENTATIONS:
+            raise ValueError(f"unknown rhythm representation: {self.rhythm!r}")
+        if self.predictor.out_channels != RHYTHM_REPRESENTATIONS[self.rhythm]:
+            raise ValueError("predictor.out_channels must match the rhythm representation's channels")
+        if self.dit.embed_dim % self.dit.num_heads or self.dit.cond_dim % self.dit.cond_heads:
+            raise ValueError("embed_dim/cond_dim must be divisible by their head counts")
+        return self
+
+    @property
+    def window_samples(self) -> int:
+        return self.latent_frames * self.downsampling
+
+    @property
+    def seconds(self) -> int:
+        """Per-second feature slots of one window (30 for Diff-V2M)."""
+        return int(round(self.window_seconds))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        subs = {"dit": DiTConfig, "predictor": RhythmPredictorConfig, "encoders": EncoderConfig,
+                "diffusion": DiffusionConfig}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        kw = {}
+        for k, v in d.items():
+            if k in subs:
+                sub_known = {f.name for f in dataclasses.fields(subs[k])}
+                bad = set(v) - sub_known
+                if bad:
+                    raise ValueError(f"unknown {k} config keys: {', '.join(sorted(bad))}")
+                kw[k] = subs[k](**v)
+            else:
+                kw[k] = v
+        return cls(**kw).validate()
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json") if not p.stem.startswith("vae_"))
+
+
+def load_config(name_or_path: str | Path) -> ModelConfig:
+    """A preset name (`paper`, `official`, `debug`), a config .json, or a model folder."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        p = p / "config.json"
+    elif not p.suffix and (CONFIG_DIR / f"{name_or_path}.json").exists():
+        p = CONFIG_DIR / f"{name_or_path}.json"
+    if not p.exists():
+        raise CutscoreError(f"{name_or_path}: no such model config; use a preset "
+                            f"({', '.join(preset_names())}), a config .json or a model folder")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise CutscoreError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}); fix or regenerate it") from e
+    d = d.get("model", d)  # a checkpoint's config.json wraps the model config
+    try:
+        return ModelConfig.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise CutscoreError(f"{p}: {e}") from e
+
+
+def default_vae_config() -> dict:
+    return json.loads((CONFIG_DIR / "vae_sao.json").read_text())

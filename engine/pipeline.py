@@ -1,0 +1,152 @@
+"""Diff-V2M inference for one window (paper, section 3; MODEL_SPEC.md "Inference"), as a numbered
+recipe: per-second features of the window (+ its continuous start time and duration) -> predicted
+rhythm -> conditions -> sampled latents (guidance in one batched forward) -> decoded waveform.
+Regeneration of a time region re-samples only that region's latents by inpainting, holding the
+rest bit-identical.
+
+    pipe = Pipeline.load("debug")            # a preset name (random init, for tests) or a model folder
+    out = pipe.generate(window, seed=1, steps=25, sampler="dpmpp-2m")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.config import ModelConfig, default_vae_config, load_config
+from engine.diffusion import DiffV2M
+from engine.encoders import Features
+from engine.errors import CutscoreError
+from engine.sampling import Callback, Inpaint, get_sampler, schedule
+from engine.vae import VAE
+
+
+@dataclass
+class WindowFeatures:
+    """Per-second features of one window; arrays have one row per second (M <= window seconds)."""
+
+    clip: np.ndarray  # (M, 512)
+    color: np.ndarray  # (M, 3072)
+    scene: np.ndarray  # (M,) 0/1
+    beat: np.ndarray  # (M,)
+    start_s: float  # continuous start time of the window within the piece
+    duration_s: float  # seconds of music wanted from this window
+
+    @classmethod
+    def zeros(cls, seconds: int, start_s: float, duration_s: float, clip_dim: int = 512, color_dim: int = 3072):
+        return cls(np.zeros((seconds, clip_dim), np.float32), np.zeros((seconds, color_dim), np.float32),
+                   np.zeros(seconds, np.float32), np.zeros(seconds, np.float32), start_s, duration_s)
+
+
+@dataclass
+class Generation:
+    audio: np.ndarray  # (channels, samples) float32 at the model's sample rate, exactly duration_s long
+    latents: torch.Tensor  # (1, C, frames) the full window's latents (kept for regeneration)
+    rhythm: np.ndarray  # (M, C) the predicted per-second rhythm
+    sample_rate: int
+
+
+def _random_init(cfg: ModelConfig, seed: int = 0) -> tuple[DiffV2M, VAE]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DiffV2M(cfg).eval(), VAE(cfg.vae or default_vae_config())
+
+
+class Pipeline:
+    def __init__(self, model: DiffV2M, vae: VAE, device: str | torch.device = "cpu", name: str = ""):
+        self.model, self.vae, self.cfg = model.to(device).eval(), vae.to(device), model.cfg
+        self.device, self.name = torch.device(device), name or model.cfg.name
+        if vae.sample_rate != self.cfg.sample_rate or vae.downsampling != self.cfg.downsampling:
+            raise CutscoreError(f"model {self.name}: its VAE ({vae.sample_rate} Hz, /{vae.downsampling}) does not "
+                                f"match the model config ({self.cfg.sample_rate} Hz, /{self.cfg.downsampling})")
+
+    @classmethod
+    def load(cls, name_or_dir: str | Path, device: str | None = None, vae_dir: str | Path | None = None) -> Pipeline:
+        """A model folder (ours, see checkpoint.py), or a preset name: `debug` builds a random-init
+        model for tests (seeded, so every process builds the same one)."""
+        from engine.checkpoint import load_model
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        p = Path(name_or_dir)
+        if p.is_dir():
+            model, vae = load_model(p, device)
+            if vae is None:
+                from engine.vae import load_vae
+
+                vae = load_vae(vae_dir)  # Stable Audio Open's VAE: a folder, or the HF cache
+            return cls(model, vae, device, name=str(p))
+        cfg = load_config(name_or_dir)
+        if cfg.name != "debug":
+            raise CutscoreError(f"{name_or_dir}: a full-size preset has no weights; pass a model folder "
+                                "(`cutscore import-official` converts the released checkpoint)")
+        model, vae = _random_init(cfg)
+        return cls(model, vae, device, name="debug")
+
+    # 1. features -> tensors ------------------------------------------------------------------------
+    def _features(self, w: WindowFeatures) -> Features:
+        m_max = self.cfg.seconds
+        m = len(w.scene)
+        if m > m_max or m < 1:
+            raise CutscoreError(f"a window holds 1..{m_max} seconds of features, got {m}")
+        mask = np.zeros(m_max, bool)
+        mask[:m] = True
+
+        def pad(a: np.ndarray, width: int | None = None) -> torch.Tensor:
+            shape = (m_max,) if width is None else (m_max, width)
+            out = np.zeros(shape, np.float32)
+            out[:m] = a
+            return torch.from_numpy(out)[None].to(self.device)
+
+        enc = self.cfg.encoders
+        return Features(clip=pad(w.clip, enc.clip_dim), color=pad(w.color, enc.color_dim),
+                        scene=pad(w.scene).long(), beat=pad(w.beat), mask=torch.from_numpy(mask)[None].to(self.device),
+                        start=torch.tensor([w.start_s], device=self.device),
+                        duration=torch.tensor([w.duration_s], device=self.device))
+
+    @torch.no_grad()
+    def predict_rhythm(self, w: WindowFeatures) -> np.ndarray:
+        f = self._features(w)
+        return self.model.conditioner.predict_rhythm(f)[0, : len(w.scene)].float().cpu().numpy()
+
+    @torch.no_grad()
+    def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
+                 sampler: str | None = None, callback: Callback | None = None,
+                 inpaint: tuple[torch.Tensor, float, float] | None = None) -> Generation:
+        """Music for one window. inpaint=(latents, t0, t1) regenerates only seconds [t0, t1) of the
+        window and holds every other latent frame of `latents` fixed."""
+        cfg, d = self.cfg, self.cfg.diffusion
+        steps, guidance, sampler = steps or d.steps, d.guidance if guidance is None else guidance, sampler or d.sampler
+        if w.duration_s <= 0 or w.duration_s > cfg.window_seconds + 1e-6:
+            raise CutscoreError(f"window duration must be in (0, {cfg.window_seconds}] s, got {w.duration_s}")
+        sample_fn = get_sampler(sampler)
+        # 2. predict the rhythm from the video features; 3. build the conditions
+        f = self._features(w)
+        cond, pred = self.model.condition(f)
+        # 4. seeded noise (on the CPU, so CPU and GPU runs start from the same noise)
+        g = torch.Generator().manual_seed(int(seed))
+        shape = (1, cfg.dit.latent_dim, cfg.latent_frames)
+        x = torch.randn(shape, generator=g).to(self.device)
+        hold = None
+        if inpaint is not None:
+            known, t0, t1 = inpaint
+            frames_per_s = cfg.sample_rate / cfg.downsampling
+            a, b = int(np.floor(t0 * frames_per_s)), int(np.ceil(t1 * frames_per_s))
+            mask = torch.ones((1, 1, cfg.latent_frames), dtype=torch.bool, device=self.device)
+            mask[..., max(a, 0):min(b, cfg.latent_frames)] = False  # False = regenerate
+            hold = Inpaint(mask, known.to(self.device), torch.randn(shape, generator=g).to(self.device))
+        # 5. sample with classifier-free guidance (conditional + unconditional in one forward)
+        latents = sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)
+        # 6. decode and cut to the exact duration
+        n = int(round(w.duration_s * cfg.sample_rate))
+        audio = self.vae.decode(latents.to(next(self.vae.parameters()).dtype), num_samples=n)[0]
+        return Generation(audio=audio.float().cpu().numpy(), latents=latents.cpu(),
+                          rhythm=pred[0, : len(w.scene)].float().cpu().numpy(), sample_rate=cfg.sample_rate)
+
+    def regenerate(self, w: WindowFeatures, latents: torch.Tensor, t0: float, t1: float, seed: int, **kw) -> Generation:
+        """Re-sample seconds [t0, t1) of a window (relative to its start) by inpainting."""
+        if not 0 <= t0 < t1:
+            raise CutscoreError(f"regeneration region must satisfy 0 <= start < end, got [{t0}, {t1})")
+        return self.generate(w, seed=seed, inpaint=(latents, t0, t1), **kw)

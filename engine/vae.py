@@ -1,0 +1,108 @@
+"""A thin wrapper over stable-audio-tools' autoencoder (Stable Audio Open 1.0's "oobleck" VAE in the
+paper; MODEL_SPEC.md "Audio and latents"): build it from a config, load only its weights from a
+local folder (model_config.json + model.safetensors of Stable Audio Open, or our own vae folder)
+or the Hugging Face cache, encode/decode, and pad/trim to an exact sample count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.errors import CutscoreError
+
+SAO_REPO = "stabilityai/stable-audio-open-1.0"
+SAO_PREFIX = "pretransform.model."  # where the VAE sits inside Stable Audio Open's model.safetensors
+
+
+def _create_autoencoder(vae_cfg: dict) -> nn.Module:
+    with contextlib.redirect_stdout(io.StringIO()):  # stable-audio-tools prints on import
+        from stable_audio_tools.models.autoencoders import create_autoencoder_from_config
+    return create_autoencoder_from_config(vae_cfg)
+
+
+class VAE(nn.Module):
+    """Frozen audio autoencoder: audio (B, channels, samples) <-> latents (B, latent_dim, frames)."""
+
+    def __init__(self, vae_cfg: dict):
+        super().__init__()
+        self.config = vae_cfg
+        self.model = _create_autoencoder(vae_cfg)
+        self.sample_rate = int(vae_cfg["sample_rate"])
+        self.downsampling = int(vae_cfg["model"]["downsampling_ratio"])
+        self.latent_dim = int(vae_cfg["model"]["latent_dim"])
+        self.channels = int(vae_cfg["model"]["io_channels"])
+        self.requires_grad_(False)
+        self.eval()
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        """The posterior mean by default; sample=True draws from it (as the released code does)."""
+        audio = pad_or_trim(audio, -(-audio.shape[-1] // self.downsampling) * self.downsampling)
+        if sample:
+            return self.model.encode(audio)
+        h = self.model.encode(audio, skip_bottleneck=True)  # (B, 2 * latent_dim, frames)
+        return h.chunk(2, dim=1)[0]
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
+        audio = self.model.decode(latents)  # (B, channels, frames * downsampling)
+        return audio if num_samples is None else pad_or_trim(audio, num_samples)
+
+
+def pad_or_trim(audio: torch.Tensor, num_samples: int) -> torch.Tensor:
+    n = audio.shape[-1]
+    if n == num_samples:
+        return audio
+    if n > num_samples:
+        return audio[..., :num_samples]
+    return torch.nn.functional.pad(audio, (0, num_samples - n))
+
+
+def _state_from_safetensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    if any(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return state  # already a bare autoencoder state dict (our own vae folder)
+
+
+def load_vae(folder: str | Path | None = None) -> VAE:
+    """Stable Audio Open's VAE from a local folder (model_config.json + model.safetensors) or, with
+    folder None, from the Hugging Face cache (downloaded only when the machine is online)."""
+    if folder is None:
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(SAO_REPO, allow_patterns=["model_config.json", "model.safetensors"])
+        except Exception as e:  # noqa: BLE001 - any hub failure means the same thing to the user
+            raise CutscoreError(f"Stable Audio Open's VAE is not on this machine and could not be fetched ({e}); "
+                                f"download {SAO_REPO} (it needs a Hugging Face login) and pass its folder") from e
+    folder = Path(folder)
+    cfg_path, weights = folder / "model_config.json", folder / "model.safetensors"
+    for p in (cfg_path, weights):
+        if not p.exists():
+            raise CutscoreError(f"{p}: missing; a VAE folder holds model_config.json and model.safetensors")
+    cfg = json.loads(cfg_path.read_text())
+    vae_cfg = cfg["model"]["pretransform"]["config"] if "pretransform" in cfg.get("model", {}) else cfg
+    if "model" not in vae_cfg:  # Stable Audio Open's pretransform block: wrap it as an autoencoder config
+        vae_cfg = {"model": vae_cfg, "sample_rate": cfg["sample_rate"], "audio_channels": cfg.get("audio_channels", 2)}
+    vae = VAE(vae_cfg)
+    state = _state_from_safetensors(weights, SAO_PREFIX)
+    vae.model.load_state_dict(state, strict=True)
+    return vae
+
+
+def save_vae(vae: VAE, folder: str | Path) -> None:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_config.json").write_text(json.dumps(vae.config, indent=2))
+    save_file({k: v.contiguous() for k, v in vae.model.state_dict().items()}, str(folder / "model.safetensors"))

@@ -1,0 +1,150 @@
+"""cutscore's OpenTimelineIO adapter for Kdenlive projects (.kdenlive, MLT XML), registered through
+plugin/plugin_manifest.json and the `opentimelineio.plugins` entry point (the adapter on the package
+registry is an empty placeholder).
+
+    import opentimelineio as otio
+    tl = otio.adapters.read_from_file("project.kdenlive")   # adapter_name "cutscore_kdenlive"
+
+Reading: the profile's exact frame rate (frame_rate_num/den); the sequence is the project's last
+top-level tractor; each of its tracks is a per-track tractor of playlists (Kdenlive >= 19.04) or a
+playlist; a track is audio when it carries kdenlive:audio_track or hides its video. Entries become
+Clips (MLT `out` is inclusive), blanks Gaps, the project's guides become markers on the stack.
+Clip names come from the bin producer's kdenlive:clipname, else the resource's file name.
+
+Writing is done by patching the original project (plugin/writeback.py), so that every element
+Kdenlive wrote stays as it was; write_to_file here refuses with a message that says so.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime, TimeRange
+
+
+def _props(el: ET.Element) -> dict[str, str]:
+    return {p.get("name"): (p.text or "") for p in el.findall("property")}
+
+
+def _time(value: str | None, rate: float) -> RationalTime:
+    """MLT time: frames ("125") or a clock ("00:00:05.000" / "00:00:05,000" / "00:00:05:00" as frames)."""
+    if value is None or value == "":
+        return RationalTime(0, rate)
+    v = value.strip().replace(",", ".")
+    if ":" not in v:
+        return RationalTime(int(float(v)), rate)
+    parts = v.split(":")
+    if len(parts) == 4:  # SMPTE HH:MM:SS:FF
+        h, m, s, f = (int(p) for p in parts)
+        return RationalTime(round((h * 3600 + m * 60 + s) * rate) + f, rate)
+    h, m, s = int(parts[0]), int(parts[1]), float(parts[2])
+    return RationalTime(round((h * 3600 + m * 60 + s) * rate), rate)
+
+
+def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio.schema.Timeline:
+    root = ET.fromstring(input_str)
+    if root.tag != "mlt":
+        raise ValueError("not an MLT/Kdenlive project (the root element is not <mlt>)")
+    profile = root.find("profile")
+    if profile is None or not profile.get("frame_rate_num"):
+        raise ValueError("the project has no <profile> with a frame rate")
+    rate = int(profile.get("frame_rate_num")) / int(profile.get("frame_rate_den", "1"))
+    producers = {el.get("id"): el for el in root if el.tag in ("producer", "chain")}
+    playlists = {el.get("id"): el for el in root if el.tag == "playlist"}
+    tractors = [el for el in root if el.tag == "tractor"]
+    if not tractors:
+        raise ValueError("the project has no sequence (no <tractor>)")
+    bin_names = {}
+    for el in producers.values():
+        p = _props(el)
+        if p.get("kdenlive:id") and p.get("kdenlive:clipname"):
+            bin_names[p["kdenlive:id"]] = p["kdenlive:clipname"]
+    main = tractors[-1]
+    main_bin = root.find("playlist[@id='main_bin']")
+    title = _props(main_bin).get("kdenlive:docproperties.projectName", "") if main_bin is not None else ""
+    tl = otio.schema.Timeline(name=title)
+    tractor_by_id = {t.get("id"): t for t in tractors}
+
+    def build_track(playlist: ET.Element, name: str, audio: bool) -> otio.schema.Track:
+        kind = otio.schema.TrackKind.Audio if audio else otio.schema.TrackKind.Video
+        track = otio.schema.Track(name=name, kind=kind)
+        for el in playlist:
+            if el.tag == "blank":
+                track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), _time(el.get("length"), rate))))
+            elif el.tag == "entry":
+                prod = producers.get(el.get("producer"))
+                if prod is None:
+                    raise ValueError(f"entry refers to a missing producer {el.get('producer')!r}")
+                pp = _props(prod)
+                start = _time(el.get("in"), rate)
+                dur = _time(el.get("out"), rate) - start + RationalTime(1, rate)
+                if dur.value <= 0:
+                    raise ValueError(f"an entry of producer {el.get('producer')!r} has a negative duration")
+                resource = pp.get("resource", "")
+                service = pp.get("mlt_service", "")
+                if service.startswith("avformat") or service in ("qimage", "pixbuf", "timewarp"):
+                    if service == "timewarp" and ":" in resource:
+                        resource = resource.split(":", 1)[1]
+                    ref = otio.schema.ExternalReference(target_url=resource)
+                else:
+                    ref = otio.schema.GeneratorReference(generator_kind=service or "unknown",
+                                                         parameters={"resource": resource})
+                kid = _props(el).get("kdenlive:id") or pp.get("kdenlive:id", "")
+                name = bin_names.get(kid) or pp.get("kdenlive:clipname") or Path(resource).name or service
+                clip = otio.schema.Clip(name=name, media_reference=ref, source_range=TimeRange(start, dur))
+                clip.metadata["kdenlive"] = {"producer": el.get("producer"), "mlt_service": service}
+                track.append(clip)
+        return track
+
+    for tr in main.findall("track"):
+        pid = tr.get("producer")
+        if pid == "black_track" or pid in producers:
+            continue
+        if pid in tractor_by_id:
+            sub = tractor_by_id[pid]
+            sp = _props(sub)
+            audio = sp.get("kdenlive:audio_track") == "1" or all(t.get("hide") == "video" for t in sub.findall("track"))
+            name = sp.get("kdenlive:track_name", "")
+            for i, t in enumerate(sub.findall("track")):
+                pl = playlists.get(t.get("producer"))
+                if pl is None:
+                    continue
+                track = build_track(pl, name if i == 0 else f"{name} (2)", audio)
+                if i == 0 or len(track):
+                    tl.tracks.append(track)
+        elif pid in playlists:
+            pl = playlists[pid]
+            audio = _props(pl).get("kdenlive:audio_track") == "1" or tr.get("hide") == "video"
+            tl.tracks.append(build_track(pl, pid, audio))
+    guides_src = None
+    for el in root.iter("property"):
+        if el.get("name") in ("kdenlive:docproperties.guides", "kdenlive:sequenceproperties.guides"):
+            guides_src = el.text
+    if guides_src:
+        try:
+            for g in json.loads(guides_src):
+                tl.tracks.markers.append(otio.schema.Marker(
+                    name=g.get("comment", ""), marked_range=TimeRange(RationalTime(int(g["pos"]), rate), RationalTime(0, rate))))
+        except (ValueError, KeyError, TypeError):
+            pass  # guides are decoration: a malformed list must not stop reading the edit
+    return tl
+
+
+def read_from_file(filepath: str) -> otio.schema.Timeline:
+    path = Path(filepath)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError("not a text file") from e
+    try:
+        return read_from_string(text, base_dir=path.parent)
+    except ET.ParseError as e:
+        raise ValueError(f"not well-formed XML ({e})") from e
+
+
+def write_to_file(input_otio, filepath: str) -> None:
+    raise NotImplementedError("cutscore writes .kdenlive files by patching the original project: "
+                              "use `cutscore score PROJECT.kdenlive -o OUT.kdenlive`")

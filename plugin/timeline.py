@@ -1,0 +1,212 @@
+"""Read an editor's timeline through OpenTimelineIO and see it as the viewer does: the video tracks
+flattened into one picture, every boundary between consecutive items a cut (a scene transition
+for Diff-V2M), every marker a musical hit point, every clip's source media resolved.
+
+Formats: .otio/.otioz/.otiod (OTIO core), FCP7 .xml (otio-fcp-adapter), CMX 3600 .edl
+(otio-cmx3600-adapter; an EDL carries no rate, so one must be given) and .kdenlive (cutscore's own
+adapter, plugin/otio_kdenlive.py, registered through plugin_manifest.json).
+
+Time stays opentime.RationalTime; `seconds()` helpers convert only at the edge.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from engine.errors import CutscoreError
+
+ADAPTERS = {
+    ".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod", ".xml": "fcp_xml", ".edl": "cmx_3600",
+    ".kdenlive": "cutscore_kdenlive",
+}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".mxf", ".m4v", ".webm", ".mpg", ".mpeg", ".mts", ".dv"}
+
+
+@dataclass
+class PictureClip:
+    index: int
+    name: str
+    range: TimeRange  # in the timeline (from its start, the flattened picture)
+    source_range: TimeRange  # in the media
+    media: str | None  # the media file as written in the timeline (URL or path), None when there is none
+    media_path: Path | None  # resolved on this machine, None when missing
+    clip: otio.schema.Clip
+
+    @property
+    def media_found(self) -> bool:
+        return self.media_path is not None
+
+
+@dataclass
+class Timeline:
+    path: Path
+    otio: otio.schema.Timeline
+    rate: float
+    duration: RationalTime
+    clips: list[PictureClip]
+    cuts: list[RationalTime]
+    hits: list[RationalTime]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.otio.name or self.path.stem
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise CutscoreError(f"{path}: no such file")
+    if path.suffix.lower() not in ADAPTERS:
+        raise CutscoreError(f"{path}: unsupported timeline format {path.suffix!r}; export .otio, FCP7 .xml, "
+                            f".edl or .kdenlive from your editor")
+
+
+def load_otio(path: str | Path, rate: float | None = None) -> otio.schema.Timeline:
+    """The file as an OTIO Timeline, with one-line errors for malformed input."""
+    path = Path(path)
+    _check_path(path)
+    suffix = path.suffix.lower()
+    kwargs = {}
+    if suffix == ".edl":
+        if rate is None:
+            raise CutscoreError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. --rate 24 or --rate 29.97)")
+        kwargs["rate"] = _exact_rate(rate)
+    try:
+        result = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
+    except CutscoreError:
+        raise
+    except Exception as e:  # noqa: BLE001 - adapters raise anything from ValueError to ParseError
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CutscoreError(f"{path}: not a readable {suffix} timeline ({msg[:200]}); re-export it from your editor") from e
+    if isinstance(result, otio.schema.SerializableCollection):
+        timelines = list(result.find_children(descended_from_type=otio.schema.Timeline))
+        if not timelines:
+            raise CutscoreError(f"{path}: holds no timeline (sequence); export a sequence, not a bin")
+        result = timelines[0]
+    if not isinstance(result, otio.schema.Timeline):
+        raise CutscoreError(f"{path}: holds a {type(result).__name__}, not a timeline")
+    return result
+
+
+def _exact_rate(rate: float) -> float:
+    """29.97 -> 30000/1001 etc.: NTSC rates as the exact fractions editors use."""
+    for nominal in (24, 30, 48, 60, 120):
+        ntsc = nominal * 1000 / 1001
+        if abs(rate - ntsc) < 0.005:
+            return ntsc
+    return float(rate)
+
+
+def _timeline_rate(tl: otio.schema.Timeline) -> float:
+    for track in tl.video_tracks() + tl.audio_tracks():
+        for item in track:
+            if isinstance(item, (otio.schema.Clip, otio.schema.Gap)) and item.source_range is not None:
+                return item.source_range.duration.rate
+    return tl.duration().rate
+
+
+def _media_of(clip: otio.schema.Clip) -> str | None:
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+        return ref.target_url
+    return None
+
+
+def _resolve(media: str, base: Path, relink: Path | None) -> Path | None:
+    parsed = urllib.parse.urlparse(media)
+    if parsed.scheme == "file":
+        raw = urllib.parse.unquote(parsed.path)
+        if parsed.netloc and parsed.netloc != "localhost":
+            raw = f"//{parsed.netloc}{raw}"
+    elif parsed.scheme and len(parsed.scheme) > 1:  # http:// etc.; a drive letter is one char
+        return None
+    else:
+        raw = media
+    p = Path(raw)
+    if not p.is_absolute():
+        p = base / p
+    if p.is_file():
+        return p.resolve()
+    if relink is not None:
+        name = Path(raw.replace("\\", "/")).name
+        for root, _dirs, files in os.walk(relink):
+            if name in files:
+                return (Path(root) / name).resolve()
+    return None
+
+
+def _picture(tl: otio.schema.Timeline) -> otio.schema.Track:
+    tracks = [t for t in tl.video_tracks() if t.enabled]
+    if not tracks:
+        raise CutscoreError("the timeline has no video track; cutscore scores a picture edit")
+    return otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0]
+
+
+def cut_times(picture: otio.schema.Track) -> list[RationalTime]:
+    """Every boundary between two consecutive items of the flattened picture (gaps included),
+    excluding 0 and the end, sorted and unique."""
+    total = picture.duration()
+    cuts: list[RationalTime] = []
+    for item in picture:
+        if isinstance(item, otio.schema.Transition):
+            continue
+        start = picture.range_of_child(item).start_time
+        if RationalTime(0, start.rate) < start < total:
+            cuts.append(start)
+    return _unique_sorted(cuts)
+
+
+def _unique_sorted(times: list[RationalTime]) -> list[RationalTime]:
+    out: list[RationalTime] = []
+    for t in sorted(times):
+        if not out or t != out[-1]:
+            out.append(t)
+    return out
+
+
+def _markers(tl: otio.schema.Timeline, end: RationalTime) -> list[RationalTime]:
+    hits = [m.marked_range.start_time for m in tl.tracks.markers]
+    for track in tl.tracks:
+        hits.extend(m.marked_range.start_time for m in track.markers)
+        for item in track.find_children():
+            for m in getattr(item, "markers", []):
+                try:
+                    hits.append(item.transformed_time(m.marked_range.start_time, tl.tracks))
+                except Exception:  # noqa: BLE001 - a marker OTIO cannot place is not a hit point
+                    continue
+    zero = RationalTime(0, end.rate)
+    return _unique_sorted([h for h in hits if zero <= h <= end])
+
+
+def read_timeline(path: str | Path, rate: float | None = None, relink: str | Path | None = None) -> Timeline:
+    path = Path(path)
+    tl = load_otio(path, rate)
+    relink_dir = Path(relink) if relink else None
+    if relink_dir is not None and not relink_dir.is_dir():
+        raise CutscoreError(f"{relink_dir}: --relink needs a folder")
+    picture = _picture(tl)
+    duration = picture.duration()
+    if duration.value <= 0:
+        raise CutscoreError(f"{path}: the picture is empty (duration 0)")
+    clips, warnings = [], []
+    for item in picture:
+        if not isinstance(item, otio.schema.Clip):
+            continue
+        rng = picture.range_of_child(item)
+        if rng.duration.value < 0 or item.source_range is not None and item.source_range.duration.value < 0:
+            raise CutscoreError(f"{path}: clip {item.name!r} has a negative duration; fix it in your editor")
+        media = _media_of(item)
+        resolved = _resolve(media, path.parent, relink_dir) if media else None
+        if media and resolved is None:
+            warnings.append(f"media of clip {len(clips)} {item.name!r} not found ({media}); it gets cut-only "
+                            "conditioning (use --relink DIR)")
+        clips.append(PictureClip(index=len(clips), name=item.name or f"clip {len(clips)}", range=rng,
+                                 source_range=item.trimmed_range(), media=media, media_path=resolved, clip=item))
+    return Timeline(path=path, otio=tl, rate=_timeline_rate(tl), duration=duration, clips=clips,
+                    cuts=cut_times(picture), hits=_markers(tl, duration), warnings=warnings)

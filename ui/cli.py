@@ -1,0 +1,280 @@
+"""The `cutscore` command: the editor's command line, and the only code that talks to the terminal.
+
+    cutscore --help
+    cutscore plan resources/demo/demo.otio --json
+    cutscore doctor
+
+Torch-free at import (ARCHITECTURE.md): each subcommand imports what it needs when it runs, and
+reaches the model only through engine.client. Errors the user can act on (CutscoreError) print as
+one line `cutscore: error: ...` and exit 2; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from engine.errors import CutscoreError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_TIMELINE = ROOT / "resources" / "demo" / "demo.otio"
+DEMO_MODEL = ROOT / "resources" / "models" / "demo"
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class NotBuilt(CutscoreError):
+    pass
+
+
+def _not_built(what: str, issue: int):
+    raise NotBuilt(f"{what} is not built yet (tracked in issue {issue})")
+
+
+# ---- subcommands ---------------------------------------------------------------------------------
+
+def cmd_doctor(args) -> int:
+    from engine.client import find_server, runtime_info
+
+    info = runtime_info()
+    server = find_server()
+    info["server"] = server or "not running"
+    if args.json:
+        _out(json.dumps(info, indent=2))
+        return 0
+    _out(f"python     {info['python']}")
+    _out(f"torch      {info['torch']} on {info['device']}")
+    for name, where in info["weights"].items():
+        _out(f"weights    {name}: {where}")
+    for tool in ("ffmpeg", "melt"):
+        _out(f"{tool:<10} {info['tools'][tool] or 'not found (apt-get install ' + tool + ')'}")
+    _out(f"server     {info['server']}")
+    return 0
+
+
+def cmd_model_info(args) -> int:
+    from engine.client import model_info
+
+    info = model_info(args.config)
+    if args.json:
+        _out(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            _out(f"{k:<18} {v:>15,}  ({v / 1e6:,.1f} M)")
+    return 0
+
+
+def cmd_import_official(args) -> int:
+    from engine.client import import_official
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CutscoreError(f"{out}: already exists; choose another -o or pass --force")
+    summary = import_official(args.checkpoint, out, ema=args.ema, allow_pickle=args.allow_pickle)
+    _out(f"converted {summary['parameters']} tensors ({'EMA' if args.ema else 'online'} DiT) "
+         f"and {summary['vae_parameters']} VAE tensors into {summary['out']}")
+    if summary["dropped_unused"]:
+        _out(f"dropped {len(summary['dropped_unused'])} tensors the released code builds but never uses")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from plugin.plan import make_plan
+    from plugin.timeline import read_timeline
+
+    tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink)
+    plan = make_plan(tl, window_s=args.window)
+    for w in tl.warnings:
+        _err(f"cutscore: warning: {w}")
+    if args.json:
+        _out(json.dumps(plan.to_dict(), indent=2))
+    else:
+        _out(plan.describe())
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from plugin.plan import make_plan
+    from plugin.timeline import read_timeline
+
+    tl = read_timeline(DEMO_TIMELINE)
+    plan = make_plan(tl)
+    _out(plan.describe())
+    if not (DEMO_MODEL / "config.json").exists():
+        _out("")
+        _out("No model is installed yet: the demo model (resources/models/demo) is not built, so this demo "
+             "stops at the score plan. See README.md, 'Weights'.")
+        return 0
+    _not_built("scoring the demo timeline", 9)
+
+
+def cmd_features(args) -> int:
+    from engine.client import extract_features
+
+    result = extract_features(args.video, start_s=args.start, end_s=args.end)
+    if args.json:
+        _out(json.dumps(result, indent=2))
+        return 0
+    _out(f"{result['media']}  [{result['start_s']:.3f} s, +{result['duration_s']:.3f} s)  "
+         f"scene onsets by {result['scene_source']}")
+    _out(f"{'second':>6} {'onset':>5} {'beat':>6} {'hue':>5} {'sat':>5} {'bright':>6} {'clip|v|':>7}")
+    for i, (s, b, c, n) in enumerate(zip(result["scene_onset"], result["beat"], result["color_summary"],
+                                         result["clip_norm"])):
+        _out(f"{i:>6} {s:>5} {b:>6.3f} {c['hue']:>5.0f} {c['saturation']:>5.2f} {c['brightness']:>6.2f} {n:>7.2f}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    _not_built("scoring a timeline (`cutscore score`)", 5)
+
+
+def cmd_regenerate(args) -> int:
+    _not_built("regenerating one clip (`cutscore regenerate`)", 5)
+
+
+def cmd_serve(args) -> int:
+    _not_built("the local engine server (`cutscore serve`)", 6)
+
+
+def cmd_panel(args) -> int:
+    _not_built("the editor's panel (`cutscore panel`)", 7)
+
+
+def cmd_train(args) -> int:
+    if args.train_cmd == "synth":
+        _not_built("the synthetic corpus (`cutscore train synth`)", 9)
+    _not_built(f"training (`cutscore train {args.train_cmd}`)", 8)
+
+
+def cmd_evaluate(args) -> int:
+    _not_built("evaluation (`cutscore evaluate`)", 8)
+
+
+# ---- parser ----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cutscore", description="Music for an edited video, written into your timeline "
+                                "(Diff-V2M through OpenTimelineIO: Kdenlive, DaVinci Resolve, Premiere).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, fn, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    def timeline_opts(sp):
+        sp.add_argument("timeline", help=".otio/.otioz/.otiod, FCP7 .xml, CMX 3600 .edl or .kdenlive")
+        sp.add_argument("--rate", type=float, help="frame rate for an EDL (EDLs carry none), e.g. 24 or 29.97")
+        sp.add_argument("--relink", metavar="DIR", help="find missing media in DIR by file name")
+
+    def engine_opts(sp):
+        sp.add_argument("--model", help="model folder or preset (default: the demo model, else debug)")
+        sp.add_argument("--engine", help="engine URL, or `local` for in-process (default: a running server, else local)")
+        sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        sp.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+        sp.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+        sp.add_argument("--sampler", choices=["ddim", "dpmpp-2m"], help="sampler (default: the model's)")
+
+    sp = add("demo", cmd_demo, "Score the bundled demo timeline (resources/demo).")
+
+    sp = add("plan", cmd_plan, "Show how a timeline is split into generation windows.")
+    timeline_opts(sp)
+    sp.add_argument("--window", type=float, default=30.0, help="longest generation window in seconds (default 30)")
+    sp.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    sp = add("score", cmd_score, "Write music for a timeline and a new timeline with the music track.")
+    timeline_opts(sp)
+    engine_opts(sp)
+    sp.add_argument("-o", "--output", required=True, help="the new timeline (.otio, .otioz, .xml, .kdenlive)")
+    sp.add_argument("--loudness", type=float, default=-14.0, help="integrated loudness target, LUFS (default -14)")
+    sp.add_argument("--sample-rate", type=int, default=48000, help="WAV sample rate (default 48000)")
+    sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+
+    sp = add("regenerate", cmd_regenerate, "Regenerate the music under one clip of a scored timeline.")
+    sp.add_argument("scored", help="a timeline written by `cutscore score`")
+    sp.add_argument("--clip", required=True, help="clip index (from `cutscore plan`) or name")
+    sp.add_argument("-o", "--output", help="the new timeline (default: next to SCORED, versioned)")
+    sp.add_argument("--seed", type=int, help="random seed (default: a new one)")
+    sp.add_argument("--engine", help="engine URL, or `local`")
+    sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+
+    sp = add("features", cmd_features, "Per-second visual features of a video (scene onsets, beats, colour, CLIP).")
+    sp.add_argument("video", help="a video file")
+    sp.add_argument("--start", type=float, default=0.0, help="source start in seconds (default 0)")
+    sp.add_argument("--end", type=float, help="source end in seconds (default: the end of the file)")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+
+    sp = add("serve", cmd_serve, "Run the local engine (HTTP on 127.0.0.1) that keeps the model warm.")
+    sp.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sp.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others print a warning)")
+    sp.add_argument("--model", help="model folder or preset")
+
+    sp = add("panel", cmd_panel, "Open the editor's panel (PyQt6).")
+    sp.add_argument("timeline", nargs="?", help="a timeline to open")
+    sp.add_argument("--screenshot", metavar="PNG", help="render the window to PNG and exit")
+
+    sp = add("train", cmd_train, "Prepare data and train Diff-V2M.")
+    tsub = sp.add_subparsers(dest="train_cmd", metavar="STEP", required=True)
+    t = tsub.add_parser("preprocess", help="features, rhythm targets and latents of a corpus",
+                        description="Preprocess a folder of music videos into a dataset.")
+    t.add_argument("source")
+    t.add_argument("-o", "--output", required=True)
+    t = tsub.add_parser("fit", help="train from a config", description="Train with PyTorch Lightning.")
+    t.add_argument("config")
+    t = tsub.add_parser("synth", help="a synthetic paired corpus", description="Write a synthetic video/music corpus.")
+    t.add_argument("-o", "--output", required=True)
+    t.add_argument("--count", type=int, default=100)
+    t.add_argument("--seed", type=int, default=0)
+
+    sp = add("evaluate", cmd_evaluate, "The paper's metrics of generated music against references.")
+    sp.add_argument("generated")
+    sp.add_argument("reference")
+    sp.add_argument("--videos", metavar="DIR", help="the videos, for the ImageBind score and cut alignment")
+
+    sp = add("import-official", cmd_import_official, "Convert the authors' Diff-V2M checkpoint (model_odf.ckpt).")
+    sp.add_argument("checkpoint", help="model_odf.ckpt from the Hugging Face repo TaylorJi/Diff-V2M")
+    sp.add_argument("-o", "--output", required=True, help="the model folder to write")
+    sp.add_argument("--ema", action="store_true", help="take the EMA copy of the DiT (default: the online DiT)")
+    sp.add_argument("--allow-pickle", action="store_true", help="allow unpickling objects beyond tensors (trusted files only)")
+    sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+
+    sp = add("model-info", cmd_model_info, "Parameter counts by part of a config or model folder.")
+    sp.add_argument("config", help="a preset (paper, official, debug), a config .json or a model folder")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+
+    sp = add("doctor", cmd_doctor, "Check Python, torch and its device, weights, ffmpeg, melt and the server.")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except NotBuilt as e:
+        _err(f"cutscore {args.command}: {e}")
+        return 3
+    except CutscoreError as e:
+        _err(f"cutscore: error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _err("cutscore: interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001 - last resort: one line, details only on request
+        if os.environ.get("CUTSCORE_DEBUG"):
+            raise
+        _err(f"cutscore: internal error: {type(e).__name__}: {e} (set CUTSCORE_DEBUG=1 for the traceback)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
