@@ -56,7 +56,7 @@ def runtime_info() -> dict:
     if torch.cuda.is_available():
         device = f"CUDA ({torch.cuda.get_device_name(0)})"
     else:
-        device = f"CPU ({os.cpu_count()} cores, no CUDA device)"
+        device = f"CPU ({os.cpu_count()} cores, no GPU found)"
     return {"python": platform.python_version() + f" ({sys.executable})", "torch": torch.__version__,
             "device": device, "weights": find_weights(),
             "tools": {t: shutil.which(t) for t in ("ffmpeg", "melt")}}

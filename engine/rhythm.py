@@ -110,11 +110,13 @@ class RhythmPredictor(nn.Module):
 
     def __init__(self, cfg: RhythmPredictorConfig):
         super().__init__()
-        self.transformer = Transformer(cfg.dim, cfg.dim, cfg.out_channels, cfg.depth, cfg.num_heads,
+        # the inputs are summed in CLIP space (clip_dim), then projected to the transformer's width
+        self.transformer = Transformer(cfg.clip_dim, cfg.dim, cfg.out_channels, cfg.depth, cfg.num_heads,
                                        cfg.ff_mult, cfg.rope_dim)
-        self.class_embedding = nn.Embedding(cfg.num_classes, cfg.dim)
-        self.scene_embedding = nn.Embedding(2, cfg.dim)
-        self.pseudo_linear = nn.Sequential(nn.Linear(1, cfg.beat_hidden), nn.ReLU(), nn.Linear(cfg.beat_hidden, cfg.dim))
+        self.class_embedding = nn.Embedding(cfg.num_classes, cfg.clip_dim)
+        self.scene_embedding = nn.Embedding(2, cfg.clip_dim)
+        self.pseudo_linear = nn.Sequential(nn.Linear(1, cfg.beat_hidden), nn.ReLU(),
+                                           nn.Linear(cfg.beat_hidden, cfg.clip_dim))
 
     def forward(self, clip: torch.Tensor, scene: torch.Tensor, beat: torch.Tensor, mask: torch.Tensor,
                 class_id: torch.Tensor) -> torch.Tensor:

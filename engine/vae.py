@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,7 +24,9 @@ SAO_PREFIX = "pretransform.model."  # where the VAE sits inside Stable Audio Ope
 def _create_autoencoder(vae_cfg: dict) -> nn.Module:
     with contextlib.redirect_stdout(io.StringIO()):  # stable-audio-tools prints on import
         from stable_audio_tools.models.autoencoders import create_autoencoder_from_config
-    return create_autoencoder_from_config(vae_cfg)
+    with warnings.catch_warnings():  # its blocks use the deprecated weight_norm, whose names the weights keep
+        warnings.filterwarnings("ignore", message=".*weight_norm.*", category=FutureWarning)
+        return create_autoencoder_from_config(vae_cfg)
 
 
 class VAE(nn.Module):

@@ -1,0 +1,163 @@
+"""The authors' checkpoint: layout against shared/reference, conversion, strict loading, counts."""
+
+import argparse
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from engine.checkpoint import OFFICIAL_UNUSED, import_official, load_model, map_official, model_info
+from engine.config import default_vae_config, load_config
+from engine.diffusion import DiffV2M
+from engine.errors import CutscoreError
+from engine.vae import VAE
+from tests.conftest import SHARED
+
+TSV = SHARED / "reference" / "official_diffv2m_state_dict.tsv"
+
+
+def _tsv_rows():
+    if not TSV.exists():
+        pytest.skip("shared/reference not found")
+    return [(n, tuple(eval(s))) for n, s in (line.rstrip("\n").split("\t") for line in TSV.open())]
+
+
+def test_official_preset_matches_the_released_layout_name_for_name():
+    rows = _tsv_rows()
+    with torch.device("meta"):
+        model = DiffV2M(load_config("official"))
+        vae = VAE(default_vae_config())
+    state = {n: torch.empty(s, device="meta") for n, s in rows}
+    ours, vae_state, unmapped = map_official(state)
+    assert unmapped == []
+    own = model.state_dict()
+    assert set(ours) == set(own)
+    assert all(tuple(own[k].shape) == tuple(v.shape) for k, v in ours.items())
+    own_vae = vae.model.state_dict()
+    assert set(vae_state) == set(own_vae)
+    assert all(tuple(own_vae[k].shape) == tuple(v.shape) for k, v in vae_state.items())
+    dropped = {n for n, _ in rows if n.startswith(OFFICIAL_UNUSED)}
+    assert len(dropped) == 6  # weight + bias of the three unused projections
+
+
+def test_parameter_counts_of_the_full_presets():
+    for name in ("paper", "official"):
+        info = model_info(name)
+        assert abs(info["dit"] / 1380.7e6 - 1) < 0.005, info
+        assert abs(info["rhythm_predictor"] / 50.7e6 - 1) < 0.01, info
+        assert abs(info["vae"] / 156.1e6 - 1) < 0.01, info
+        assert info["total"] == info["dit"] + info["rhythm_predictor"] + info["encoders"] + info["vae"]
+    # the tsv counts buffers (LayerNorm betas, RoPE inv_freq) as well; parameters only differ by them
+    rows = _tsv_rows()
+    tsv_dit = sum(math.prod(s) for n, s in rows if n.startswith("model."))
+    buffers = sum(math.prod(s) for n, s in rows if n.startswith("model.") and (n.endswith(".beta") or "inv_freq" in n))
+    assert model_info("official")["dit"] == tsv_dit - buffers
+
+
+def _official_debug():
+    cfg = load_config("debug")
+    cfg.name = "official-debug"
+    cfg.dit = dataclasses.replace(cfg.dit, norm_placement="replace", emotion_source="rhythm")
+    return cfg
+
+
+def _write_official_ckpt(path, cfg, extra=None, ema=True):
+    """A scaled-down checkpoint with the released names: Lightning layout, `diffusion.` prefix,
+    the three unused projections, the VAE and an EMA copy (with different values)."""
+    torch.manual_seed(0)
+    model, vae = DiffV2M(cfg), VAE(cfg.vae)
+    sd = {}
+    for k, v in model.state_dict().items():
+        name = "model.model." + k[len("dit."):] if k.startswith("dit.") else k
+        sd["diffusion." + name] = v.clone() + torch.randn_like(v.float()).to(v.dtype) * 0.01
+    c = cfg.dit.cond_dim
+    sd["diffusion.conditioner.conditioners.color.proj_out.weight"] = torch.randn(c, cfg.encoders.color_dim)
+    sd["diffusion.conditioner.conditioners.color.proj_out.bias"] = torch.randn(c)
+    sd["diffusion.conditioner.conditioners.rhythm.proj_out.weight"] = torch.randn(c, 1)
+    sd["diffusion.conditioner.conditioners.rhythm.proj_out.bias"] = torch.randn(c)
+    sd["diffusion.conditioner.conditioners.semantic.proj_out2.weight"] = torch.randn(c, 512)
+    sd["diffusion.conditioner.conditioners.semantic.proj_out2.bias"] = torch.randn(c)
+    for k, v in vae.model.state_dict().items():
+        sd["diffusion.pretransform.model." + k] = v.clone()
+    if ema:
+        for k, v in model.dit.state_dict().items():
+            sd["diffusion_ema.ema_model.model.model." + k] = v.clone() + 1.0
+    sd.update(extra or {})
+    ckpt = {"state_dict": sd, "epoch": 49, "global_step": 12345}
+    torch.save(ckpt, path)
+    return sd
+
+
+def test_import_official_converts_everything_and_loads_strictly(tmp_path):
+    cfg = _official_debug()
+    sd = _write_official_ckpt(tmp_path / "model_odf.ckpt", cfg)
+    summary = import_official(tmp_path / "model_odf.ckpt", tmp_path / "out", config=cfg)
+    assert len(summary["dropped_unused"]) == 6
+    model, vae = load_model(tmp_path / "out")
+    own = model.state_dict()
+    torch.testing.assert_close(own["dit.transformer.project_in.weight"],
+                               sd["diffusion.model.model.transformer.project_in.weight"])
+    torch.testing.assert_close(own["conditioner.conditioners.semantic.extractor.scene_embedding.weight"],
+                               sd["diffusion.conditioner.conditioners.semantic.extractor.scene_embedding.weight"])
+    assert vae is not None
+    # --ema takes the EMA DiT
+    import_official(tmp_path / "model_odf.ckpt", tmp_path / "ema", ema=True, config=cfg)
+    ema_model, _ = load_model(tmp_path / "ema")
+    torch.testing.assert_close(ema_model.state_dict()["dit.transformer.project_in.weight"],
+                               sd["diffusion_ema.ema_model.model.model.transformer.project_in.weight"])
+
+
+def test_import_official_lists_what_it_cannot_place(tmp_path):
+    cfg = _official_debug()
+    _write_official_ckpt(tmp_path / "c.ckpt", cfg, extra={"diffusion.something_else.weight": torch.zeros(2)})
+    with pytest.raises(CutscoreError, match="1 parameters could not be mapped: something_else.weight"):
+        import_official(tmp_path / "c.ckpt", tmp_path / "out", config=cfg)
+    _write_official_ckpt(tmp_path / "d.ckpt", cfg, extra={"diffusion.model.model.mystery.weight": torch.zeros(2)})
+    with pytest.raises(CutscoreError, match="unexpected: dit.mystery.weight"):
+        import_official(tmp_path / "d.ckpt", tmp_path / "out2", config=cfg)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
+def test_pickled_objects_need_an_explicit_opt_in(tmp_path):
+    cfg = _official_debug()
+    sd = _write_official_ckpt(tmp_path / "p.ckpt", cfg, ema=False)
+    torch.save({"state_dict": sd, "hparams": argparse.Namespace(lr=1e-4)}, tmp_path / "p.ckpt")
+    with pytest.raises(CutscoreError, match="--allow-pickle"):
+        import_official(tmp_path / "p.ckpt", tmp_path / "out", config=cfg)
+    import_official(tmp_path / "p.ckpt", tmp_path / "out", config=cfg, allow_pickle=True)
+    assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_cli_import_official_refuses_to_overwrite(tmp_path, capsys):
+    from ui.cli import main
+
+    (tmp_path / "out").mkdir()
+    assert main(["import-official", str(tmp_path / "missing.ckpt"), "-o", str(tmp_path / "out")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["import-official", str(tmp_path / "missing.ckpt"), "-o", str(tmp_path / "new")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_model_info_json_keys(capsys):
+    import json
+
+    from ui.cli import main
+
+    assert main(["model-info", "debug", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == ["dit", "rhythm_predictor", "encoders", "vae", "total"]
+
+
+@pytest.mark.slow
+def test_full_size_checkpoint_laid_out_as_the_tsv_converts_and_loads(tmp_path):
+    """A random full-size checkpoint (bf16 to halve the RAM, ~3.2 GB on disk) with exactly the tsv's
+    names and shapes converts into the `official` preset with nothing left over."""
+    rows = _tsv_rows()
+    g = torch.Generator().manual_seed(0)
+    sd = {"diffusion." + n: torch.randn(s, generator=g, dtype=torch.float32).to(torch.bfloat16) for n, s in rows}
+    torch.save({"state_dict": sd}, tmp_path / "model_odf.ckpt")
+    del sd
+    summary = import_official(tmp_path / "model_odf.ckpt", tmp_path / "official")
+    assert summary["parameters"] + len(summary["dropped_unused"]) + summary["vae_parameters"] == len(rows)
+    model, vae = load_model(tmp_path / "official")
+    assert sum(p.numel() for p in model.dit.parameters()) == model_info("official")["dit"]

@@ -1,0 +1,79 @@
+"""The ground every issue builds on: layering, the command line, doctor, the demo."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from ui.cli import build_parser, main
+
+SUBCOMMANDS = ["demo", "plan", "score", "regenerate", "features", "serve", "panel", "train", "evaluate",
+               "import-official", "doctor", "model-info"]
+
+
+def test_layering_keeps_torch_out_of_plugin_ui_and_client():
+    code = ("import sys, plugin, ui, ui.cli, engine.client, engine.errors, plugin.timeline, plugin.plan, "
+            "plugin.otio_kdenlive; bad = [m for m in ('torch', 'torchaudio', 'stable_audio_tools') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_subcommand_exists_and_has_help(capsys):
+    names = set(build_parser()._subparsers._group_actions[0].choices)
+    assert set(SUBCOMMANDS) <= names
+    for name in SUBCOMMANDS + ["train preprocess", "train fit", "train synth"]:
+        with pytest.raises(SystemExit) as e:
+            main(name.split() + ["--help"])
+        assert e.value.code == 0, name
+        out = capsys.readouterr().out
+        assert out.startswith("usage: cutscore " + name), out[:80]
+
+
+def test_console_script_is_installed():
+    exe = ROOT / ".venv" / "bin" / "cutscore"
+    if not exe.exists():
+        pytest.skip("not installed through `make install`")
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "import-official" in r.stdout
+
+
+def test_doctor_reports_this_machine(capsys):
+    import shutil
+
+    import torch
+
+    assert main(["doctor", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["torch"] == torch.__version__
+    assert info["device"].startswith("CUDA") == torch.cuda.is_available()
+    assert info["tools"]["ffmpeg"] == shutil.which("ffmpeg")
+    assert info["tools"]["melt"] == shutil.which("melt")
+    assert set(info["weights"]) >= {"demo model", "Stable Audio Open VAE", "CLIP ViT-B/32 (openai)"}
+    assert info["server"] == "not running"
+
+
+def test_unbuilt_parts_say_so_with_a_nonzero_exit(capsys):
+    assert main(["panel"]) == 3
+    err = capsys.readouterr().err
+    assert "not built yet" in err and "issue 7" in err
+
+
+def test_demo_prints_the_plan_of_the_bundled_timeline(capsys):
+    from ui.cli import DEMO_MODEL
+
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "5 clips, 4 cuts" in out and "cuts (s): 4.004, 9.009, 12.513, 17.017" in out
+    if not (DEMO_MODEL / "config.json").exists():
+        assert "No model is installed yet" in out
+
+
+def test_errors_are_one_line_without_traceback():
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "plan", "/nonexistent/cut.otio"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "cutscore: error: /nonexistent/cut.otio: no such file"
+    assert "Traceback" not in r.stderr
