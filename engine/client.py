@@ -74,7 +74,9 @@ def import_official(checkpoint: str, out_dir, ema: bool = False, allow_pickle: b
     return _import(checkpoint, out_dir, ema=ema, allow_pickle=allow_pickle)
 
 
-def extract_features(video: str, start_s: float = 0.0, end_s: float | None = None, cuts_s=None) -> dict:
-    from engine.features import extract_report
+def extract_features(video: str, start_s: float = 0.0, end_s: float | None = None, cuts_s=None,
+                     clip_model: str | None = "ViT-B-32-quickgelu", clip_pretrained: str | None = "openai") -> dict:
+    from engine.features import FeatureConfig, extract_report
 
-    return extract_report(video, start_s=start_s, end_s=end_s, cuts_s=cuts_s)
+    cfg = FeatureConfig(clip_model=clip_model, clip_pretrained=clip_pretrained or None)
+    return extract_report(video, start_s=start_s, end_s=end_s, cuts_s=cuts_s, config=cfg)

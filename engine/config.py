@@ -107,8 +107,9 @@ class ModelConfig:
             raise ValueError(f"unknown rhythm representation: {self.rhythm!r}")
         if self.predictor.out_channels != RHYTHM_REPRESENTATIONS[self.rhythm]:
             raise ValueError("predictor.out_channels must match the rhythm representation's channels")
-        if self.dit.embed_dim % self.dit.num_heads or self.dit.cond_dim % self.dit.cond_heads:
-            raise ValueError("embed_dim/cond_dim must be divisible by their head counts")
+        if self.dit.embed_dim % self.dit.num_heads or self.dit.num_heads % self.dit.cond_heads:
+            raise ValueError("embed_dim must be divisible by num_heads, and num_heads by cond_heads "
+                             "(K/V heads are repeated to the query heads)")
         return self
 
     @property

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from engine.config import ModelConfig
-from engine.dit import DiT, Cond
+from engine.dit import Cond, DiT
 from engine.encoders import ConditionEncoders, Features
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B,C,T), t (B,)) -> v

@@ -80,6 +80,12 @@ def load_vae(folder: str | Path | None = None) -> VAE:
     """Stable Audio Open's VAE from a local folder (model_config.json + model.safetensors) or, with
     folder None, from the Hugging Face cache (downloaded only when the machine is online)."""
     if folder is None:
+        from engine.hub import cached_file, online
+
+        cached = cached_file(SAO_REPO, ["model.safetensors"])
+        if cached is None and not online():
+            raise CutscoreError(f"Stable Audio Open's VAE is not in the Hugging Face cache and this machine is offline; "
+                                f"download {SAO_REPO} on a machine online (it needs a Hugging Face login) and pass its folder")
         try:
             from huggingface_hub import snapshot_download
 

@@ -21,7 +21,7 @@ def _isolated_user_dirs(tmp_path, monkeypatch):
 
 def media(name: str) -> Path:
     """A real test video: tests/fixtures when copied there, else ../shared/media."""
-    for p in (FIXTURES / name, SHARED / "media" / name):
+    for p in (FIXTURES / name, ROOT / "resources" / "demo" / name, SHARED / "media" / name):
         if p.exists():
             return p
     pytest.skip(f"{name} not found in tests/fixtures or ../shared/media")

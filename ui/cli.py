@@ -120,7 +120,9 @@ def cmd_demo(args) -> int:
 def cmd_features(args) -> int:
     from engine.client import extract_features
 
-    result = extract_features(args.video, start_s=args.start, end_s=args.end)
+    clip_model = None if args.no_clip else args.clip_model
+    result = extract_features(args.video, start_s=args.start, end_s=args.end, clip_model=clip_model,
+                              clip_pretrained=args.clip_pretrained)
     if args.json:
         _out(json.dumps(result, indent=2))
         return 0
@@ -212,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--start", type=float, default=0.0, help="source start in seconds (default 0)")
     sp.add_argument("--end", type=float, help="source end in seconds (default: the end of the file)")
     sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.add_argument("--clip-model", default="ViT-B-32-quickgelu", help="open_clip model name (default ViT-B-32-quickgelu)")
+    sp.add_argument("--clip-pretrained", default="openai", help="open_clip pretrained tag or a local checkpoint (default openai)")
+    sp.add_argument("--no-clip", action="store_true", help="skip CLIP (its column shows 0)")
 
     sp = add("serve", cmd_serve, "Run the local engine (HTTP on 127.0.0.1) that keeps the model warm.")
     sp.add_argument("--port", type=int, default=8765, help="port (default 8765)")
@@ -256,8 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_libraries() -> None:
+    """Libraries log progress at INFO; the command line shows their warnings only, one line each."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="cutscore: %(name)s: %(message)s")
+    for name in ("pyscenedetect", "huggingface_hub", "open_clip", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR if name == "root" else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_libraries()
     try:
         return int(args.fn(args) or 0)
     except NotBuilt as e:

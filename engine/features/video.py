@@ -1,0 +1,155 @@
+"""Decoding a source range [in, out) of a video with OpenCV, in one pass, into the two streams the
+features need (engine/features/README.md):
+
+- one colour frame a second, the frame nearest the MIDDLE of each second (t = s + 0.5), scaled so
+  its short side is `key_size` px: CLIP and the colour histogram read these;
+- a small grey stream, `grey_width` px wide at about `grey_fps` frames a second, for the frame
+  differences of the visual rhythm.
+
+Frames are addressed by their presentation time (CAP_PROP_POS_MSEC), so variable frame rate
+files are read correctly; OpenCV's FFmpeg backend applies rotation metadata (CAP_PROP_ORIENTATION_AUTO)
+and ignores subtitle and attachment streams. Every frame is decoded once (`grab`), but only the
+frames of the two streams are converted and scaled (`retrieve`), so nothing is kept at full size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import CutscoreError
+
+
+@dataclass
+class VideoInfo:
+    path: Path
+    fps: float
+    frames: int
+    duration_s: float
+    width: int
+    height: int
+
+
+@dataclass
+class Decoded:
+    info: VideoInfo
+    start_s: float
+    duration_s: float
+    key_frames: np.ndarray  # (M, H, W, 3) uint8 RGB, one a second (the frame nearest s + 0.5)
+    key_times: np.ndarray  # (M,) seconds from start_s
+    grey: np.ndarray  # (N, h, grey_width) uint8
+    grey_times: np.ndarray  # (N,) seconds from start_s
+
+
+def _open(path: Path):
+    import cv2
+
+    if not path.exists():
+        raise CutscoreError(f"{path}: no such file")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise CutscoreError(f"{path}: not a readable file")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise CutscoreError(f"{path}: not a video OpenCV can decode (corrupt, or an unsupported codec); "
+                            "convert it with ffmpeg -i IN -c:v libx264 OUT.mp4")
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
+
+
+def probe(path: str | Path) -> VideoInfo:
+    import cv2
+
+    path = Path(path)
+    cap = _open(path)
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if w <= 0 or h <= 0 or fps <= 0:
+            raise CutscoreError(f"{path}: has no video stream (an audio-only file?); cutscore needs the picture")
+        ok = cap.grab()
+        if not ok:
+            raise CutscoreError(f"{path}: no frame could be decoded (corrupt or empty video)")
+        return VideoInfo(path, fps, frames, frames / fps if frames > 0 else 0.0, w, h)
+    finally:
+        cap.release()
+
+
+def _scaled(frame: np.ndarray, short_side: int) -> np.ndarray:
+    import cv2
+
+    h, w = frame.shape[:2]
+    s = short_side / min(h, w)
+    return cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def decode_range(path: str | Path, start_s: float = 0.0, end_s: float | None = None, key_size: int = 224,
+                 grey_width: int = 64, grey_fps: float = 10.0) -> Decoded:
+    """Decode [start_s, end_s) of a file into the two streams (see the module docstring). Times
+    are measured from the first frame (a container's start offset is not part of the range)."""
+    import cv2
+
+    path = Path(path)
+    info = probe(path)
+    if start_s < 0:
+        raise CutscoreError(f"{path}: the range starts before the file ({start_s} s); use --start >= 0")
+    if end_s is not None and end_s <= start_s:
+        raise CutscoreError(f"{path}: empty range [{start_s}, {end_s}); the end must be after the start")
+    limit = None if end_s is None else end_s - start_s
+    frame_dt = 1.0 / info.fps
+    cap = _open(path)
+    keys: dict[int, np.ndarray] = {}  # second -> the retrieved frame nearest its middle
+    fallback: dict[int, np.ndarray] = {}  # second -> its first retrieved frame
+    grey, grey_t = [], []
+    next_grey, last_t = 0.0, None
+    try:
+        if start_s > 0:
+            cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, start_s - 1.0) * 1000.0)
+        while cap.grab():
+            t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - start_s  # presentation time of this frame
+            if t < -frame_dt / 2:
+                continue
+            if limit is not None and t >= limit - frame_dt / 2:
+                break
+            last_t = t
+            if t < next_grey - frame_dt / 2:
+                continue
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                continue
+            h = max(1, round(grey_width * frame.shape[0] / frame.shape[1]))
+            grey.append(cv2.cvtColor(cv2.resize(frame, (grey_width, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY))
+            grey_t.append(t)
+            next_grey = max(next_grey + 1.0 / grey_fps, t + frame_dt / 2)
+            sec = max(0, int(np.floor(t + 1e-9)))
+            if sec not in fallback:
+                fallback[sec] = cv2.cvtColor(_scaled(frame, key_size), cv2.COLOR_BGR2RGB)
+            if sec not in keys and t >= sec + 0.5 - frame_dt / 2:
+                keys[sec] = fallback[sec] if t - sec < frame_dt else cv2.cvtColor(_scaled(frame, key_size), cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+    if last_t is None or not grey:
+        raise CutscoreError(f"{path}: no frame at or after {start_s:.3f} s: the range starts past the end of the "
+                            "video (or the file is truncated)")
+    decoded_s = last_t + frame_dt
+    if limit is not None and decoded_s < limit - 1.5 * frame_dt:
+        raise CutscoreError(f"{path}: the range ends at {end_s:.3f} s, past the end of the video "
+                            f"({start_s + decoded_s:.3f} s)")
+    duration = limit if limit is not None else decoded_s
+    m = int(np.ceil(duration - 1e-9))
+    frames, prev = [], None
+    for k in range(m):  # a second without a frame of its own (a very low frame rate) reuses the previous one
+        f = keys.get(k, fallback.get(k, prev))
+        frames.append(f)
+        prev = f if f is not None else prev
+    first = next(f for f in frames if f is not None)
+    frames = [first if f is None else f for f in frames]
+    shape = first.shape
+    frames = [f if f.shape == shape else cv2.resize(f, (shape[1], shape[0])) for f in frames]
+    key_times = np.minimum(np.arange(m) + 0.5, duration)
+    return Decoded(info=info, start_s=start_s, duration_s=duration, key_frames=np.stack(frames),
+                   key_times=key_times, grey=np.stack(grey), grey_times=np.asarray(grey_t))
