@@ -80,3 +80,180 @@ def extract_features(video: str, start_s: float = 0.0, end_s: float | None = Non
 
     cfg = FeatureConfig(clip_model=clip_model, clip_pretrained=clip_pretrained or None)
     return extract_report(video, start_s=start_s, end_s=end_s, cuts_s=cuts_s, config=cfg)
+
+
+# ---- the EngineClient protocol and its two transports ----------------------------------------------
+
+from collections.abc import Callable  # noqa: E402
+from typing import Protocol  # noqa: E402
+
+from engine.api import JobResult, JobStatus, Request  # noqa: E402
+from engine.errors import CutscoreError  # noqa: E402
+
+ProgressFn = Callable[[JobStatus], None]
+FINAL = ("done", "failed", "cancelled", "interrupted")
+
+
+class EngineClient(Protocol):
+    name: str
+
+    def submit(self, request: Request) -> str: ...
+
+    def status(self, job_id: str) -> JobStatus: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def retry(self, job_id: str) -> None: ...
+
+    def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus: ...
+
+
+def run_job(client: EngineClient, request: Request, on_progress: ProgressFn | None = None) -> JobResult:
+    """Submit, follow the progress, and return the result; a failed job raises its one-line message."""
+    job_id = client.submit(request)
+    st = client.wait(job_id, on_progress)
+    if st.state != "done" or st.result is None:
+        raise CutscoreError(f"engine job {st.state}: {st.message}" if st.message else f"engine job {st.state}")
+    return st.result
+
+
+class LocalEngine:
+    """In-process: the same JobManager the server runs, over an in-memory store."""
+
+    name = "local"
+
+    def __init__(self, device: str | None = None):
+        from engine.jobs import JobManager, JobStore, Pipelines
+
+        self._mgr = JobManager(JobStore(":memory:"), Pipelines(device))
+
+    def submit(self, request: Request) -> str:
+        return self._mgr.submit(request)
+
+    def status(self, job_id: str) -> JobStatus:
+        st = self._mgr.store.get(job_id)
+        if st is None:
+            raise CutscoreError(f"no such job: {job_id}")
+        return st
+
+    def cancel(self, job_id: str) -> None:
+        self._mgr.cancel(job_id)
+
+    def retry(self, job_id: str) -> None:
+        self._mgr.retry(job_id)
+
+    def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus:
+        import time
+
+        t0, last = time.monotonic(), None
+        while True:
+            st = self.status(job_id)
+            key = (st.state, st.stage, st.progress, st.message)
+            if on_progress and key != last:
+                on_progress(st)
+                last = key
+            if st.state in FINAL:
+                return st
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                raise CutscoreError(f"job {job_id} did not finish within {timeout} s")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._mgr.close()
+
+
+def config_dir() -> Path:
+    env = os.environ.get("CUTSCORE_CONFIG_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("cutscore"))
+
+
+def token_path() -> Path:
+    return config_dir() / "token"
+
+
+class HttpEngine:
+    """Talks to `cutscore serve` on loopback with the bearer token from the user's config folder."""
+
+    def __init__(self, url: str, token: str | None = None):
+        self.url = url.rstrip("/")
+        self.name = self.url
+        if token is None:
+            p = token_path()
+            if not p.exists():
+                raise CutscoreError(f"{p}: no engine token; start the engine once with `cutscore serve`")
+            token = p.read_text().strip()
+        self._token = token
+
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self._token}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                detail = json.loads(e.read()).get("detail", e.reason)
+            except Exception:  # noqa: BLE001
+                detail = e.reason
+            raise CutscoreError(f"engine at {self.url}: {detail} (HTTP {e.code})") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise CutscoreError(f"engine at {self.url} is not reachable ({e}); start it with `cutscore serve`") from None
+
+    def submit(self, request: Request) -> str:
+        return self._call("POST", "/jobs", request.model_dump(mode="json"))["id"]
+
+    def status(self, job_id: str) -> JobStatus:
+        return JobStatus.model_validate(self._call("GET", f"/jobs/{job_id}"))
+
+    def cancel(self, job_id: str) -> None:
+        self._call("POST", f"/jobs/{job_id}/cancel")
+
+    def retry(self, job_id: str) -> None:
+        self._call("POST", f"/jobs/{job_id}/retry")
+
+    def health(self) -> dict:
+        return self._call("GET", "/health")
+
+    def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus:
+        """Follow the job's server-sent event stream until it ends."""
+        import json
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.url}/jobs/{job_id}/events",
+                                     headers={"Authorization": f"Bearer {self._token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or 3600) as r:
+                for raw in r:
+                    line = raw.decode().strip()
+                    if not line.startswith("data:"):
+                        continue
+                    st = JobStatus.model_validate(json.loads(line[5:]))
+                    if on_progress:
+                        on_progress(st)
+                    if st.state in FINAL:
+                        return self.status(job_id)
+        except OSError as e:
+            raise CutscoreError(f"engine at {self.url}: the progress stream broke ({e})") from None
+        return self.status(job_id)
+
+
+def connect(engine: str | None = None) -> EngineClient:
+    """`--engine URL`, `--engine local`, or (None) a running local server if one answers, else local."""
+    if engine == "local":
+        return LocalEngine()
+    if engine:
+        return HttpEngine(engine)
+    url = f"http://127.0.0.1:{DEFAULT_PORT}"
+    if find_server() and token_path().exists():
+        return HttpEngine(url)
+    return LocalEngine()

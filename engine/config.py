@@ -93,8 +93,8 @@ class ModelConfig:
     # stable-audio-tools autoencoder config ({"type": "autoencoder", "config": {...}}); None means
     # Stable Audio Open 1.0's VAE (resources/configs/vae_sao.json)
     vae: dict | None = None
-    clip_model: str = "ViT-B-32-quickgelu"
-    clip_pretrained: str = "openai"
+    clip_model: str = "ViT-B-32-quickgelu"  # the open_clip model whose features the model was trained on
+    clip_pretrained: str | None = "openai"  # None: random init (the debug model's tiny CLIP)
 
     def validate(self) -> ModelConfig:
         if self.dit.fusion not in FUSIONS:

@@ -135,12 +135,45 @@ def cmd_features(args) -> int:
     return 0
 
 
+class _Progress:
+    """Engine progress on stderr: a line when the stage changes or every 10 %."""
+
+    def __init__(self):
+        self.last = None
+
+    def __call__(self, st) -> None:
+        key = (st.stage, int(st.progress * 10))
+        if key != self.last and st.state in ("running", "done"):
+            self.last = key
+            _err(f"cutscore: {st.progress:4.0%} {st.stage}: {st.message}")
+
+
 def cmd_score(args) -> int:
-    _not_built("scoring a timeline (`cutscore score`)", 5)
+    from engine.client import connect
+    from plugin.score import ScoreOptions, score_timeline
+
+    opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
+                        sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force)
+    client = connect(args.engine)
+    r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
+                       on_progress=_Progress())
+    for n in r["notices"]:
+        _err(f"cutscore: warning: {n}")
+    _out(f"wrote {r['out']} with the track 'cutscore music' ({r['segments']} clips, model {r['model']}, "
+         f"gain {r['gain_db']:+.1f} dB to {args.loudness:g} LUFS)")
+    _out(f"music: {r['sidecar']}")
+    return 0
 
 
 def cmd_regenerate(args) -> int:
-    _not_built("regenerating one clip (`cutscore regenerate`)", 5)
+    from engine.client import connect
+    from plugin.score import regenerate_clip
+
+    r = regenerate_clip(args.scored, args.clip, connect(args.engine), out_path=args.output, seed=args.seed,
+                        force=args.force, on_progress=_Progress())
+    _out(f"regenerated clip {r['clip']} {r['name']!r} (seed {r['seed']}): {r['wav']}")
+    _out(f"wrote {r['out']}")
+    return 0
 
 
 def cmd_serve(args) -> int:

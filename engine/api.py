@@ -1,0 +1,145 @@
+"""Requests and results between the NLE side and the engine (torch-free, validated at the boundary
+with pydantic). The same types travel in-process (LocalEngine) and as JSON over loopback HTTP
+(HttpEngine), so both transports give the same answer for the same request.
+
+A score request carries the plan (windows with their continuous start times), the picture clips
+with their media ranges, the cuts and hit points, the settings and seed, and the folder the engine
+may write to. A regenerate request names one window of an earlier result, the time region to
+re-sample, and the latents file to hold the rest fixed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+STAGES = ("queued", "features", "rhythm", "sampling", "decoding", "writing", "done")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ClipSpan(_Model):
+    index: int = Field(ge=0)
+    name: str = ""
+    start_s: float = Field(ge=0)  # in the timeline
+    duration_s: float = Field(gt=0)
+    media: str | None = None  # an absolute path on the engine's machine, None = cut-only conditioning
+    source_start_s: float = Field(default=0.0, ge=0)
+
+
+class WindowSpec(_Model):
+    start_s: float = Field(ge=0)  # continuous start time within the piece
+    duration_s: float = Field(gt=0)
+    overlap_s: float = Field(default=0.0, ge=0)
+
+
+class Settings(_Model):
+    seed: int = 0
+    steps: int | None = Field(default=None, ge=1, le=1000)
+    guidance: float | None = Field(default=None, ge=0, le=20)
+    sampler: Literal["ddim", "dpmpp-2m"] | None = None
+
+
+class _TimelineRequest(_Model):
+    model: str = "debug"
+    duration_s: float = Field(gt=0)
+    clips: list[ClipSpan]
+    cuts_s: list[float] = []
+    hits_s: list[float] = []
+    windows: list[WindowSpec] = Field(min_length=1)
+    settings: Settings = Settings()
+    output_dir: str  # the only folder the engine writes to
+
+    @field_validator("output_dir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not Path(v).is_absolute():
+            raise ValueError("output_dir must be an absolute path")
+        return v
+
+    @field_validator("cuts_s", "hits_s")
+    @classmethod
+    def _sorted(cls, v: list[float]) -> list[float]:
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _inside(self):
+        for w in self.windows:
+            if w.start_s + w.duration_s > self.duration_s + 1e-3:
+                raise ValueError(f"window at {w.start_s} s runs past the timeline's end ({self.duration_s} s)")
+        return self
+
+    def media_files(self) -> set[str]:
+        return {c.media for c in self.clips if c.media}
+
+
+class ScoreRequest(_TimelineRequest):
+    kind: Literal["score"] = "score"
+
+
+class RegenerateRequest(_TimelineRequest):
+    kind: Literal["regenerate"] = "regenerate"
+    window: int = Field(ge=0)  # which window of `windows` to regenerate
+    region_start_s: float  # timeline seconds
+    region_end_s: float
+    latents: str  # the window's latents from the earlier result (inside output_dir)
+
+    @model_validator(mode="after")
+    def _region(self):
+        if self.window >= len(self.windows):
+            raise ValueError(f"window {self.window} does not exist ({len(self.windows)} windows)")
+        if not self.region_start_s < self.region_end_s:
+            raise ValueError("region_start_s must be before region_end_s")
+        return self
+
+
+Request = ScoreRequest | RegenerateRequest
+
+
+class WindowResult(_Model):
+    index: int
+    start_s: float
+    duration_s: float
+    overlap_s: float
+    audio: str  # float WAV at the model's rate, exactly duration_s long
+    latents: str  # .npy of the window's latents
+    rhythm: list[float]  # predicted rhythm (first channel), one value a second
+    seed: int
+
+
+class JobResult(_Model):
+    kind: Literal["score", "regenerate"]
+    model: str
+    sample_rate: int
+    windows: list[WindowResult]
+    warnings: list[str] = []
+
+
+class JobStatus(_Model):
+    id: str
+    state: JobState
+    stage: str = "queued"
+    progress: float = 0.0
+    message: str = ""
+    result: JobResult | None = None
+
+
+class ModelInfo(_Model):
+    name: str
+    sample_rate: int
+    window_seconds: float
+    device: str
+
+
+def parse_request(data: dict) -> Request:
+    kind = data.get("kind", "score")
+    if kind == "score":
+        return ScoreRequest.model_validate(data)
+    if kind == "regenerate":
+        return RegenerateRequest.model_validate(data)
+    raise ValueError(f"unknown request kind: {kind!r}")

@@ -1,0 +1,127 @@
+"""From the engine's windows to the music track's WAV files (torch-free).
+
+1. stitch: place each window at its start time; equal-power crossfade (cos/sin) across each
+   window's overlap with the previous one;
+2. resample to the project rate (48 kHz by default, soxr through librosa);
+3. cut to the timeline's exact length in samples (computed from RationalTime with exact fractions);
+4. normalise the integrated loudness (pyloudnorm, default -14 LUFS), pulling the gain down if the
+   peak would pass -1 dBFS;
+5. cut one segment per item of the picture (clips and gaps alike) at sample-exact boundaries and
+   write each as 24-bit WAV, so playback across segments is seamless.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from opentimelineio.opentime import RationalTime
+
+PEAK_LIMIT = 10 ** (-1 / 20)  # -1 dBFS
+
+
+def exact_rate(rate: float) -> Fraction:
+    return Fraction(rate).limit_denominator(1001)
+
+
+def to_samples(t: RationalTime, sample_rate: int) -> int:
+    """A timeline time -> the sample index at sample_rate, exact for NTSC rates (30000/1001 etc.)."""
+    return round(Fraction(t.value).limit_denominator(10**6) / exact_rate(t.rate) * sample_rate)
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return y.T, sr  # (channels, samples)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sr: int, subtype: str = "PCM_24") -> None:
+    """Atomic: written to a temp file in the same folder, then renamed."""
+    import soundfile as sf
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        sf.write(str(tmp), np.ascontiguousarray(audio.T), sr, subtype=subtype, format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@dataclass
+class StitchWindow:
+    start_s: float
+    duration_s: float
+    overlap_s: float
+    audio: np.ndarray  # (channels, samples) at the model rate
+
+
+def stitch(windows: list[StitchWindow], total_s: float, sr: int) -> np.ndarray:
+    """Equal-power crossfades: over an overlap of L samples the outgoing window is weighted by
+    cos and the incoming by sin of the same ramp, so the power of uncorrelated music stays flat."""
+    channels = windows[0].audio.shape[0]
+    n = int(round(total_s * sr))
+    out = np.zeros((channels, n), np.float32)
+    for i, w in enumerate(windows):
+        a = w.audio.astype(np.float32)
+        start = int(round(w.start_s * sr))
+        gain = np.ones(a.shape[1], np.float32)
+        fade_in = int(round(w.overlap_s * sr)) if i > 0 else 0
+        if fade_in:
+            ramp = np.linspace(0, np.pi / 2, fade_in, endpoint=False, dtype=np.float64)
+            gain[:fade_in] = np.sin(ramp)
+        if i + 1 < len(windows):
+            fade_out = int(round(windows[i + 1].overlap_s * sr))
+            if fade_out:
+                ramp = np.linspace(0, np.pi / 2, fade_out, endpoint=False, dtype=np.float64)
+                gain[-fade_out:] = np.cos(ramp)
+        end = min(start + a.shape[1], n)
+        out[:, start:end] += a[:, : end - start] * gain[: end - start]
+    return out
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return audio
+    import librosa
+
+    return librosa.resample(audio, orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq").astype(np.float32)
+
+
+def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
+    if audio.shape[1] >= n:
+        return audio[:, :n]
+    return np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+
+
+def loudness_gain_db(audio: np.ndarray, sr: int, target_lufs: float) -> float:
+    """The gain that brings the integrated loudness to the target, lowered so the peak stays at
+    or below -1 dBFS. Silence gets 0 dB."""
+    import pyloudnorm
+
+    if audio.shape[1] < int(0.4 * sr) or not np.any(audio):
+        return 0.0
+    loud = pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
+    if not np.isfinite(loud):
+        return 0.0
+    gain = target_lufs - loud
+    peak = float(np.abs(audio).max())
+    if peak * 10 ** (gain / 20) > PEAK_LIMIT:
+        gain = 20 * np.log10(PEAK_LIMIT / peak)
+    return float(gain)
+
+
+def render_music(windows: list[StitchWindow], model_sr: int, total: RationalTime, sr: int) -> np.ndarray:
+    """Steps 1-3: the continuous music at `sr`, exactly the timeline's length (before loudness)."""
+    music = stitch(windows, total.to_seconds() + 0.05, model_sr)
+    music = resample(music, model_sr, sr)
+    return fit_length(music, to_samples(total, sr))
+
+
+def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
+    return (audio * np.float32(10 ** (gain_db / 20))).astype(np.float32)

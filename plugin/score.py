@@ -1,0 +1,299 @@
+"""Scoring a timeline and regenerating one clip's music (torch-free; the model is reached only
+through an EngineClient).
+
+score:      timeline -> plan -> engine (windows) -> stitch, resample, exact length, loudness ->
+            one 24-bit WAV per picture item in `<OUT stem>.cutscore/` -> a NEW timeline with the
+            "cutscore music" track. cutscore's state (model, seed, settings, windows, latents, gain)
+            is kept in `<OUT stem>.cutscore/cutscore.json` (a sidecar, because Resolve drops unknown
+            metadata) and summarised under metadata["cutscore"].
+regenerate: scored timeline -> its sidecar (found from the music clips' WAV paths) -> the engine
+            re-samples the clip's span by inpainting with the neighbours' latents held -> the clip's
+            new WAV is a new versioned file, its edges blended into the old audio so the joins
+            stay continuous; the other WAVs are not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from engine.api import ClipSpan, JobStatus, RegenerateRequest, ScoreRequest, Settings, WindowSpec
+from engine.client import EngineClient, run_job
+from engine.errors import CutscoreError
+from plugin.plan import Plan, make_plan
+from plugin.render import StitchWindow, apply_gain, loudness_gain_db, read_wav, render_music, to_samples, write_wav
+from plugin.timeline import Timeline, read_timeline
+from plugin.writeback import Segment, music_track, write_scored
+
+STATE_FILE = "cutscore.json"
+STATE_VERSION = 1
+EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_MODEL = ROOT / "resources" / "models" / "demo"
+
+
+@dataclass
+class ScoreOptions:
+    model: str | None = None
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None
+    loudness: float = -14.0
+    sample_rate: int = 48000
+    force: bool = False
+
+
+def default_model() -> tuple[str, str | None]:
+    """(model, notice): the shipped demo model when it exists, else the debug model."""
+    if (DEMO_MODEL / "config.json").exists():
+        return str(DEMO_MODEL), None
+    return "debug", ("no trained model is installed: using the random `debug` model, whose music is noise-like; "
+                     "see README.md, 'Weights'")
+
+
+def sidecar_dir(out: Path) -> Path:
+    return out.with_name(out.stem + ".cutscore")
+
+
+def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path) -> ScoreRequest:
+    tl = plan.timeline
+    clips = [ClipSpan(index=c.index, name=c.name, start_s=c.range.start_time.to_seconds(),
+                      duration_s=c.range.duration.to_seconds(),
+                      media=str(c.media_path) if c.media_path else None,
+                      source_start_s=max(c.source_range.start_time.to_seconds(), 0.0)) for c in tl.clips]
+    return ScoreRequest(model=model, duration_s=tl.duration.to_seconds(), clips=clips,
+                        cuts_s=[c.to_seconds() for c in tl.cuts], hits_s=[h.to_seconds() for h in tl.hits],
+                        windows=[WindowSpec(start_s=w.start.to_seconds(), duration_s=w.duration.to_seconds(),
+                                            overlap_s=w.overlap.to_seconds()) for w in plan.windows],
+                        settings=settings, output_dir=str(output_dir.resolve()))
+
+
+def picture_segments(tl: Timeline) -> list[tuple[str, int, str, TimeRange]]:
+    """Every item of the flattened picture in order: (kind, index, name, range)."""
+    items, pos, gap_n = [], RationalTime(0, tl.duration.rate), 0
+    for c in tl.clips:
+        if c.range.start_time > pos:
+            items.append(("gap", gap_n, f"gap {gap_n}", TimeRange(pos, c.range.start_time - pos)))
+            gap_n += 1
+        items.append(("clip", c.index, c.name, c.range))
+        pos = c.range.end_time_exclusive()
+    if pos < tl.duration:
+        items.append(("gap", gap_n, f"gap {gap_n}", TimeRange(pos, tl.duration - pos)))
+    return items
+
+
+def _windows_audio(results) -> list[StitchWindow]:
+    out = []
+    for w in sorted(results, key=lambda r: r["start_s"]):
+        audio, _ = read_wav(w["audio"])
+        out.append(StitchWindow(w["start_s"], w["duration_s"], w["overlap_s"], audio))
+    return out
+
+
+def _cut(music: np.ndarray, r: TimeRange, sr: int) -> np.ndarray:
+    return music[:, to_samples(r.start_time, sr):to_samples(r.end_time_exclusive(), sr)]
+
+
+def score_timeline(timeline_path: str | Path, out_path: str | Path, client: EngineClient, opts: ScoreOptions,
+                   rate: float | None = None, relink: str | None = None,
+                   on_progress: Callable[[JobStatus], None] | None = None) -> dict:
+    timeline_path, out_path = Path(timeline_path), Path(out_path)
+    if out_path.resolve() == timeline_path.resolve():
+        raise CutscoreError(f"{out_path}: is the input; cutscore never modifies your timeline, choose another -o")
+    if out_path.exists() and not opts.force:
+        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
+    if not out_path.parent.is_dir():
+        raise CutscoreError(f"{out_path.parent}: no such folder for the output")
+    side = sidecar_dir(out_path)
+    if side.exists() and not opts.force:
+        raise CutscoreError(f"{side}: already exists (the music of an earlier score); pass --force to replace it")
+    tl = read_timeline(timeline_path, rate=rate, relink=relink)
+    plan = make_plan(tl)
+    model = opts.model
+    notices = list(tl.warnings)
+    if model is None:
+        model, notice = default_model()
+        if notice:
+            notices.append(notice)
+    work = side.with_name(side.name + ".partial")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    try:
+        settings = Settings(seed=opts.seed, steps=opts.steps, guidance=opts.guidance, sampler=opts.sampler)
+        req = build_request(plan, model, settings, work / "engine")
+        result = run_job(client, req, on_progress)
+        notices.extend(result.warnings)
+        windows = [w.model_dump() for w in result.windows]
+        music = render_music(_windows_audio(windows), result.sample_rate, tl.duration, opts.sample_rate)
+        gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)
+        music = apply_gain(music, gain)
+        segments = []
+        for kind, idx, name, rng in picture_segments(tl):
+            wav = side / f"{kind}{idx:03d}-v1.wav"
+            write_wav(work / wav.name, _cut(music, rng, opts.sample_rate), opts.sample_rate)
+            segments.append(Segment(kind, idx, name, rng, wav))
+        state = {
+            "version": STATE_VERSION, "timeline": str(timeline_path.resolve()), "scored": str(out_path.resolve()),
+            "model": model, "settings": settings.model_dump(), "loudness_lufs": opts.loudness, "gain_db": gain,
+            "sample_rate": opts.sample_rate, "model_sample_rate": result.sample_rate,
+            "request": json.loads(req.model_dump_json()), "windows": windows,
+            "segments": [{"kind": s.kind, "index": s.index, "name": s.name, "start": s.range.start_time.value,
+                          "duration": s.range.duration.value, "rate": s.range.duration.rate, "wav": s.wav.name}
+                         for s in segments],
+        }
+        _rebase_state(state, work / "engine", side / "engine")
+        (work / STATE_FILE).write_text(json.dumps(state, indent=2))
+        if side.exists():
+            shutil.rmtree(side)
+        os.replace(work, side)
+        meta = {"model": model, "seed": opts.seed, "settings": settings.model_dump(), "sidecar": str(side.resolve()),
+                "loudness_lufs": opts.loudness, "gain_db": round(gain, 3), "sample_rate": opts.sample_rate,
+                "windows": [{"start_s": w["start_s"], "duration_s": w["duration_s"], "latents": w["latents"]}
+                            for w in state["windows"]]}
+        write_scored(tl, segments, meta, out_path)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
+    return {"out": str(out_path), "sidecar": str(side), "segments": len(segments), "model": model,
+            "gain_db": gain, "notices": notices, "cuts_s": [c.to_seconds() for c in tl.cuts],
+            "music": music, "sample_rate": opts.sample_rate}
+
+
+def _rebase_state(state: dict, old: Path, new: Path) -> None:
+    """The engine wrote into the partial folder; point the state at the final one."""
+    for w in state["windows"]:
+        for k in ("audio", "latents"):
+            w[k] = str(new / Path(w[k]).relative_to(old.resolve()))
+    state["request"]["output_dir"] = str(new.resolve())
+
+
+# ---- regenerate -------------------------------------------------------------------------------------
+
+def find_sidecar(scored: otio.schema.Timeline, scored_path: Path) -> Path:
+    track = music_track(scored)
+    if track is None:
+        raise CutscoreError(f"{scored_path}: has no '{'cutscore music'}' track; score it first with `cutscore score`")
+    for clip in track.find_clips():
+        ref = clip.media_reference
+        url = getattr(ref, "target_url", None)
+        if not url:
+            continue
+        p = Path(url.removeprefix("file://"))
+        if (p.parent / STATE_FILE).exists():
+            return p.parent
+    raise CutscoreError(f"{scored_path}: the music's folder with {STATE_FILE} was not found next to its WAVs; "
+                        "keep the `.cutscore` folder beside the WAVs")
+
+
+def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, out_path: str | Path | None = None,
+                    seed: int | None = None, force: bool = False,
+                    on_progress: Callable[[JobStatus], None] | None = None) -> dict:
+    from plugin.timeline import load_otio
+
+    scored_path = Path(scored_path)
+    scored = load_otio(scored_path)
+    side = find_sidecar(scored, scored_path)
+    state = json.loads((side / STATE_FILE).read_text())
+    if state.get("version") != STATE_VERSION:
+        raise CutscoreError(f"{side / STATE_FILE}: written by another cutscore version; score the timeline again")
+    segs = [s for s in state["segments"] if s["kind"] == "clip"]
+    target = next((s for s in segs if str(s["index"]) == clip), None) or next((s for s in segs if s["name"] == clip), None)
+    if target is None:
+        names = ", ".join(f"{s['index']} {s['name']!r}" for s in segs)
+        raise CutscoreError(f"{scored_path}: no clip {clip!r}; the clips are {names}")
+    rate = target["rate"]
+    rng = TimeRange(RationalTime(target["start"], rate), RationalTime(target["duration"], rate))
+    a_s, b_s = rng.start_time.to_seconds(), rng.end_time_exclusive().to_seconds()
+    windows = state["windows"]
+    mid = (a_s + b_s) / 2
+    wi = next(i for i, w in enumerate(windows) if w["start_s"] <= mid <= w["start_s"] + w["duration_s"]
+              or i == len(windows) - 1)
+    w = windows[wi]
+    region = (max(a_s, w["start_s"]), min(b_s, w["start_s"] + w["duration_s"]))
+    old_seed = w["seed"] - wi
+    new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+    if new_seed == old_seed:
+        new_seed += 1
+    req_data = dict(state["request"])
+    req_data["settings"] = dict(req_data["settings"], seed=new_seed)
+    req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
+                            region_end_s=region[1], latents=w["latents"])
+    result = run_job(client, req, on_progress)
+    new_w = result.windows[0].model_dump()
+    windows = [new_w if i == wi else x for i, x in enumerate(windows)]
+    sr = state["sample_rate"]
+    total = RationalTime(sum(s["duration"] for s in state["segments"]), rate)
+    music = apply_gain(render_music(_windows_audio(windows), state["model_sample_rate"], total, sr), state["gain_db"])
+    new_audio = _cut(music, rng, sr)
+    old_audio, _ = read_wav(side / target["wav"])
+    new_audio = _blend_edges(old_audio, new_audio, int(EDGE_BLEND_S * sr))
+    version = 1 + max(int(p.stem.rsplit("-v", 1)[1]) for p in side.glob(f"clip{target['index']:03d}-v*.wav"))
+    wav = side / f"clip{target['index']:03d}-v{version}.wav"
+    write_wav(wav, new_audio, sr)
+    target_wav_old = target["wav"]
+    target["wav"] = wav.name
+    state["windows"] = windows
+    state.setdefault("history", []).append({"clip": target["index"], "seed": new_seed, "window": wi,
+                                            "replaced": target_wav_old, "wav": wav.name})
+    tmp = side / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, side / STATE_FILE)
+    out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
+    if out_path.exists() and not force:
+        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
+    _write_regenerated(scored_path, scored, target, side, wav, out_path)
+    return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
+            "window": wi}
+
+
+def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
+    """Start and end exactly on the old audio (continuous with the untouched neighbours), fading
+    into the new audio over n samples at each edge."""
+    n = min(n, new.shape[1] // 2)
+    if n <= 0 or old.shape != new.shape:
+        return new
+    out = new.copy()
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float64))  # 0 -> 1
+    out[:, :n] = old[:, :n] * (1 - ramp) + new[:, :n] * ramp
+    out[:, -n:] = old[:, -n:] * ramp[::-1] + new[:, -n:] * (1 - ramp[::-1])
+    return out.astype(np.float32)
+
+
+def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, target: dict, side: Path, wav: Path,
+                       out_path: Path) -> None:
+    suffix = scored_path.suffix.lower()
+    old_wav = None
+    if suffix == ".kdenlive":
+        text = scored_path.read_text(encoding="utf-8")
+        for s in (side / f"clip{target['index']:03d}-v{v}.wav" for v in range(1, 1000)):
+            if str(s.resolve()) in text:
+                old_wav = str(s.resolve())
+                break
+        if old_wav is None:
+            raise CutscoreError(f"{scored_path}: the clip's music WAV is not in the project")
+        tmp = out_path.with_name(f".{out_path.name}.tmp")
+        tmp.write_text(text.replace(old_wav, str(wav.resolve())), encoding="utf-8")
+        os.replace(tmp, out_path)
+        return
+    track = music_track(scored)
+    for c in track.find_clips():
+        meta = c.metadata.get("cutscore", {})
+        url = getattr(c.media_reference, "target_url", "")
+        if (meta.get("kind") == "clip" and meta.get("index") == target["index"]) or \
+                Path(url).name.startswith(f"clip{target['index']:03d}-v"):
+            c.media_reference.target_url = str(wav.resolve())
+    from plugin.timeline import ADAPTERS
+
+    tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
+    otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_path.suffix.lower()])
+    os.replace(tmp, out_path)
