@@ -29,7 +29,15 @@ from engine.api import ClipSpan, JobStatus, RegenerateRequest, ScoreRequest, Set
 from engine.client import EngineClient, run_job
 from engine.errors import CutscoreError
 from plugin.plan import Plan, make_plan
-from plugin.render import StitchWindow, apply_gain, loudness_gain_db, read_wav, render_music, to_samples, write_wav
+from plugin.render import (
+    StitchWindow,
+    apply_gain,
+    loudness_gain_db,
+    read_wav,
+    render_music,
+    to_samples,
+    write_wav,
+)
 from plugin.timeline import Timeline, read_timeline
 from plugin.writeback import Segment, music_track, write_scored
 
