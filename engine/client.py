@@ -247,6 +247,12 @@ class HttpEngine:
         return self.status(job_id)
 
 
+def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None, store=None, announce=print):
+    from engine.server import serve as _serve
+
+    _serve(host=host, port=port, model=model, store=store, announce=announce)
+
+
 def connect(engine: str | None = None) -> EngineClient:
     """`--engine URL`, `--engine local`, or (None) a running local server if one answers, else local."""
     if engine == "local":

@@ -32,6 +32,8 @@ class JobCancelled(Exception):
 # ---- paths: the engine reads only the plan's media and writes only under output_dir -------------
 
 def check_paths(req: Request) -> None:
+    if ".." in Path(req.output_dir).parts:
+        raise CutscoreError(f"{req.output_dir}: the output folder must not climb out with '..'")
     out = Path(req.output_dir).resolve()
     for c in req.clips:
         if c.media is not None and not Path(c.media).is_absolute():

@@ -177,7 +177,10 @@ def cmd_regenerate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    _not_built("the local engine server (`cutscore serve`)", 6)
+    from engine.client import serve
+
+    serve(host=args.host, port=args.port, model=args.model, store=args.store, announce=_out)
+    return 0
 
 
 def cmd_panel(args) -> int:
@@ -254,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("serve", cmd_serve, "Run the local engine (HTTP on 127.0.0.1) that keeps the model warm.")
     sp.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     sp.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others print a warning)")
-    sp.add_argument("--model", help="model folder or preset")
+    sp.add_argument("--model", help="model folder or preset to load before the first job")
+    sp.add_argument("--store", help="the SQLite job store (default: jobs.sqlite3 in the user's config folder)")
 
     sp = add("panel", cmd_panel, "Open the editor's panel (PyQt6).")
     sp.add_argument("timeline", nargs="?", help="a timeline to open")
