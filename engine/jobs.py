@@ -296,13 +296,10 @@ class JobManager:
     def _run(self, job_id: str) -> None:
         ev = self._cancel.setdefault(job_id, threading.Event())
         self.store.update(job_id, state="running", stage="features", progress=0.0, message="starting")
-        last = [0.0]
+        last = [""]
 
-        def progress(stage: str, frac: float, msg: str) -> None:
-            now = time.monotonic()
-            if stage in ("sampling",) and now - last[0] < 0.05 and frac < 1:
-                return  # throttle store writes; cancel is still checked every step by the sampler callback
-            last[0] = now
+        def progress(stage: str, frac: float, msg: str) -> None:  # a store write per sampler step
+            last[0] = msg
             self.store.update(job_id, stage=stage, progress=round(frac, 4), message=msg)
 
         try:
@@ -310,7 +307,7 @@ class JobManager:
             result = execute(req, self.pipelines, job_id, progress, ev)
             self.store.update(job_id, state="done", stage="done", progress=1.0, message="done", result=result)
         except JobCancelled:
-            self.store.update(job_id, state="cancelled", message="cancelled")
+            self.store.update(job_id, state="cancelled", message=f"cancelled after: {last[0]}")
         except CutscoreError as e:
             self.store.update(job_id, state="failed", message=str(e))
         except Exception as e:  # noqa: BLE001 - a job's crash must not kill the worker

@@ -71,6 +71,14 @@ def scored_otio(tl: Timeline, segments: list[Segment], metadata: dict) -> otio.s
     return out
 
 
+def _absolute_media(tl: otio.schema.Timeline, base: Path) -> None:
+    for clip in tl.find_clips():
+        ref = clip.media_reference
+        url = getattr(ref, "target_url", None)
+        if url and "://" not in url and not Path(url).is_absolute() and (base / url).is_file():
+            ref.target_url = str((base / url).resolve())
+
+
 def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path: Path) -> None:
     suffix = out_path.suffix.lower()
     if suffix not in WRITABLE:
@@ -84,7 +92,14 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
             tmp.write_text(patch_kdenlive(tl.path.read_text(encoding="utf-8"), segments, tl.duration.rate),
                            encoding="utf-8")
         else:
-            otio.adapters.write_to_file(scored_otio(tl, segments, metadata), str(tmp), adapter_name=ADAPTERS[suffix])
+            out = scored_otio(tl, segments, metadata)
+            kwargs = {}
+            if suffix in (".otioz", ".otiod"):
+                _absolute_media(out, tl.path.parent)  # the bundle copies media it can find on disk
+                from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
+
+                kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
+            otio.adapters.write_to_file(out, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
         os.replace(tmp, out_path)
     finally:
         if tmp.exists():
