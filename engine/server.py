@@ -139,6 +139,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, model: str | None = None, s
     token, tpath = ensure_token()
     store_path = Path(store) if store else config_dir() / "jobs.sqlite3"
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is not "in use"
         try:
             s.bind((host, port))
         except OSError as e:
