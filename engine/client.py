@@ -247,14 +247,56 @@ class HttpEngine:
         return self.status(job_id)
 
 
+class SpawnedEngine(HttpEngine):
+    """A private `cutscore serve` in a child process (its own port and job store), for a UI that
+    must stay responsive while the model works: the heavy work never shares the UI's process."""
+
+    def __init__(self, model: str | None = None, startup_timeout: float = 180.0):
+        import socket
+        import subprocess
+        import tempfile
+        import time
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self._tmp = tempfile.mkdtemp(prefix="cutscore-engine-")
+        cmd = [sys.executable, "-m", "ui.cli", "serve", "--port", str(port), "--store", f"{self._tmp}/jobs.sqlite3"]
+        if model:
+            cmd += ["--model", model]
+        self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        url = f"http://127.0.0.1:{port}"
+        t0 = time.monotonic()
+        while not find_server(port):
+            if self._proc.poll() is not None:
+                raise CutscoreError(f"the engine did not start: {(self._proc.stderr.read() or '').strip()[-300:]}")
+            if time.monotonic() - t0 > startup_timeout:
+                self.close()
+                raise CutscoreError(f"the engine did not answer within {startup_timeout:.0f} s")
+            time.sleep(0.2)
+        super().__init__(url)
+
+    def close(self) -> None:
+        import shutil
+
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except Exception:  # noqa: BLE001
+                self._proc.kill()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None, store=None, announce=print):
     from engine.server import serve as _serve
 
     _serve(host=host, port=port, model=model, store=store, announce=announce)
 
 
-def connect(engine: str | None = None) -> EngineClient:
-    """`--engine URL`, `--engine local`, or (None) a running local server if one answers, else local."""
+def connect(engine: str | None = None, spawn: bool = False) -> EngineClient:
+    """`--engine URL`, `--engine local`, or (None) a running local server if one answers, else
+    in-process (or, with spawn, a private server in a child process: what the panel uses)."""
     if engine == "local":
         return LocalEngine()
     if engine:
@@ -262,4 +304,4 @@ def connect(engine: str | None = None) -> EngineClient:
     url = f"http://127.0.0.1:{DEFAULT_PORT}"
     if find_server() and token_path().exists():
         return HttpEngine(url)
-    return LocalEngine()
+    return SpawnedEngine() if spawn else LocalEngine()

@@ -174,7 +174,48 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
             shutil.rmtree(work)
     return {"out": str(out_path), "sidecar": str(side), "segments": len(segments), "model": model,
             "gain_db": gain, "notices": notices, "cuts_s": [c.to_seconds() for c in tl.cuts],
-            "music": music, "sample_rate": opts.sample_rate}
+            "music": music, "sample_rate": opts.sample_rate, "windows": state["windows"]}
+
+
+def load_state(scored_path: str | Path) -> tuple[Path, dict]:
+    from plugin.timeline import load_otio
+
+    scored_path = Path(scored_path)
+    side = find_sidecar(load_otio(scored_path), scored_path)
+    state = json.loads((side / STATE_FILE).read_text())
+    if state.get("version") != STATE_VERSION:
+        raise CutscoreError(f"{side / STATE_FILE}: written by another cutscore version; score the timeline again")
+    return side, state
+
+
+def music_of(scored_path: str | Path) -> tuple[np.ndarray, int, list[float]]:
+    """The current music of a scored timeline (its segments' WAVs in order), its rate, and the
+    predicted rhythm per second of the timeline."""
+    side, state = load_state(scored_path)
+    audio = np.concatenate([read_wav(side / s["wav"])[0] for s in state["segments"]], axis=1)
+    total = int(np.ceil(sum(s["duration"] for s in state["segments"]) / state["segments"][0]["rate"]))
+    rhythm = [0.0] * total
+    for w in state["windows"]:
+        for k, v in enumerate(w["rhythm"]):
+            t = int(w["start_s"]) + k
+            if t < total and (k >= w["overlap_s"] or rhythm[t] == 0.0):
+                rhythm[t] = v
+    return audio, state["sample_rate"], rhythm
+
+
+def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = False) -> Path:
+    """Write the current scored timeline in another format (by out_path's suffix)."""
+    side, state = load_state(scored_path)
+    out_path = Path(out_path)
+    if out_path.exists() and not force:
+        raise CutscoreError(f"{out_path}: already exists; choose another name")
+    tl = read_timeline(state["timeline"])
+    segments = [Segment(s["kind"], s["index"], s["name"],
+                        TimeRange(RationalTime(s["start"], s["rate"]), RationalTime(s["duration"], s["rate"])),
+                        side / s["wav"]) for s in state["segments"]]
+    meta = {"model": state["model"], "seed": state["settings"]["seed"], "sidecar": str(side.resolve())}
+    write_scored(tl, segments, meta, out_path)
+    return out_path
 
 
 def _rebase_state(state: dict, old: Path, new: Path) -> None:
@@ -210,10 +251,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
 
     scored_path = Path(scored_path)
     scored = load_otio(scored_path)
-    side = find_sidecar(scored, scored_path)
-    state = json.loads((side / STATE_FILE).read_text())
-    if state.get("version") != STATE_VERSION:
-        raise CutscoreError(f"{side / STATE_FILE}: written by another cutscore version; score the timeline again")
+    side, state = load_state(scored_path)
     segs = [s for s in state["segments"] if s["kind"] == "clip"]
     target = next((s for s in segs if str(s["index"]) == clip), None) or next((s for s in segs if s["name"] == clip), None)
     if target is None:
@@ -236,6 +274,10 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     req_data["settings"] = dict(req_data["settings"], seed=new_seed)
     req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
                             region_end_s=region[1], latents=w["latents"])
+    version = 1 + max(int(p.stem.rsplit("-v", 1)[1]) for p in side.glob(f"clip{target['index']:03d}-v*.wav"))
+    out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
+    if out_path.exists() and not force:
+        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
     result = run_job(client, req, on_progress)
     new_w = result.windows[0].model_dump()
     windows = [new_w if i == wi else x for i, x in enumerate(windows)]
@@ -245,7 +287,6 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     new_audio = _cut(music, rng, sr)
     old_audio, _ = read_wav(side / target["wav"])
     new_audio = _blend_edges(old_audio, new_audio, int(EDGE_BLEND_S * sr))
-    version = 1 + max(int(p.stem.rsplit("-v", 1)[1]) for p in side.glob(f"clip{target['index']:03d}-v*.wav"))
     wav = side / f"clip{target['index']:03d}-v{version}.wav"
     write_wav(wav, new_audio, sr)
     target_wav_old = target["wav"]
@@ -256,9 +297,6 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     tmp = side / f".{STATE_FILE}.tmp"
     tmp.write_text(json.dumps(state, indent=2))
     os.replace(tmp, side / STATE_FILE)
-    out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
-    if out_path.exists() and not force:
-        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
     _write_regenerated(scored_path, scored, target, side, wav, out_path)
     return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
             "window": wi}

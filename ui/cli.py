@@ -184,7 +184,14 @@ def cmd_serve(args) -> int:
 
 
 def cmd_panel(args) -> int:
-    _not_built("the editor's panel (`cutscore panel`)", 7)
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from ui.panel.window import run_panel
+
+    code = run_panel(args.timeline, args.screenshot)
+    if args.screenshot:
+        _out(f"wrote {args.screenshot}")
+    return code
 
 
 def cmd_train(args) -> int:
