@@ -288,6 +288,32 @@ class SpawnedEngine(HttpEngine):
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
+def preprocess(*args, **kwargs) -> dict:
+    from engine.train.preprocess import preprocess as _pre
+
+    return _pre(*args, **kwargs)
+
+
+def fit(config: str) -> str:
+    from engine.train.fit import fit as _fit
+    from engine.train.fit import read_train_config
+
+    _fit(config)
+    return str(Path(read_train_config(config).out_dir) / "model")
+
+
+def synth(out: str, count: int, seed: int, duration_s: float) -> list:
+    from engine.train.synth import write_corpus
+
+    return write_corpus(out, count=count, seed=seed, duration_s=duration_s)
+
+
+def evaluate(generated: str, reference: str, videos: str | None = None) -> dict:
+    from engine.metrics import evaluate as _eval
+
+    return _eval(generated, reference, videos)
+
+
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None, store=None, announce=print):
     from engine.server import serve as _serve
 

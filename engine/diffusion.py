@@ -59,24 +59,28 @@ class DiffV2M(nn.Module):
         self.dit = DiT(cfg.dit)
 
     def condition(self, f: Features, rhythm: torch.Tensor | None = None,
-                  use_pred: torch.Tensor | None = None) -> tuple[Cond, torch.Tensor]:
+                  use_pred: torch.Tensor | None = None, zero_rhythm: bool = False) -> tuple[Cond, torch.Tensor]:
         """Predict the rhythm and build the DiT's conditions. rhythm (B, M, C) is a ground-truth
         rhythm; use_pred (B,) bool picks the prediction per sample (scheduled conditioning).
-        Without rhythm the prediction is used. The DiT never backpropagates into the predictor."""
+        Without rhythm the prediction is used; zero_rhythm conditions on zeros (the "w/o rhythm"
+        ablation). The DiT never backpropagates into the predictor."""
         pred = self.conditioner.predict_rhythm(f)  # (B, M, C)
         chosen = pred.detach()
         if rhythm is not None:
             if use_pred is None:
                 use_pred = torch.zeros(pred.shape[0], dtype=torch.bool, device=pred.device)
             chosen = torch.where(use_pred[:, None, None], chosen, rhythm.to(pred.dtype))
+        if zero_rhythm:
+            chosen = torch.zeros_like(chosen)
         chosen = chosen * f.mask[..., None].to(chosen.dtype)
         return self.conditioner(f, chosen), pred
 
     def loss(self, latents: torch.Tensor, f: Features, rhythm: torch.Tensor, use_pred: torch.Tensor,
-             latent_mask: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict:
+             latent_mask: torch.Tensor | None = None, generator: torch.Generator | None = None,
+             zero_rhythm: bool = False) -> dict:
         """loss = MSE(v) + w * masked MSE(predicted rhythm, target); t ~ U[0, 1]."""
         B = latents.shape[0]
-        cond, pred = self.condition(f, rhythm, use_pred)
+        cond, pred = self.condition(f, rhythm, use_pred, zero_rhythm)
         cond = drop_streams(cond, self.cfg.diffusion.cfg_dropout, generator)
         t = torch.rand(B, generator=generator).to(latents.device, latents.dtype)
         noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)

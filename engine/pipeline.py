@@ -114,9 +114,11 @@ class Pipeline:
     @torch.no_grad()
     def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  sampler: str | None = None, callback: Callback | None = None,
-                 inpaint: tuple[torch.Tensor, float, float] | None = None) -> Generation:
+                 inpaint: tuple[torch.Tensor, float, float] | None = None, ablate: frozenset = frozenset()) -> Generation:
         """Music for one window. inpaint=(latents, t0, t1) regenerates only seconds [t0, t1) of the
-        window and holds every other latent frame of `latents` fixed."""
+        window and holds every other latent frame of `latents` fixed. ablate may hold "rhythm"
+        (condition on zeros instead of the predicted rhythm) and "scene" (no scene onsets), for
+        measuring what those conditions contribute."""
         cfg, d = self.cfg, self.cfg.diffusion
         steps, guidance, sampler = steps or d.steps, d.guidance if guidance is None else guidance, sampler or d.sampler
         if w.duration_s <= 0 or w.duration_s > cfg.window_seconds + 1e-6:
@@ -124,7 +126,9 @@ class Pipeline:
         sample_fn = get_sampler(sampler)
         # 2. predict the rhythm from the video features; 3. build the conditions
         f = self._features(w)
-        cond, pred = self.model.condition(f)
+        if "scene" in ablate:
+            f = f._replace(scene=torch.zeros_like(f.scene))
+        cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
         # 4. seeded noise (on the CPU, so CPU and GPU runs start from the same noise)
         g = torch.Generator().manual_seed(int(seed))
         shape = (1, cfg.dit.latent_dim, cfg.latent_frames)

@@ -55,10 +55,11 @@ def test_doctor_reports_this_machine(capsys):
     assert info["server"] == "not running"
 
 
-def test_unbuilt_parts_say_so_with_a_nonzero_exit(capsys):
-    assert main(["train", "fit", "x.json"]) == 3
-    err = capsys.readouterr().err
-    assert "not built yet" in err and "issue 8" in err
+def test_train_and_evaluate_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["train", "fit", str(tmp_path / "missing.json")]) == 2
+    assert capsys.readouterr().err.strip() == f"cutscore: error: {tmp_path / 'missing.json'}: no such train config"
+    assert main(["evaluate", str(tmp_path / "gen"), str(tmp_path / "ref")]) == 2
+    assert "not a folder of audio files" in capsys.readouterr().err
 
 
 def test_demo_prints_the_plan_of_the_bundled_timeline(capsys):

@@ -195,13 +195,41 @@ def cmd_panel(args) -> int:
 
 
 def cmd_train(args) -> int:
+    if args.train_cmd == "preprocess":
+        from engine.client import preprocess
+
+        meta = preprocess(args.source, args.output, vae_dir=args.vae, rhythm=args.rhythm,
+                          clip_model=None if args.no_clip else args.clip_model,
+                          clip_pretrained=args.clip_pretrained or None, vocals=not args.keep_vocals,
+                          log=lambda m: _err(f"cutscore: {m}"))
+        _out(f"wrote {args.output}: {meta['splits']} segments (train/val/test), "
+             f"{meta['dropped_for_silence']} dropped for silence")
+        return 0
+    if args.train_cmd == "fit":
+        from engine.client import fit
+
+        out = fit(args.config)
+        _out(f"trained: {out}")
+        return 0
     if args.train_cmd == "synth":
-        _not_built("the synthetic corpus (`cutscore train synth`)", 9)
-    _not_built(f"training (`cutscore train {args.train_cmd}`)", 8)
+        from engine.client import synth
+
+        paths = synth(args.output, count=args.count, seed=args.seed, duration_s=args.duration)
+        _out(f"wrote {len(paths)} video/music pairs into {args.output}")
+        return 0
+    raise CutscoreError(f"unknown train step: {args.train_cmd}")
 
 
 def cmd_evaluate(args) -> int:
-    _not_built("evaluation (`cutscore evaluate`)", 8)
+    from engine.client import evaluate
+
+    table = evaluate(args.generated, args.reference, args.videos)
+    if args.json:
+        _out(json.dumps(table, indent=2))
+        return 0
+    for k, v in table.items():
+        _out(f"{k:<32} {v:.4f}" if isinstance(v, float) else f"{k:<32} {v}")
+    return 0
 
 
 # ---- parser ----------------------------------------------------------------------------------------
@@ -274,20 +302,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("train", cmd_train, "Prepare data and train Diff-V2M.")
     tsub = sp.add_subparsers(dest="train_cmd", metavar="STEP", required=True)
     t = tsub.add_parser("preprocess", help="features, rhythm targets and latents of a corpus",
-                        description="Preprocess a folder of music videos into a dataset.")
-    t.add_argument("source")
-    t.add_argument("-o", "--output", required=True)
-    t = tsub.add_parser("fit", help="train from a config", description="Train with PyTorch Lightning.")
-    t.add_argument("config")
+                        description="Preprocess a folder of music videos (or video + same-stem audio pairs) into a dataset.")
+    t.add_argument("source", help="a folder of videos")
+    t.add_argument("-o", "--output", required=True, help="the dataset folder to write")
+    t.add_argument("--vae", help="a VAE folder (model_config.json + model.safetensors); default Stable Audio Open's")
+    t.add_argument("--rhythm", choices=["odf", "mel", "tem"], default="odf", help="rhythm representation (default odf)")
+    t.add_argument("--clip-model", default="ViT-B-32-quickgelu", help="open_clip model (default ViT-B-32-quickgelu)")
+    t.add_argument("--clip-pretrained", default="openai", help="open_clip pretrained tag or file ('' for random init)")
+    t.add_argument("--no-clip", action="store_true", help="no CLIP features (zeros)")
+    t.add_argument("--keep-vocals", action="store_true", help="skip vocal removal")
+    t = tsub.add_parser("fit", help="train from a config", description="Train with PyTorch Lightning (see README).")
+    t.add_argument("config", help="a train config .json (engine/train/module.py, TrainConfig)")
     t = tsub.add_parser("synth", help="a synthetic paired corpus", description="Write a synthetic video/music corpus.")
-    t.add_argument("-o", "--output", required=True)
-    t.add_argument("--count", type=int, default=100)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("-o", "--output", required=True, help="the folder to write")
+    t.add_argument("--count", type=int, default=100, help="number of video/music pairs (default 100)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--duration", type=float, default=40.0, help="seconds per pair (default 40)")
 
     sp = add("evaluate", cmd_evaluate, "The paper's metrics of generated music against references.")
     sp.add_argument("generated")
     sp.add_argument("reference")
     sp.add_argument("--videos", metavar="DIR", help="the videos, for the ImageBind score and cut alignment")
+    sp.add_argument("--json", action="store_true", help="print JSON")
 
     sp = add("import-official", cmd_import_official, "Convert the authors' Diff-V2M checkpoint (model_odf.ckpt).")
     sp.add_argument("checkpoint", help="model_odf.ckpt from the Hugging Face repo TaylorJi/Diff-V2M")

@@ -1,0 +1,179 @@
+"""The paper's evaluation (table 4; MODEL_SPEC.md "Evaluation") and rhythm metrics that need no
+network.
+
+- FAD (VGGish, 16 kHz), FD and KL (PANNs CNN14, 16 kHz; KL pairs files by name), density and
+  coverage (k = 5, on LAION-CLAP audio embeddings), ImageBind score. The maths is here and tested;
+  each embedding network is loaded from a local path / the Hugging Face cache when present, else
+  its column reads "unavailable: <what to install>".
+- Rhythm: onset F-measure of the music against the video's cuts (+-100 ms), the share of cuts with
+  an onset within 100 ms, and the rhythm predictor's error against the ground-truth ODF_LR.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ONSET_WINDOW_S = 0.1
+
+
+# ---- distribution metrics ------------------------------------------------------------------------
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) (the FAD / FD formula)."""
+    from scipy import linalg
+
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = np.eye(len(mu1)) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
+    covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def frechet_from_embeddings(a: np.ndarray, b: np.ndarray) -> float:
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-8) -> float:
+    """Mean over paired rows of KL(p || q); rows are class distributions (PANNs' 527 classes)."""
+    p = np.clip(np.asarray(p, np.float64), eps, None)
+    q = np.clip(np.asarray(q, np.float64), eps, None)
+    p, q = p / p.sum(-1, keepdims=True), q / q.sum(-1, keepdims=True)
+    return float(np.mean(np.sum(p * np.log(p / q), axis=-1)))
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(d, 0, None))
+
+
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
+    """Naeem et al. 2020: density = mean over fake of (real k-NN balls containing it) / k; coverage =
+    share of real samples whose k-NN ball holds at least one fake sample."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    rr = _pairwise(real, real)
+    radii = np.sort(rr, axis=1)[:, k]  # the k-th neighbour, self (distance 0) at index 0
+    rf = _pairwise(real, fake)  # (N real, M fake)
+    inside = rf < radii[:, None]
+    density = inside.sum() / (k * fake.shape[0])
+    coverage = float((rf.min(axis=1) < radii).mean())
+    return float(density), coverage
+
+
+# ---- rhythm metrics ---------------------------------------------------------------------------------
+
+def detect_onsets(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Onset times (s) of music: librosa's onset detector on the mono mix."""
+    import librosa
+
+    y = audio.mean(axis=0) if audio.ndim == 2 else audio
+    return librosa.onset.onset_detect(y=y.astype(np.float32), sr=sr, units="time", backtrack=False)
+
+
+def match_count(est: np.ndarray, ref: np.ndarray, window: float = ONSET_WINDOW_S) -> int:
+    """Largest one-to-one matching of sorted times within +-window (greedy in time order is optimal
+    for points on a line with a symmetric window)."""
+    est, ref = np.sort(np.asarray(est, float)), np.sort(np.asarray(ref, float))
+    i = j = hits = 0
+    while i < len(est) and j < len(ref):
+        if abs(est[i] - ref[j]) <= window:
+            hits, i, j = hits + 1, i + 1, j + 1
+        elif est[i] < ref[j]:
+            i += 1
+        else:
+            j += 1
+    return hits
+
+
+def onset_f_measure(est, ref, window: float = ONSET_WINDOW_S) -> tuple[float, float, float]:
+    """(F, precision, recall) of estimated onsets against reference times (the cuts)."""
+    if len(est) == 0 or len(ref) == 0:
+        return 0.0, 0.0, 0.0
+    hits = match_count(est, ref, window)
+    p, r = hits / len(est), hits / len(ref)
+    return (0.0 if hits == 0 else 2 * p * r / (p + r)), p, r
+
+
+def cut_hit_rate(onsets, cuts, window: float = ONSET_WINDOW_S) -> float:
+    """Share of cuts with an onset within +-window."""
+    onsets = np.asarray(onsets, float)
+    if len(cuts) == 0:
+        return float("nan")
+    return float(np.mean([np.any(np.abs(onsets - c) <= window) for c in cuts])) if len(onsets) else 0.0
+
+
+def rhythm_error(pred: np.ndarray, target: np.ndarray) -> float:
+    return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))
+
+
+# ---- embedding networks ----------------------------------------------------------------------------
+
+BACKBONES = {
+    "FAD": "VGGish (pip install torchvggish, and its weights in the torch hub cache)",
+    "FD": "PANNs CNN14 (pip install panns-inference, and Cnn14_mAP=0.431.pth in ~/panns_data)",
+    "KL": "PANNs CNN14 (pip install panns-inference, and Cnn14_mAP=0.431.pth in ~/panns_data)",
+    "Density": "LAION-CLAP (the laion_clap package, and a CLAP checkpoint in the Hugging Face cache)",
+    "Coverage": "LAION-CLAP (the laion_clap package, and a CLAP checkpoint in the Hugging Face cache)",
+    "IB": "ImageBind (pip install imagebind, and imagebind_huge.pth in .checkpoints/)",
+}
+
+
+def backbone_status() -> dict[str, str | None]:
+    """None where the network can be loaded here, else what to install."""
+    import importlib.util
+
+    status = {}
+    panns_ok = importlib.util.find_spec("panns_inference") is not None and \
+        (Path.home() / "panns_data" / "Cnn14_mAP=0.431.pth").exists()
+    vggish_ok = importlib.util.find_spec("torchvggish") is not None
+    clap_ok = importlib.util.find_spec("laion_clap") is not None and any(
+        (Path.home() / ".cache" / "huggingface" / "hub").glob("models--lukewys--laion_clap*"))
+    ib_ok = importlib.util.find_spec("imagebind") is not None and Path(".checkpoints/imagebind_huge.pth").exists()
+    for col, ok in (("FAD", vggish_ok), ("FD", panns_ok), ("KL", panns_ok), ("Density", clap_ok),
+                    ("Coverage", clap_ok), ("IB", ib_ok)):
+        status[col] = None if ok else BACKBONES[col]
+    return status
+
+
+def evaluate(generated: str | Path, reference: str | Path, videos: str | Path | None = None) -> dict:
+    """The table for two folders of audio paired by file name (and their videos, for the cuts)."""
+    from engine.errors import CutscoreError
+    from engine.features import load_audio
+
+    gen_dir, ref_dir = Path(generated), Path(reference)
+    for d in (gen_dir, ref_dir):
+        if not d.is_dir():
+            raise CutscoreError(f"{d}: not a folder of audio files")
+    exts = {".wav", ".flac", ".mp3", ".ogg"}
+    gen = {p.stem: p for p in gen_dir.iterdir() if p.suffix.lower() in exts}
+    ref = {p.stem: p for p in ref_dir.iterdir() if p.suffix.lower() in exts}
+    pairs = sorted(set(gen) & set(ref))
+    if not pairs:
+        raise CutscoreError(f"{gen_dir} and {ref_dir} share no file names; KL and the rhythm metrics pair files by name")
+    table: dict[str, object] = {"files": len(pairs)}
+    for col, why in backbone_status().items():
+        table[col] = f"unavailable: {why}" if why else "not implemented for this backbone here"
+    if videos:
+        import json
+
+        from engine.features.cuts import detect_cuts
+
+        vids = {p.stem: p for p in Path(videos).iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi"}}
+        known = Path(videos) / "cuts.json"  # true cuts when known (an edit, the synthetic corpus)
+        known_cuts = json.loads(known.read_text()) if known.exists() else {}
+        fs, hits = [], []
+        for name in pairs:
+            if name not in vids:
+                continue
+            cuts = known_cuts[name] if name in known_cuts else detect_cuts(vids[name])
+            y, sr = load_audio(gen[name])
+            on = detect_onsets(y, sr)
+            fs.append(onset_f_measure(on, cuts)[0])
+            if cuts:
+                hits.append(cut_hit_rate(on, cuts))
+        table["onset F (cuts, +-100 ms)"] = float(np.mean(fs)) if fs else "unavailable: no videos paired by name"
+        table["cuts with an onset (+-100 ms)"] = float(np.mean(hits)) if hits else "unavailable: no cuts"
+    return table

@@ -1,0 +1,132 @@
+"""`cutscore train synth -o DIR --count N --seed S`: a deterministic synthetic corpus of paired
+videos and music, in which the picture predicts the music (the demo model's training data).
+
+Video (160x96, 10 fps, MJPEG .avi; the true cut times in DIR/cuts.json): shots of coloured, textured scenes (stripes at a random angle
+and frequency over a hue/brightness per shot) with motion (the texture drifts at a per-shot speed,
+a bright blob crosses the frame), hard cuts between shots. Cut times fall on whole seconds: Diff-V2M
+conditions on per-second features, so a cut inside a second can only be placed to that second.
+Music (8 kHz mono WAV), following the picture:
+- a strong percussive hit (noise burst + pitched thump) at every cut;
+- a pulse whose tempo follows the shot's motion (60 + 120 x speed BPM), as a soft amplitude swell
+  (no hard attack, so onsets mark the cuts);
+- a chord whose root follows the hue and whose register follows the brightness;
+- a timbre (the mix of sine, saw and square partials) drawn per shot.
+Everything (number of shots, lengths, colours, speeds, timbres) is drawn from the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+W, H, FPS, SR = 160, 96, 10, 8000
+
+
+@dataclass
+class Shot:
+    start: float
+    end: float
+    hue: float  # 0..1
+    brightness: float  # 0.25..1
+    speed: float  # 0..1: motion amount
+    angle: float
+    freq: float
+    timbre: tuple[float, float, float]  # sine, saw, square weights
+
+
+def shots_for(rng: np.random.Generator, duration: float) -> list[Shot]:
+    cuts, t = [], 0
+    while True:
+        t += int(rng.integers(2, 7))  # 2..6 s shots, cuts on whole seconds
+        if t >= duration - 1:
+            break
+        cuts.append(float(t))
+    bounds = [0.0, *cuts, float(duration)]
+    out = []
+    for a, b in zip(bounds, bounds[1:]):
+        w = rng.dirichlet([1, 1, 1])
+        out.append(Shot(a, b, float(rng.random()), float(rng.uniform(0.25, 1.0)), float(rng.random()),
+                        float(rng.uniform(0, np.pi)), float(rng.uniform(0.05, 0.25)), (float(w[0]), float(w[1]), float(w[2]))))
+    return out
+
+
+def render_video(path: Path, shots: list[Shot], duration: float, seed: int) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (W, H))
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    grain = rng.normal(0, 6, (H, W, 1)).astype(np.float32)
+    for i in range(int(round(duration * FPS))):
+        t = i / FPS
+        s = next(x for x in shots if x.start <= t < x.end) if t < shots[-1].end else shots[-1]
+        phase = (t - s.start) * s.speed * 0.8  # drift: at most 0.08 of a stripe a frame, no false cuts
+        u = xx * np.cos(s.angle) + yy * np.sin(s.angle)
+        stripes = 0.5 + 0.5 * np.sin(u * s.freq + phase * 2 * np.pi)
+        hsv = np.zeros((H, W, 3), np.float32)
+        hsv[..., 0] = s.hue * 180
+        hsv[..., 1] = 150 + 100 * stripes
+        hsv[..., 2] = 255 * s.brightness * (0.55 + 0.45 * stripes)
+        frame = cv2.cvtColor(hsv.clip(0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+        bx = (W * ((t - s.start) * (0.2 + s.speed) * 0.5 % 1.0))
+        blob = np.exp(-(((xx - bx) ** 2) + (yy - H / 2) ** 2) / 120.0)[..., None]
+        frame = frame * (1 - 0.6 * blob) + 255 * 0.6 * blob + grain
+        writer.write(frame.clip(0, 255).astype(np.uint8))
+    writer.release()
+
+
+def render_music(shots: list[Shot], duration: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1)
+    n = int(round(duration * SR))
+    t = np.arange(n) / SR
+    y = np.zeros(n, np.float32)
+    for s in shots:
+        a, b = int(s.start * SR), int(s.end * SR)
+        tt = t[a:b] - s.start
+        root = 48 + int(s.hue * 12)  # MIDI: hue -> pitch class
+        octave = 12 * int(round(s.brightness * 2))  # brightness -> register
+        chord = np.zeros(b - a, np.float32)
+        for k, step in enumerate((0, 4, 7)):
+            f = 440 * 2 ** ((root + octave + step - 69) / 12)
+            ph = 2 * np.pi * f * tt
+            w = s.timbre
+            chord += (w[0] * np.sin(ph) + w[1] * (2 * ((f * tt) % 1) - 1) * 0.5
+                      + w[2] * np.sign(np.sin(ph)) * 0.4) / (1 + k * 0.3)
+        bpm = 60 + 120 * s.speed
+        swell = 0.65 + 0.35 * np.sin(2 * np.pi * bpm / 60 * tt) ** 2  # soft pulse: no hard attack
+        fade = np.minimum(1, np.minimum(tt / 0.05, (s.end - s.start - tt) / 0.05))
+        y[a:b] += 0.12 * chord * swell * fade
+        if s.start > 0:  # the hit at the cut
+            m = int(0.25 * SR)
+            env = np.exp(-np.arange(m) / (0.03 * SR))
+            thump = np.sin(2 * np.pi * (90 + 60 * rng.random()) * np.arange(m) / SR)
+            noise = rng.normal(0, 1, m)
+            y[a:a + m] += (0.5 * noise * np.exp(-np.arange(m) / (0.01 * SR)) + 0.7 * thump * env)[: n - a]
+    return (y / max(1e-6, np.abs(y).max()) * 0.9).astype(np.float32)
+
+
+def write_pair(out: Path, name: str, seed: int, duration_s: float) -> tuple[Path, Path, list[float]]:
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    shots = shots_for(rng, duration_s)
+    video, music = out / f"{name}.avi", out / f"{name}.wav"
+    render_video(video, shots, duration_s, seed)
+    sf.write(music, render_music(shots, duration_s, seed), SR, subtype="PCM_16")
+    return video, music, [s.start for s in shots[1:]]
+
+
+def write_corpus(out: str | Path, count: int = 100, seed: int = 0, duration_s: float = 40.0) -> list[tuple[Path, Path]]:
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs, cuts = [], {}
+    for i in range(count):
+        v, m, c = write_pair(out, f"synth{i:04d}", seed * 100_000 + i, duration_s)
+        pairs.append((v, m))
+        cuts[v.stem] = c
+    (out / "cuts.json").write_text(json.dumps(cuts, indent=1))
+    return pairs

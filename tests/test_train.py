@@ -1,0 +1,219 @@
+"""Training and evaluation (issue 8): a tiny real corpus (the synthetic generator), real
+preprocessing (OpenCV, PySceneDetect, librosa, a tiny random VAE), real Lightning training on CPU."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.train.module import DiffV2MModule, TrainConfig, inverse_lr, p_pred
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from engine.config import load_config
+    from engine.train.preprocess import preprocess
+    from engine.train.synth import write_corpus
+    from engine.vae import VAE, save_vae
+
+    root = tmp_path_factory.mktemp("corpus")
+    write_corpus(root / "src", count=5, seed=3, duration_s=12.0)
+    torch.manual_seed(0)
+    save_vae(VAE(load_config("debug").vae), root / "vae")
+    logs = []
+    meta = preprocess(root / "src", root / "ds", vae_dir=root / "vae", seconds=8, hop=4,
+                      clip_model="cutscore-tiny-clip", clip_pretrained=None, log=logs.append)
+    return root, meta, logs
+
+
+def test_preprocess_writes_segments_split_by_source(dataset):
+    from engine.train.data import read_manifest
+
+    root, meta, logs = dataset
+    items = read_manifest(root / "ds")
+    assert len(items) == 10  # 5 sources x starts 0 and 4 (12 s, 8 s windows, 4 s hop)
+    by_source = {}
+    for it in items:
+        by_source.setdefault(it["source"], set()).add(it["split"])
+    assert all(len(s) == 1 for s in by_source.values()), "a source's segments never span two splits"
+    assert meta["splits"]["train"] >= 6 and sum(meta["splits"].values()) == 10
+    with np.load(root / "ds" / items[0]["file"]) as z:
+        assert z["latents"].shape == (8, 250) and z["clip"].shape == (8, 512) and z["rhythm"].shape == (8, 1)
+        assert z["scene"].sum() >= 1  # the synthetic cuts are found by the detector
+    assert any("Demucs" in m for m in logs)
+    # idempotent: a second run reuses what is there
+    from engine.train.preprocess import preprocess
+
+    again = preprocess(root / "src", root / "ds", vae_dir=root / "vae", seconds=8, hop=4,
+                       clip_model="cutscore-tiny-clip", clip_pretrained=None)
+    assert again["splits"] == meta["splits"]
+
+
+def _cfg(root, out, **kw):
+    base = dict(dataset=str(root / "ds"), out_dir=str(out), model="debug", batch_size=2, accumulate=1, max_epochs=6,
+                lr=2e-3, warmup=0.5, e1=1, e2=3, log_every=1, seed=1)
+    base.update(kw)
+    return TrainConfig.from_dict(base)
+
+
+def _losses(out: Path) -> dict[int, float]:
+    rows = {}
+    for f in sorted((out / "logs").rglob("metrics.csv")):
+        for r in csv.DictReader(f.open()):
+            if r.get("loss"):
+                rows[int(r["step"])] = float(r["loss"])
+    return rows
+
+
+def test_tiny_training_learns_and_resumes_exactly(dataset, tmp_path):
+    from engine.train.fit import fit
+
+    root, _, _ = dataset
+    full = fit(_cfg(root, tmp_path / "full", max_epochs=12))
+    losses = _losses(tmp_path / "full")
+    steps = sorted(losses)
+    k = max(1, len(steps) // 10)
+    first, last = np.mean([losses[s] for s in steps[:k]]), np.mean([losses[s] for s in steps[-k:]])
+    assert last < first, (first, last)
+    # scheduled conditioning: no predicted rhythm before e1, always from e2, in between some
+    draws = full.pred_draws
+    assert draws[0][0] == 0 and all(draws[e][0] == draws[e][1] for e in range(3, 12))
+    # resumed: 5 epochs, then a new process-like fit continues to 12 from last.ckpt
+    fit(_cfg(root, tmp_path / "resumed", max_epochs=5))
+    fit(_cfg(root, tmp_path / "resumed", max_epochs=12))
+    resumed = _losses(tmp_path / "resumed")
+    later = [s for s in steps if s > max(s2 for s2 in resumed if s2 <= steps[len(steps) // 2])]
+    assert later and all(abs(resumed[s] - losses[s]) < 1e-6 for s in later if s in resumed), "same loss at the same step"
+    assert set(later) <= set(resumed)
+    # exported in cutscore's format, with the VAE, and it generates
+    from engine.pipeline import Pipeline, WindowFeatures
+
+    pipe = Pipeline.load(tmp_path / "full" / "model", device="cpu")
+    gen = pipe.generate(WindowFeatures.zeros(8, 0.0, 8.0), seed=0, steps=2)
+    assert gen.audio.shape == (2, 64000) and np.isfinite(gen.audio).all()
+    assert (tmp_path / "full" / "model-ema" / "model.safetensors").exists()
+
+
+def test_scheduled_conditioning_share_follows_p_pred():
+    assert [p_pred(e, 10, 30) for e in (0, 9, 10, 20, 29, 30, 49)] == [0, 0, 0, 0.5, 0.95, 1, 1]
+    g = torch.Generator().manual_seed(0)
+    for e in (0, 12, 20, 25, 35):
+        draws = torch.rand(4000, generator=g) < p_pred(e, 10, 30)
+        assert abs(draws.float().mean().item() - p_pred(e, 10, 30)) < 0.05
+    assert inverse_lr(0, 1e6, 0.5, 0.99) == pytest.approx(0.01)
+    assert inverse_lr(10**6, 1e6, 0.5, 0.99) == pytest.approx(2 ** -0.5, rel=1e-6)
+
+
+def test_ablations_are_config_switches(dataset):
+    from engine.train.data import SegmentDataset, collate
+    from engine.train.fit import model_config_for
+
+    root, _, _ = dataset
+    batch = collate([SegmentDataset(root / "ds", "train", 8)[i] for i in range(2)])
+    for switch in ("use_rhythm", "use_emotion", "visual_rhythm", "joint", "schedule"):
+        tc = _cfg(root, "/tmp/x", **{switch: False})
+        module = DiffV2MModule(model_config_for(tc), tc)
+        module.trainer = None
+        f, lat, r = batch
+        f2, _ = module._ablate(f, r)
+        if switch == "visual_rhythm":
+            assert f2.scene.sum() == 0 and f2.beat.sum() == 0
+        if switch == "use_emotion":
+            assert f2.color.sum() == 0
+        if switch == "joint":
+            assert module.model.cfg.diffusion.rhythm_loss_weight == 0
+    tc = _cfg(root, "/tmp/x", model_overrides={"dit": {"fusion": "weighted"}})
+    assert model_config_for(tc).dit.fusion == "weighted"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_ends_with_identical_weights(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    root, _, _ = dataset
+    cfg = _cfg(root, tmp_path / "ddp", max_epochs=2, devices=2, accelerator="cpu", strategy="ddp",
+               save_rank_weights=True).to_dict()
+    (tmp_path / "ddp.json").write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "train", "fit", str(tmp_path / "ddp.json")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = load_file(tmp_path / "ddp" / "rank0.safetensors"), load_file(tmp_path / "ddp" / "rank1.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- metric maths against independent values ----------------------------------------------------------
+
+def test_frechet_distance_of_two_gaussians_in_closed_form():
+    from engine.metrics import frechet_distance, frechet_from_embeddings
+
+    d = 4
+    m = np.array([1.0, -2.0, 0.5, 0.0])
+    # N(0, I) vs N(m, 4I): |m|^2 + tr(I + 4I - 2 * 2I) = |m|^2 + d
+    assert frechet_distance(np.zeros(d), np.eye(d), m, 4 * np.eye(d)) == pytest.approx(m @ m + d)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, d))
+    b = m + 2 * rng.normal(size=(20000, d))
+    assert frechet_from_embeddings(a, b) == pytest.approx(m @ m + d, rel=0.03)
+
+
+def test_density_coverage_match_the_prdc_package():
+    prdc = pytest.importorskip("prdc")
+    from engine.metrics import density_coverage
+
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(300, 8)), rng.normal(0.3, 1.1, size=(250, 8))
+    ref = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    dens, cov = density_coverage(real, fake, k=5)
+    assert dens == pytest.approx(ref["density"]) and cov == pytest.approx(ref["coverage"])
+
+
+def test_kl_on_hand_made_distributions():
+    from engine.metrics import kl_divergence
+
+    p, q = np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]])
+    assert kl_divergence(p, q) == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1), rel=1e-6)
+    assert kl_divergence(q, q) == pytest.approx(0.0, abs=1e-9)
+    assert kl_divergence(np.vstack([p, q]), np.vstack([q, q])) == pytest.approx(0.5 * kl_divergence(p, q))
+
+
+def test_onset_f_measure_on_a_click_track():
+    from engine.metrics import cut_hit_rate, detect_onsets, onset_f_measure
+
+    sr = 22050
+    y = np.zeros(sr * 8, np.float32)
+    clicks = [0.5, 1.7, 3.0, 4.4, 6.1]
+    for c in clicks:
+        i = int(c * sr)
+        y[i:i + 256] = np.hanning(256) * np.sign(np.sin(np.arange(256) * 0.9))
+    on = detect_onsets(y, sr)
+    assert onset_f_measure(on, clicks)[0] == pytest.approx(1.0)
+    cuts = [0.5, 1.7, 3.0, 5.0]  # 3 of 4 cuts have a click; 3 of 5 onsets are at cuts
+    f, p, r = onset_f_measure(on, cuts)
+    assert (p, r) == (pytest.approx(3 / 5), pytest.approx(3 / 4)) and f == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert cut_hit_rate(on, cuts) == pytest.approx(0.75)
+
+
+def test_evaluate_cli_reports_unavailable_backbones(tmp_path, capsys):
+    import soundfile as sf
+
+    from engine.train.synth import write_pair
+    from ui.cli import main
+
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "vid").mkdir()
+    v, m, cuts = write_pair(tmp_path / "vid", "a", 5, 10.0)
+    (tmp_path / "vid" / "cuts.json").write_text(json.dumps({"a": cuts}))  # the true cuts, as write_corpus does
+    y, sr = sf.read(m)
+    sf.write(tmp_path / "gen" / "a.wav", y, sr)
+    sf.write(tmp_path / "ref" / "a.wav", y, sr)
+    assert main(["evaluate", str(tmp_path / "gen"), str(tmp_path / "ref"), "--videos", str(tmp_path / "vid"), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["files"] == 1 and table["FAD"].startswith("unavailable: VGGish")
+    assert table["onset F (cuts, +-100 ms)"] > 0.6  # the reference music hits its own cuts
