@@ -36,6 +36,22 @@ def find_weights() -> dict[str, str]:
     return found
 
 
+def model_window_s(model: str) -> float:
+    """The generation window of a model (a folder or a preset), read from its config without torch."""
+    import json
+
+    from engine.config import load_config
+
+    p = Path(model)
+    if p.is_dir() and (p / "config.json").exists():
+        meta = json.loads((p / "config.json").read_text())
+        return float(meta.get("model", meta).get("window_seconds", 30.0))
+    try:
+        return load_config(model).window_seconds
+    except Exception:  # noqa: BLE001 - an unknown name fails later, in the engine, with its own message
+        return 30.0
+
+
 def find_server(port: int = DEFAULT_PORT) -> str | None:
     """The URL of a cutscore engine answering /health on loopback, or None."""
     import json
@@ -286,6 +302,18 @@ class SpawnedEngine(HttpEngine):
             except Exception:  # noqa: BLE001
                 self._proc.kill()
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def cut_alignment(audio, sr: int, cuts_s: list[float]) -> dict:
+    """How well music follows the cuts: onsets within 100 ms of a cut (torch-free)."""
+    import numpy as np
+
+    from engine.metrics import detect_onsets, match_count, onset_f_measure
+
+    on = detect_onsets(audio, sr)
+    f, p, r = onset_f_measure(on, cuts_s)
+    nearest = [float(1000 * (on[np.argmin(np.abs(on - c))] - c)) if len(on) else float("nan") for c in cuts_s]
+    return {"f": f, "p": p, "r": r, "hit": match_count(on, cuts_s), "nearest_ms": nearest, "onsets": len(on)}
 
 
 def preprocess(*args, **kwargs) -> dict:

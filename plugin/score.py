@@ -125,13 +125,15 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
     if side.exists() and not opts.force:
         raise CutscoreError(f"{side}: already exists (the music of an earlier score); pass --force to replace it")
     tl = read_timeline(timeline_path, rate=rate, relink=relink)
-    plan = make_plan(tl)
     model = opts.model
     notices = list(tl.warnings)
     if model is None:
         model, notice = default_model()
         if notice:
             notices.append(notice)
+    from engine.client import model_window_s
+
+    plan = make_plan(tl, window_s=model_window_s(model))
     work = side.with_name(side.name + ".partial")
     if work.exists():
         shutil.rmtree(work)

@@ -62,14 +62,17 @@ def test_train_and_evaluate_bad_input_is_one_line(tmp_path, capsys):
     assert "not a folder of audio files" in capsys.readouterr().err
 
 
-def test_demo_prints_the_plan_of_the_bundled_timeline(capsys):
+def test_demo_scores_the_bundled_timeline(capsys, tmp_path):
     from ui.cli import DEMO_MODEL
 
-    assert main(["demo"]) == 0
+    assert main(["demo", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "5 clips, 4 cuts" in out and "cuts (s): 4.004, 9.009, 12.513, 17.017" in out
     if not (DEMO_MODEL / "config.json").exists():
         assert "No model is installed yet" in out
+        return
+    assert (tmp_path / "demo-scored.otio").exists() and len(list((tmp_path / "demo-scored.cutscore").glob("*.wav"))) == 5
+    assert "cut alignment:" in out and out.count("nearest onset") == 4
 
 
 def test_errors_are_one_line_without_traceback():

@@ -41,8 +41,10 @@ def load_clip(model_name: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_
                                     f"machine is offline; run once online, pass a local checkpoint with "
                                     f"--clip-pretrained, or --no-clip")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained or None,
-                                                                     device=device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # a random-init model (the tiny test CLIP) is the same in every process
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained or None,
+                                                                         device=device)
     except Exception as e:  # noqa: BLE001 - hub, file and config errors all mean "no usable weights"
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise CutscoreError(f"CLIP {model_name} ({pretrained}) could not be loaded ({first}); run once online to "
