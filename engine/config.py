@@ -41,6 +41,12 @@ class DiTConfig:
     norm_placement: str = "pre"  # "pre": the paper's figure; "replace": the released code
     emotion_source: str = "color"  # "color" (paper) or "rhythm" (the released code's bug)
     init_scale: float = 1.0  # the released code multiplies every DiT parameter by 0.5 at init
+    # cutscore's extension, off in `paper` and `official`: > 0 rotates the cross-attention queries
+    # (latent frame k at position k + 1) and the per-second condition tokens (second m at position
+    # 1 + (m + 0.5) * cross_rope_fps, extra tokens at 0) with the same RoPE, so a latent frame can
+    # find the second it belongs to. Without it the per-second streams are a bag of tokens to the
+    # DiT, which then cannot place a hit at the second of a cut. Set it to latent frames per second.
+    cross_rope_fps: float = 0.0
 
 
 @dataclass

@@ -81,23 +81,26 @@ class HierarchicalBlock(nn.Module):
         return torch.where((t > select_t)[:, None, None], h_sem, h_rhy)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Cond, x_mask: torch.Tensor | None,
-                rope: torch.Tensor) -> torch.Tensor:
+                rope: torch.Tensor, cross: dict | None = None) -> torch.Tensor:
+        """cross: None, or the time-aligned cross-attention RoPE {"q": (T, r), "emo"/"sem"/"rhy": (S, r)}."""
         cfg = self.cfg
+        c = cross or {}
         x = x + self.self_attn(self.pre_norm(x), key_mask=x_mask, rope=rope)
-        emo, emo_mask = (cond.rhy, cond.rhy_mask) if cfg.emotion_source == "rhythm" else (cond.emo, cond.emo_mask)
+        emo_name = "rhy" if cfg.emotion_source == "rhythm" else "emo"
+        emo, emo_mask = (cond.rhy, cond.rhy_mask) if emo_name == "rhy" else (cond.emo, cond.emo_mask)
         if cfg.norm_placement == "replace":  # the released code: the stream is replaced by LN(x)
             x = self.cross_attend_norm(x)
-            x = x + self.cross_attn0(x, emo, emo_mask)
+            x = x + self.cross_attn0(x, emo, emo_mask, c.get("q"), c.get(emo_name))
             x = self.color_norm(x)
             q = x
         else:  # the paper's figure: pre-norm residual branches
-            x = x + self.cross_attn0(self.cross_attend_norm(x), emo, emo_mask)
+            x = x + self.cross_attn0(self.cross_attend_norm(x), emo, emo_mask, c.get("q"), c.get(emo_name))
             q = self.color_norm(x)
         sem, rhy = cond.sem, cond.rhy
         if cfg.fusion == "film_pre":
             sem, rhy = self._film(t, sem, rhy)
-        h_sem = self.cross_attn1(q, sem, cond.sem_mask)  # (B, T, D)
-        h_rhy = self.cross_attn2(q, rhy, cond.rhy_mask)  # (B, T, D)
+        h_sem = self.cross_attn1(q, sem, cond.sem_mask, c.get("q"), c.get("sem"))  # (B, T, D)
+        h_rhy = self.cross_attn2(q, rhy, cond.rhy_mask, c.get("q"), c.get("rhy"))  # (B, T, D)
         if cfg.fusion in ("film_post", "film_select"):
             h_sem, h_rhy = self._film(t, h_sem, h_rhy)
         if cfg.fusion in ("weighted", "film_pre", "film_post"):
@@ -121,6 +124,14 @@ class TransformerStack(nn.Module):
         self.layers = nn.ModuleList(HierarchicalBlock(cfg) for _ in range(cfg.depth))
 
 
+def _token_positions(n_tokens: int, n_seconds: int, fps: float, device) -> torch.Tensor:
+    """Second m at 1 + (m + 0.5) * fps; tokens after the per-second ones (start, duration) at 0."""
+    pos = torch.zeros(n_tokens, device=device)
+    m = min(n_seconds, n_tokens)
+    pos[:m] = 1 + (torch.arange(m, device=device) + 0.5) * fps
+    return pos
+
+
 class DiT(nn.Module):
     """v-prediction network: (latents (B, C, T), diffusion time t (B,), Cond) -> v (B, C, T)."""
 
@@ -142,6 +153,14 @@ class DiT(nn.Module):
                 for p in self.parameters():
                     p.mul_(cfg.init_scale)
 
+    def _cross_rope(self, cond: Cond, T: int) -> dict:
+        rot, fps, dev = self.transformer.rotary_pos_emb, self.cfg.cross_rope_fps, cond.emo.device
+        seconds = cond.emo.shape[1]  # the emotional stream has exactly one token a second
+        return {"q": rot(T + 1),
+                "emo": rot.at(_token_positions(cond.emo.shape[1], seconds, fps, dev)),
+                "sem": rot.at(_token_positions(cond.sem.shape[1], seconds, fps, dev)),
+                "rhy": rot.at(_token_positions(cond.rhy.shape[1], seconds, fps, dev))}
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Cond,
                 x_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, C, T = x.shape
@@ -156,7 +175,8 @@ class DiT(nn.Module):
         if x_mask is not None:
             mask = torch.cat([torch.ones_like(x_mask[:, :1]), x_mask], dim=1)  # (B, 1+T)
         rope = self.transformer.rotary_pos_emb(T + 1)
+        cross = self._cross_rope(cond, T) if self.cfg.cross_rope_fps > 0 else None
         for layer in self.transformer.layers:
-            h = layer(h, t, cond, mask, rope)
+            h = layer(h, t, cond, mask, rope, cross)
         out = self.transformer.project_out(h[:, 1:]).transpose(1, 2)  # (B, C, T)
         return self.postprocess_conv(out) + out

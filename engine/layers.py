@@ -37,8 +37,12 @@ class RotaryEmbedding(nn.Module):
 
     def forward(self, seq_len: int) -> torch.Tensor:
         t = torch.arange(seq_len, device=self.inv_freq.device, dtype=self.inv_freq.dtype)
-        freqs = torch.einsum("i,j->ij", t, self.inv_freq)  # (T, dim/2)
-        return torch.cat((freqs, freqs), dim=-1)  # (T, dim)
+        return self.at(t)
+
+    def at(self, positions: torch.Tensor) -> torch.Tensor:
+        """Frequencies at arbitrary (also fractional) positions (T,) -> (T, dim)."""
+        freqs = torch.einsum("i,j->ij", positions.to(self.inv_freq.dtype), self.inv_freq)  # (T, dim/2)
+        return torch.cat((freqs, freqs), dim=-1)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +80,8 @@ class Attention(nn.Module):
             nn.init.zeros_(self.to_out.weight)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None, rope: torch.Tensor | None = None) -> torch.Tensor:
+                key_mask: torch.Tensor | None = None, rope: torch.Tensor | None = None,
+                rope_kv: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         H, Dh = self.num_heads, self.head_dim
         if self.cross:
@@ -87,6 +92,8 @@ class Attention(nn.Module):
             if self.kv_heads != H:
                 k = k.repeat_interleave(H // self.kv_heads, dim=1)  # (B, H, S, Dh)
                 v = v.repeat_interleave(H // self.kv_heads, dim=1)
+            if rope is not None and rope_kv is not None:  # time-aligned cross-attention (DiTConfig.cross_rope_fps)
+                q, k = apply_rope(q, rope), apply_rope(k, rope_kv)
         else:
             q, k, v = self.to_qkv(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
             if rope is not None:

@@ -79,7 +79,7 @@ def make_plan(tl: Timeline, window_s: float = DEFAULT_WINDOW_S, overlap_s: float
         raise ValueError(f"window ({window_s} s) must be longer than twice the overlap ({overlap_s} s)")
     rate = tl.duration.rate
     end = tl.duration
-    win = RationalTime.from_seconds(window_s, rate).round()
+    win = RationalTime.from_seconds(window_s, rate).floor()  # never longer than the model window
     ov = RationalTime.from_seconds(overlap_s, rate).round()
     windows: list[Window] = []
     start, overlap = RationalTime(0, rate), RationalTime(0, rate)

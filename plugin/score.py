@@ -179,11 +179,11 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
             "music": music, "sample_rate": opts.sample_rate, "windows": state["windows"]}
 
 
-def load_state(scored_path: str | Path) -> tuple[Path, dict]:
+def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = None) -> tuple[Path, dict]:
     from plugin.timeline import load_otio
 
     scored_path = Path(scored_path)
-    side = find_sidecar(load_otio(scored_path), scored_path)
+    side = find_sidecar(scored if scored is not None else load_otio(scored_path), scored_path)
     state = json.loads((side / STATE_FILE).read_text())
     if state.get("version") != STATE_VERSION:
         raise CutscoreError(f"{side / STATE_FILE}: written by another cutscore version; score the timeline again")
@@ -253,7 +253,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
 
     scored_path = Path(scored_path)
     scored = load_otio(scored_path)
-    side, state = load_state(scored_path)
+    side, state = load_state(scored_path, scored)
     segs = [s for s in state["segments"] if s["kind"] == "clip"]
     target = next((s for s in segs if str(s["index"]) == clip), None) or next((s for s in segs if s["name"] == clip), None)
     if target is None:

@@ -272,3 +272,20 @@ def test_dit_init_scale_halves_parameters():
     b = DiT(dataclasses.replace(cfg, init_scale=0.5))
     for (n, p), q in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(q, p * 0.5, msg=n)
+
+
+def test_time_aligned_cross_attention_makes_the_streams_positional():
+    """Without cross_rope_fps the per-second tokens are a bag (permuting them changes nothing);
+    with it, which second a token belongs to matters (the demo model's switch)."""
+    for fps, positional in ((0.0, False), (8000 / 512, True)):
+        cfg = load_config("debug")
+        cfg.dit = dataclasses.replace(cfg.dit, cross_rope_fps=fps, fusion="additive")
+        m = _model(cfg)
+        cond, _ = m.condition(_features(cfg))
+        x, t = _inputs(cfg)
+        perm = torch.randperm(cfg.seconds, generator=torch.Generator().manual_seed(0))
+        sem_perm = torch.cat([cond.sem[:, perm], cond.sem[:, cfg.seconds:]], dim=1)
+        rhy_perm = torch.cat([cond.rhy[:, perm], cond.rhy[:, cfg.seconds:]], dim=1)
+        shuffled = cond._replace(emo=cond.emo[:, perm], sem=sem_perm, rhy=rhy_perm)
+        same = torch.allclose(m.dit(x, t, cond), m.dit(x, t, shuffled), rtol=1e-4, atol=1e-5)
+        assert same != positional, fps
