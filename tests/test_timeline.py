@@ -325,7 +325,11 @@ def test_cli_score_and_regenerate(tmp_path, capsys):
     assert main(["score", str(src), "-o", str(out), "--engine", "local", "--steps", "2", "--relink",
                  str(ROOT / "resources" / "demo")]) == 0
     cap = capsys.readouterr()
-    assert f"wrote {out}" in cap.out and "sampling" in cap.err and "debug" in cap.err
+    from plugin.score import default_model
+
+    model, notice = default_model()  # the shipped demo model, else debug with a notice
+    assert f"wrote {out}" in cap.out and "sampling" in cap.err and f"model {model}" in cap.out
+    assert (notice is None) == ("debug" not in cap.err)
     assert main(["score", str(src), "-o", str(out), "--engine", "local"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["regenerate", str(out), "--clip", "0", "--engine", "local", "--seed", "4"]) == 0
