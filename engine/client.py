@@ -10,7 +10,12 @@ import os
 import platform
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
+
+from engine.api import JobResult, JobStatus, Request
+from engine.errors import CutscoreError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8765
@@ -100,11 +105,6 @@ def extract_features(video: str, start_s: float = 0.0, end_s: float | None = Non
 
 # ---- the EngineClient protocol and its two transports ----------------------------------------------
 
-from collections.abc import Callable  # noqa: E402
-from typing import Protocol  # noqa: E402
-
-from engine.api import JobResult, JobStatus, Request  # noqa: E402
-from engine.errors import CutscoreError  # noqa: E402
 
 ProgressFn = Callable[[JobStatus], None]
 FINAL = ("done", "failed", "cancelled", "interrupted")

@@ -38,7 +38,7 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.timeline import Timeline, read_timeline
+from plugin.timeline import ADAPTERS, Timeline, read_timeline
 from plugin.writeback import Segment, music_track, write_scored
 
 STATE_FILE = "cutscore.json"
@@ -299,7 +299,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     tmp = side / f".{STATE_FILE}.tmp"
     tmp.write_text(json.dumps(state, indent=2))
     os.replace(tmp, side / STATE_FILE)
-    _write_regenerated(scored_path, scored, target, side, wav, out_path)
+    _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path)
     return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
             "window": wi}
 
@@ -317,31 +317,23 @@ def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, target: dict, side: Path, wav: Path,
+def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Path, wav: Path,
                        out_path: Path) -> None:
+    """The scored timeline with the clip's music pointing at `wav` instead of `old`."""
     suffix = scored_path.suffix.lower()
-    old_wav = None
     if suffix == ".kdenlive":
         text = scored_path.read_text(encoding="utf-8")
-        for s in (side / f"clip{target['index']:03d}-v{v}.wav" for v in range(1, 1000)):
-            if str(s.resolve()) in text:
-                old_wav = str(s.resolve())
-                break
-        if old_wav is None:
-            raise CutscoreError(f"{scored_path}: the clip's music WAV is not in the project")
+        old_wav = str(old.resolve())
+        if old_wav not in text:
+            raise CutscoreError(f"{scored_path}: the clip's music WAV ({old.name}) is not in the project")
         tmp = out_path.with_name(f".{out_path.name}.tmp")
         tmp.write_text(text.replace(old_wav, str(wav.resolve())), encoding="utf-8")
         os.replace(tmp, out_path)
         return
     track = music_track(scored)
-    for c in track.find_clips():
-        meta = c.metadata.get("cutscore", {})
-        url = getattr(c.media_reference, "target_url", "")
-        if (meta.get("kind") == "clip" and meta.get("index") == target["index"]) or \
-                Path(url).name.startswith(f"clip{target['index']:03d}-v"):
+    for c in track.find_clips():  # found by its WAV, which survives editors that drop metadata
+        if Path(getattr(c.media_reference, "target_url", "")).name == old.name:
             c.media_reference.target_url = str(wav.resolve())
-    from plugin.timeline import ADAPTERS
-
     tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
     otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_path.suffix.lower()])
     os.replace(tmp, out_path)

@@ -32,14 +32,6 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class NotBuilt(CutscoreError):
-    pass
-
-
-def _not_built(what: str, issue: int):
-    raise NotBuilt(f"{what} is not built yet (tracked in issue {issue})")
-
-
 # ---- subcommands ---------------------------------------------------------------------------------
 
 def cmd_doctor(args) -> int:
@@ -379,9 +371,6 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return int(args.fn(args) or 0)
-    except NotBuilt as e:
-        _err(f"cutscore {args.command}: {e}")
-        return 3
     except CutscoreError as e:
         _err(f"cutscore: error: {e}")
         return 2
