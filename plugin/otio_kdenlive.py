@@ -9,7 +9,8 @@ Reading: the profile's exact frame rate (frame_rate_num/den); the sequence is th
 top-level tractor; each of its tracks is a per-track tractor of playlists (Kdenlive >= 19.04) or a
 playlist; a track is audio when it carries kdenlive:audio_track or hides its video. Entries become
 Clips (MLT `out` is inclusive), blanks Gaps, the project's guides become markers on the stack.
-Clip names come from the bin producer's kdenlive:clipname, else the resource's file name.
+Clip names come from the bin producer's kdenlive:clipname, else the resource's file name; a bin clip's
+markers (kdenlive:markers, source frames) become markers on each timeline clip whose range shows them.
 
 Writing is done by patching the original project (plugin/writeback.py), so that every element
 Kdenlive wrote stays as it was; write_to_file here refuses with a message that says so.
@@ -44,6 +45,14 @@ def _time(value: str | None, rate: float) -> RationalTime:
     return RationalTime(round((h * 3600 + m * 60 + s) * rate), rate)
 
 
+def _clip_markers(src: str) -> list[tuple[int, str]]:
+    """A bin clip's markers (kdenlive:markers, JSON [{"pos": source frame, "comment": ...}])."""
+    try:
+        return [(int(m["pos"]), str(m.get("comment", ""))) for m in json.loads(src)]
+    except (ValueError, KeyError, TypeError):
+        return []  # markers are decoration: a malformed list must not stop reading the edit
+
+
 def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio.schema.Timeline:
     root = ET.fromstring(input_str)
     if root.tag != "mlt":
@@ -57,11 +66,15 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
     tractors = [el for el in root if el.tag == "tractor"]
     if not tractors:
         raise ValueError("the project has no sequence (no <tractor>)")
-    bin_names = {}
+    bin_names, bin_markers = {}, {}
+    main_bin_el = root.find("playlist[@id='main_bin']")
+    bin_ids = {e.get("producer") for e in main_bin_el.findall("entry")} if main_bin_el is not None else set()
     for el in producers.values():
         p = _props(el)
         if p.get("kdenlive:id") and p.get("kdenlive:clipname"):
             bin_names[p["kdenlive:id"]] = p["kdenlive:clipname"]
+        if el.get("id") in bin_ids and p.get("kdenlive:id") and p.get("kdenlive:markers"):
+            bin_markers[p["kdenlive:id"]] = _clip_markers(p["kdenlive:markers"])
     main = tractors[-1]
     main_bin = root.find("playlist[@id='main_bin']")
     title = _props(main_bin).get("kdenlive:docproperties.projectName", "") if main_bin is not None else ""
@@ -96,6 +109,10 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
                 name = bin_names.get(kid) or pp.get("kdenlive:clipname") or Path(resource).name or service
                 clip = otio.schema.Clip(name=name, media_reference=ref, source_range=TimeRange(start, dur))
                 clip.metadata["kdenlive"] = {"producer": el.get("producer"), "mlt_service": service}
+                for pos, comment in bin_markers.get(kid, []):  # source frames; shown where the clip uses them
+                    if start.value <= pos < start.value + dur.value:
+                        clip.markers.append(otio.schema.Marker(
+                            name=comment, marked_range=TimeRange(RationalTime(pos, rate), RationalTime(0, rate))))
                 track.append(clip)
         return track
 

@@ -299,7 +299,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     tmp = side / f".{STATE_FILE}.tmp"
     tmp.write_text(json.dumps(state, indent=2))
     os.replace(tmp, side / STATE_FILE)
-    _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path)
+    _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path, target["name"])
     return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
             "window": wi}
 
@@ -318,16 +318,15 @@ def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
 
 
 def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Path, wav: Path,
-                       out_path: Path) -> None:
+                       out_path: Path, name: str = "") -> None:
     """The scored timeline with the clip's music pointing at `wav` instead of `old`."""
     suffix = scored_path.suffix.lower()
     if suffix == ".kdenlive":
-        text = scored_path.read_text(encoding="utf-8")
-        old_wav = str(old.resolve())
-        if old_wav not in text:
-            raise CutscoreError(f"{scored_path}: the clip's music WAV ({old.name}) is not in the project")
+        from plugin.kdenlive_writer import replace_clip_wav
+
+        text = replace_clip_wav(scored_path.read_text(encoding="utf-8"), old, wav, f"cutscore music: {name}")
         tmp = out_path.with_name(f".{out_path.name}.tmp")
-        tmp.write_text(text.replace(old_wav, str(wav.resolve())), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, out_path)
         return
     track = music_track(scored)

@@ -4,17 +4,15 @@ cutscore track replaced), everything else preserved (torch-free).
 - .otio / .otioz / .otiod / FCP7 .xml: a copy of the input's OTIO timeline with the track added,
   written by OTIO's adapters. Media paths are absolute and plain (no file://, which Resolve's
   import has been reported to reject).
-- .kdenlive: the ORIGINAL project text is patched: producers, a playlist, a track tractor and a mix
-  transition are inserted for the music, and every byte of the rest stays as it was, so the project
-  opens in Kdenlive and renders with melt.
+- .kdenlive: the ORIGINAL project text is patched (plugin/kdenlive_writer.py): the WAVs become bin
+  clips in a "cutscore" bin folder on a "cutscore music" audio track, as Kdenlive writes an imported
+  clip, and every byte of the rest stays as it was, so Kdenlive keeps the music and melt renders it.
 """
 
 from __future__ import annotations
 
 import copy
-import html
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine.errors import CutscoreError
+from plugin.kdenlive_writer import MusicClip, patch_project
 from plugin.timeline import ADAPTERS, Timeline
 
 TRACK_NAME = "cutscore music"
@@ -118,69 +117,7 @@ def _frames(t: RationalTime, rate: float) -> int:
 
 
 def patch_kdenlive(text: str, segments: list[Segment], rate: float) -> str:
-    """Insert the music into Kdenlive's MLT XML without touching the rest of the text."""
-    tractors = list(re.finditer(r"<tractor\b[^>]*>", text))
-    if not tractors:
-        raise CutscoreError("the Kdenlive project has no sequence (<tractor>)")
-    main = tractors[-1]
-    main_end = text.find("</tractor>", main.end())
-    if main_end < 0:
-        raise CutscoreError("the Kdenlive project's main tractor is not closed")
-    ids = set(re.findall(r'\bid="([^"]+)"', text))
-    kids = [int(k) for k in re.findall(r'name="kdenlive:id">(\d+)<', text)]
-    next_kid = max(kids, default=0) + 1
-
-    def fresh(prefix: str) -> str:
-        n = 0
-        while f"{prefix}{n}" in ids:
-            n += 1
-        ids.add(f"{prefix}{n}")
-        return f"{prefix}{n}"
-
-    lines, entries = [], []
-    pos = 0
-    for seg in segments:
-        start, length = _frames(seg.range.start_time, rate), _frames(seg.range.duration, rate)
-        if length <= 0:
-            continue
-        pid = fresh("cutscore_producer")
-        res = html.escape(str(seg.wav.resolve()), quote=True)
-        lines.append(f' <producer id="{pid}" in="0" out="{length - 1}">\n'
-                     f'  <property name="length">{length}</property>\n'
-                     f'  <property name="eof">pause</property>\n'
-                     f'  <property name="resource">{res}</property>\n'
-                     f'  <property name="mlt_service">avformat</property>\n'
-                     f'  <property name="kdenlive:clipname">{html.escape(TRACK_NAME + ": " + seg.name)}</property>\n'
-                     f'  <property name="kdenlive:id">{next_kid}</property>\n'
-                     f' </producer>\n')
-        next_kid += 1
-        if start > pos:
-            entries.append(f'  <blank length="{start - pos}"/>\n')
-        entries.append(f'  <entry producer="{pid}" in="0" out="{length - 1}"/>\n')
-        pos = start + length
-    pl_a, pl_b, tr = fresh("cutscore_playlist"), fresh("cutscore_playlist"), fresh("cutscore_tractor")
-    lines.append(f' <playlist id="{pl_a}">\n  <property name="kdenlive:audio_track">1</property>\n'
-                 + "".join(entries) + " </playlist>\n")
-    lines.append(f' <playlist id="{pl_b}">\n  <property name="kdenlive:audio_track">1</property>\n </playlist>\n')
-    lines.append(f' <tractor id="{tr}" in="0" out="{max(pos - 1, 0)}">\n'
-                 f'  <property name="kdenlive:audio_track">1</property>\n'
-                 f'  <property name="kdenlive:track_name">{TRACK_NAME}</property>\n'
-                 f'  <track hide="video" producer="{pl_a}"/>\n  <track hide="video" producer="{pl_b}"/>\n'
-                 f' </tractor>\n')
-    main_body = text[main.end():main_end]
-    n_tracks = len(re.findall(r"<track\b", main_body))
-    last_track = list(re.finditer(r"<track\b[^>]*/>", main_body))
-    if not last_track:
-        raise CutscoreError("the Kdenlive project's main tractor has no tracks")
-    insert_track_at = main.end() + last_track[-1].end()
-    mix = (f'\n  <transition id="{fresh("cutscore_transition")}">\n'
-           f'   <property name="a_track">0</property>\n   <property name="b_track">{n_tracks}</property>\n'
-           f'   <property name="mlt_service">mix</property>\n   <property name="kdenlive_id">mix</property>\n'
-           f'   <property name="internal_added">237</property>\n   <property name="always_active">1</property>\n'
-           f'   <property name="sum">1</property>\n  </transition>\n ')
-    # Insert from the end backwards so earlier offsets stay valid.
-    line_start = text.rfind("\n", 0, main.start()) + 1
-    out = text[:main_end] + mix + text[main_end:]
-    out = out[:insert_track_at] + f'\n  <track hide="video" producer="{tr}"/>' + out[insert_track_at:]
-    out = out[:line_start] + "".join(lines) + out[line_start:]
-    return out
+    """The project text with the music as Kdenlive bin clips on a "cutscore music" track."""
+    clips = [MusicClip(_frames(s.range.start_time, rate), _frames(s.range.duration, rate), s.wav,
+                       f"{TRACK_NAME}: {s.name}") for s in segments]
+    return patch_project(text, clips)

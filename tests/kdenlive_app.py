@@ -1,0 +1,161 @@
+"""Drive the real Kdenlive under Xvfb: open a project, let Kdenlive load it, Save As through its own
+dialog, return what Kdenlive wrote. Used by tests/test_kdenlive_app.py; by hand:
+
+    python tests/kdenlive_app.py PROJECT.kdenlive SAVED.kdenlive [SCREENSHOT.png]
+
+Needs Debian's kdenlive, xvfb, xauth, dbus-x11 and xdotool (`.ci/run` installs them). Each run uses a
+fresh HOME so no user configuration leaks in; media referenced by the project must exist (see
+`make_media`), otherwise Kdenlive stops at its "missing clips" dialog.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def available() -> bool:
+    return all(shutil.which(t) for t in ("kdenlive", "Xvfb", "xdotool", "dbus-run-session"))
+
+
+def make_media(project: Path) -> list[Path]:
+    """Create stand-in media (ffmpeg test tones and pictures, long enough for every use) for each
+    file the project names that does not exist, next to the project. Returns the files made."""
+    root = ET.parse(project).getroot()
+    prof = root.find("profile")
+    rate = int(prof.get("frame_rate_num")) / int(prof.get("frame_rate_den", "1"))
+    made = []
+    for el in root:
+        if el.tag not in ("producer", "chain"):
+            continue
+        props = {p.get("name"): (p.text or "") for p in el.findall("property")}
+        res, svc = props.get("resource", ""), props.get("mlt_service", "")
+        if not res or not svc.startswith("avformat"):
+            continue
+        path = Path(res) if Path(res).is_absolute() else project.parent / res
+        if path.exists() or path in made:
+            continue
+        length = props.get("length", "0")
+        frames = int(length) if length.isdigit() else 3000
+        dur = f"{frames / rate + 1:.2f}"
+        audio_only = props.get("video_index") == "-1"
+        cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=f=220:d={dur}"]
+        if audio_only:
+            cmd += ["-c:a", "libvorbis" if path.suffix.lower() == ".ogg" else "pcm_s16le"]
+        else:
+            cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=s=320x240:r=25:d={dur}",
+                   "-f", "lavfi", "-i", f"sine=d={dur}", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+                   "-shortest"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(cmd + [str(path)], check=True)
+        made.append(path)
+    return made
+
+
+def _x(display: str, *args: str, check: bool = False) -> str:
+    r = subprocess.run(["xdotool", *args], env=dict(os.environ, DISPLAY=display), capture_output=True, text=True)
+    if check and r.returncode:
+        raise RuntimeError(f"xdotool {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
+def _windows(display: str) -> dict[str, str]:
+    ids = _x(display, "search", "--onlyvisible", "--name", ".").split()
+    return {w: _x(display, "getwindowname", w) for w in ids}
+
+
+def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout: float = 150.0) -> str:
+    """Open `project` in Kdenlive, Save As `saved` through Kdenlive's own dialog, quit; return the
+    saved text. Raises RuntimeError (with the visible windows) when Kdenlive does not save in time."""
+    project, saved = Path(project).resolve(), Path(saved).resolve()
+    n = 50 + os.getpid() % 400
+    while Path(f"/tmp/.X11-unix/X{n}").exists():
+        n += 1
+    display = f":{n}"
+    home = Path(tempfile.mkdtemp(prefix="kdenlive-home-"))
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, DISPLAY=display, HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
+               QT_QPA_PLATFORM="xcb", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    (home / "run").mkdir(mode=0o700)
+    log = open(home / "kdenlive.log", "w")
+    app = None
+    try:
+        time.sleep(1.0)
+        app = subprocess.Popen(["dbus-run-session", "--", "kdenlive", str(project)], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout
+        stage = "load"
+        main_seen = 0.0
+        while time.time() < deadline:
+            time.sleep(1.0)
+            if stage == "saving" and saved.exists() and saved.stat().st_size > 0 and app.poll() is not None:
+                return saved.read_text(encoding="utf-8")
+            if app.poll() is not None:
+                raise RuntimeError(f"Kdenlive exited ({app.returncode}); log: {(home / 'kdenlive.log').read_text()[-2000:]}")
+            wins = _windows(display)
+            names = list(wins.values())
+            main = [w for w, t in wins.items() if t.endswith("Kdenlive") and re.search(r"\S \*?/ ", t)]  # "NAME [*]/ PROFILE — Kdenlive"
+            dialogs = [w for w, t in wins.items() if w not in main and t.strip()]
+            if stage == "load":
+                if dialogs and not any("Save" in wins[d] for d in dialogs):
+                    _x(display, "windowactivate", "--sync", dialogs[0])
+                    _x(display, "key", "--clearmodifiers", "Return")
+                    continue
+                if main and not dialogs:
+                    main_seen = main_seen or time.time()
+                    if time.time() - main_seen < 6.0:  # let the timeline finish building
+                        continue
+                    _x(display, "mousemove", "--window", main[0], "300", "300", "click", "1")
+                    time.sleep(0.5)
+                    _x(display, "key", "--clearmodifiers", "ctrl+shift+s")
+                    stage = "dialog"
+                continue
+            if stage == "dialog":
+                save_win = [w for w, t in wins.items() if "Save" in t]
+                if save_win:
+                    time.sleep(1.0)
+                    _x(display, "windowactivate", "--sync", save_win[0])
+                    _x(display, "key", "--clearmodifiers", "ctrl+a")
+                    _x(display, "type", "--delay", "20", str(saved))
+                    _x(display, "key", "--clearmodifiers", "Return")
+                    stage = "saving"
+                continue
+            if stage == "saving":
+                for d in dialogs:  # "the project was upgraded", "overwrite?"
+                    _x(display, "windowactivate", "--sync", d)
+                    _x(display, "key", "--clearmodifiers", "Return")
+                if saved.exists() and saved.stat().st_size > 0 and not dialogs:
+                    time.sleep(2.0)
+                    if screenshot:
+                        subprocess.run(["import", "-display", display, "-window", "root", str(screenshot)],
+                                       capture_output=True)
+                    return saved.read_text(encoding="utf-8")
+        raise RuntimeError(f"Kdenlive did not save {saved} in {timeout:.0f} s (stage {stage}, windows {names})")
+    finally:
+        if app is not None and app.poll() is None:
+            os.killpg(app.pid, signal.SIGKILL)
+            app.wait()
+        xvfb.kill()
+        xvfb.wait()
+        log.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def notes(text: str) -> str:
+    """Kdenlive's project notes (where its document checker logs what it removed)."""
+    m = re.search(r'<property name="kdenlive:documentnotes"(?:/>|>(.*?)</property>)', text, re.S)
+    return (m.group(1) or "") if m else ""
+
+
+if __name__ == "__main__":
+    out = save_as(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None)
+    print(f"saved {len(out)} characters; notes: {notes(out)!r}")
