@@ -1,7 +1,7 @@
 """cutscore's checkpoint format and the import of the authors' released Diff-V2M checkpoint.
 
 A model folder holds:
-  config.json        {"format_version": 1, "model": <ModelConfig>, "vae": "vae" | null}
+  config.json        {"format_version": 2, "model": <ModelConfig>, "vae": "vae" | null}
   model.safetensors  the DiffV2M state (conditioner.* incl. the rhythm predictor, dit.*)
   vae/               optional: model_config.json + model.safetensors of the autoencoder
 
@@ -18,18 +18,21 @@ from pathlib import Path
 
 import torch
 
-from engine.config import ModelConfig, load_config
+from engine.config import ModelConfig, load_config, upgrade_model_dict
 from engine.diffusion import DiffV2M
 from engine.errors import CutscoreError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 1 (cutscore before issue 13) named the semantic projection `proj_out`; format 2 follows the
+# released forward (`proj_out1` -> `proj_out2`). Old keys are renamed explicitly on load.
+V1_RENAMES = {"conditioner.conditioners.semantic.proj_out.": "conditioner.conditioners.semantic.proj_out2."}
 
 # Parameters the released code builds but its forward never uses (kept in its state dict only).
 # They are dropped by name, never silently: anything else unplaced is an error.
 OFFICIAL_UNUSED = (
     "conditioner.conditioners.color.proj_out.",  # color goes through proj_out1 -> proj_out2
     "conditioner.conditioners.rhythm.proj_out.",  # rhythm goes through proj_out1 -> proj_out2
-    "conditioner.conditioners.semantic.proj_out2.",  # semantic goes through proj_out only
+    "conditioner.conditioners.semantic.proj_out.",  # semantic goes through proj_out1 (Identity) -> proj_out2
 )
 OFFICIAL_DIT, OURS_DIT = "model.model.", "dit."
 OFFICIAL_COND = "conditioner.conditioners."
@@ -71,7 +74,7 @@ def read_meta(folder: str | Path) -> dict:
                             "train one or convert the official checkpoint with `cutscore import-official`")
     meta = json.loads(p.read_text())
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise CutscoreError(f"{p}: checkpoint format {version} is not supported (this cutscore reads "
                             f"{FORMAT_VERSION}); re-export it with a matching cutscore")
     return meta
@@ -83,12 +86,14 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
 
     folder = Path(folder)
     meta = read_meta(folder)
-    cfg = ModelConfig.from_dict(meta["model"])
+    cfg = ModelConfig.from_dict(upgrade_model_dict(meta["model"], meta["format_version"]))
     model = DiffV2M(cfg)
     weights = folder / "model.safetensors"
     if not weights.exists():
         raise CutscoreError(f"{weights}: missing; the model folder is incomplete")
     state = load_file(str(weights))
+    if meta["format_version"] == 1:
+        state = {_renamed(k, V1_RENAMES): v for k, v in state.items()}
     _load_strict(model, state, weights)
     vae = None
     if meta.get("vae"):
@@ -96,6 +101,13 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
 
         vae = load_vae(folder / meta["vae"]).to(device)
     return model.to(device).eval(), vae
+
+
+def _renamed(key: str, renames: dict[str, str]) -> str:
+    for old, new in renames.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
 
 
 def _load_strict(model: torch.nn.Module, state: dict, source) -> None:

@@ -89,10 +89,11 @@ def model_info(config_or_dir: str) -> dict:
     return _info(config_or_dir)
 
 
-def import_official(checkpoint: str, out_dir, ema: bool = False, allow_pickle: bool = False) -> dict:
+def import_official(checkpoint: str, out_dir, ema: bool = False, allow_pickle: bool = False,
+                    config: str = "official") -> dict:
     from engine.checkpoint import import_official as _import
 
-    return _import(checkpoint, out_dir, ema=ema, allow_pickle=allow_pickle)
+    return _import(checkpoint, out_dir, ema=ema, allow_pickle=allow_pickle, config=config)
 
 
 def extract_features(video: str, start_s: float = 0.0, end_s: float | None = None, cuts_s=None,

@@ -60,6 +60,11 @@ class RhythmPredictorConfig:
     beat_hidden: int = 128  # MLP(v): 1 -> beat_hidden -> ReLU -> dim
     num_classes: int = 3  # the prepended class token's vocabulary
     out_channels: int = 1  # 1 for ODF_LR, 16 for Mel_LR / Tem_LR
+    # How the CLIP input is z-scored. "window": over the whole zero-padded window (seconds x
+    # channels, padded rows included, unbiased std + 1e-6) with no key mask in the transformer, as
+    # the authors' released code does (so the released weights need it). "valid": over the valid
+    # seconds only (biased std), padded rows 0, padded keys masked: cutscore's format-1 models.
+    input_norm: str = "window"
 
 
 @dataclass
@@ -71,7 +76,15 @@ class EncoderConfig:
     number_freqs: int = 128  # learned Fourier features of start time / duration (2*128+1 values)
     max_seconds: float = 30.0  # start time and duration are clamped to [0, max] and divided by max
     num_classes: int = 3
-    class_id: int = 0  # the class fed at inference (the released config's default)
+    # The class fed to the global condition and the predictor's class token. The authors' dataset
+    # configs (train, val, inference, V2M-Bench) all use class_label 2: the released weights never
+    # trained rows 0 and 1. Models trained here use whatever their training data used.
+    class_id: int = 0
+    # What the seconds_start / seconds_total embedders see for a window. "piece": its continuous
+    # start within the whole piece and its duration (models trained here with long pieces).
+    # "zero": start 0 and total ceil(duration), which is all the released weights were trained on
+    # (30 s clips, each from its own start).
+    start_time: str = "piece"
 
 
 @dataclass
@@ -109,6 +122,12 @@ class ModelConfig:
             raise ValueError(f"unknown norm placement: {self.dit.norm_placement!r}")
         if self.dit.emotion_source not in ("color", "rhythm"):
             raise ValueError(f"unknown emotion source: {self.dit.emotion_source!r}")
+        if self.predictor.input_norm not in ("window", "valid"):
+            raise ValueError(f"unknown predictor input_norm: {self.predictor.input_norm!r} (window or valid)")
+        if self.encoders.start_time not in ("piece", "zero"):
+            raise ValueError(f"unknown encoders start_time: {self.encoders.start_time!r} (piece or zero)")
+        if not 0 <= self.encoders.class_id < self.encoders.num_classes:
+            raise ValueError(f"encoders class_id {self.encoders.class_id} is outside 0..{self.encoders.num_classes - 1}")
         if self.rhythm not in RHYTHM_REPRESENTATIONS:
             raise ValueError(f"unknown rhythm representation: {self.rhythm!r}")
         if self.predictor.out_channels != RHYTHM_REPRESENTATIONS[self.rhythm]:
@@ -154,6 +173,15 @@ class ModelConfig:
         return cls(**kw).validate()
 
 
+def upgrade_model_dict(d: dict, format_version: int | None) -> dict:
+    """A checkpoint's model config as this cutscore reads it. Format 1 predates the predictor's
+    input_norm switch: its models were trained with the "valid" normalisation."""
+    d = json.loads(json.dumps(d))
+    if format_version == 1:
+        d.setdefault("predictor", {}).setdefault("input_norm", "valid")
+    return d
+
+
 def preset_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json") if not p.stem.startswith("vae_"))
 
@@ -172,7 +200,8 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
         d = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise CutscoreError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}); fix or regenerate it") from e
-    d = d.get("model", d)  # a checkpoint's config.json wraps the model config
+    if "model" in d:  # a checkpoint's config.json wraps the model config
+        d = upgrade_model_dict(d["model"], d.get("format_version"))
     try:
         return ModelConfig.from_dict(d)
     except (TypeError, ValueError) as e:

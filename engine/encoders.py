@@ -54,14 +54,22 @@ class NumberConditioner(nn.Module):
         return self.embedder(x.to(self.embedder.embedding[1].weight.dtype))  # (B, 768)
 
 
+SEMANTIC_MID = 512  # the released SemanticConditioner's mid_dim
+
+
 class SemanticConditioner(nn.Module):
+    """CLIP tokens -> proj_out1 (Identity when CLIP is 512 wide) -> proj_out2 (Linear 512 -> 768),
+    the path the released forward takes (its base class's `proj_out` is built but never used)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.proj_out = nn.Linear(cfg.encoders.clip_dim, cfg.dit.cond_dim)
+        clip_dim = cfg.encoders.clip_dim
+        self.proj_out1 = nn.Identity() if clip_dim == SEMANTIC_MID else nn.Linear(clip_dim, SEMANTIC_MID)
+        self.proj_out2 = nn.Linear(SEMANTIC_MID, cfg.dit.cond_dim)
         self.extractor = RhythmPredictor(cfg.predictor)
 
     def forward(self, f: Features) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.proj_out(f.clip), f.mask
+        return self.proj_out2(self.proj_out1(f.clip)), f.mask  # (B, M, 768), (B, M)
 
 
 class TwoLayerConditioner(nn.Module):
@@ -105,6 +113,12 @@ class ConditionEncoders(nn.Module):
     def predictor(self) -> RhythmPredictor:
         return self.conditioners["semantic"].extractor
 
+    def numbers(self, f: Features) -> tuple[torch.Tensor, torch.Tensor]:
+        """(start, total) as the number embedders see them (EncoderConfig.start_time)."""
+        if self.cfg.encoders.start_time == "zero":
+            return torch.zeros_like(f.start), torch.ceil(f.duration - 1e-6)
+        return f.start, f.duration
+
     def class_ids(self, f: Features) -> torch.Tensor:
         return torch.full((f.clip.shape[0],), self.cfg.encoders.class_id, dtype=torch.long, device=f.clip.device)
 
@@ -115,7 +129,8 @@ class ConditionEncoders(nn.Module):
         """rhythm (B, M, C): the per-second rhythm to condition on (predicted or ground truth).
         The predictor's gradient never flows from here: callers pass a detached prediction."""
         k = self.conditioners
-        start, total = k["seconds_start"](f.start), k["seconds_total"](f.duration)  # (B, 768) each
+        start_s, total_s = self.numbers(f)
+        start, total = k["seconds_start"](start_s), k["seconds_total"](total_s)  # (B, 768) each
         cls = k["class"](self.class_ids(f))  # (B, 768)
         extra = torch.stack([start, total], dim=1)  # (B, 2, 768): appended to sem and rhy streams
         extra_mask = torch.ones(extra.shape[:2], dtype=torch.bool, device=extra.device)

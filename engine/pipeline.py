@@ -10,6 +10,7 @@ rest bit-identical.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,14 @@ class Pipeline:
         model, vae = _random_init(cfg)
         return cls(model, vae, device, name="debug")
 
+    def _autocast(self):
+        """The conditioners and the DiT under CUDA autocast, as the authors run them (bf16 where the
+        GPU supports it, else fp16); fp32 on the CPU, where nothing changes."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
     # 1. features -> tensors ------------------------------------------------------------------------
     def _features(self, w: WindowFeatures) -> Features:
         m_max = self.cfg.seconds
@@ -128,7 +137,8 @@ class Pipeline:
         f = self._features(w)
         if "scene" in ablate:
             f = f._replace(scene=torch.zeros_like(f.scene))
-        cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
+        with self._autocast():
+            cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
         # 4. seeded noise (on the CPU, so CPU and GPU runs start from the same noise)
         g = torch.Generator().manual_seed(int(seed))
         shape = (1, cfg.dit.latent_dim, cfg.latent_frames)
@@ -142,7 +152,9 @@ class Pipeline:
             mask[..., max(a, 0):min(b, cfg.latent_frames)] = False  # False = regenerate
             hold = Inpaint(mask, known.to(self.device), torch.randn(shape, generator=g).to(self.device))
         # 5. sample with classifier-free guidance (conditional + unconditional in one forward)
-        latents = sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)
+        with self._autocast():
+            latents = sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)
+        latents = latents.float()
         # 6. decode and cut to the exact duration
         n = int(round(w.duration_s * cfg.sample_rate))
         audio = self.vae.decode(latents.to(next(self.vae.parameters()).dtype), num_samples=n)[0]

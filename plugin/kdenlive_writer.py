@@ -346,7 +346,8 @@ def replace_clip_wav(text: str, old: Path, new: Path, name: str) -> str:
     """A scored project where the music clip playing `old` plays `new` (a new bin clip; the old
     bin clip stays in the bin)."""
     proj = Project(text)
-    old_res, rate = str(old.resolve()), proj.rate
+    rate = proj.rate
+    take = re.compile(re.escape(old.name.rsplit("-v", 1)[0]) + r"-v\d+\.wav")  # any take of this segment
     idx = proj.music_track_index()
     if idx is None:
         raise CutscoreError(f"the project has no '{TRACK_NAME}' track; score it first with `cutscore score`")
@@ -356,7 +357,8 @@ def replace_clip_wav(text: str, old: Path, new: Path, name: str) -> str:
         pl = proj.elements.get(t.get("producer"))
         for e in (pl.findall("entry") if pl is not None else []):
             el = proj.elements.get(e.get("producer"))
-            if el is not None and _props(el).get("resource") == old_res:
+            res = Path(_props(el).get("resource", "")) if el is not None else Path()
+            if el is not None and res.parent == old.resolve().parent and take.fullmatch(res.name):
                 targets.append(el.get("id"))
     if not targets:
         raise CutscoreError(f"the clip's music WAV ({old.name}) is not on the '{TRACK_NAME}' track")

@@ -51,7 +51,7 @@ class Plan:
                 "index": c.index, "name": c.name, "start_s": c.range.start_time.to_seconds(),
                 "duration_s": c.range.duration.to_seconds(), "media": c.media,
                 "media_path": str(c.media_path) if c.media_path else None, "media_found": c.media_found,
-                "source_start_s": c.source_range.start_time.to_seconds(),
+                "source_start_s": c.file_range.start_time.to_seconds(),
             } for c in tl.clips],
             "hits_s": [h.to_seconds() for h in tl.hits],
             "windows": [{"start_s": w.start.to_seconds(), "duration_s": w.duration.to_seconds(),

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,7 @@ from plugin.render import (
     write_wav,
 )
 from plugin.timeline import ADAPTERS, Timeline, read_timeline
-from plugin.writeback import Segment, music_track, write_scored
+from plugin.writeback import Segment, check_output, music_track, write_scored
 
 STATE_FILE = "cutscore.json"
 STATE_VERSION = 1
@@ -77,7 +79,7 @@ def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path) 
     clips = [ClipSpan(index=c.index, name=c.name, start_s=c.range.start_time.to_seconds(),
                       duration_s=c.range.duration.to_seconds(),
                       media=str(c.media_path) if c.media_path else None,
-                      source_start_s=max(c.source_range.start_time.to_seconds(), 0.0)) for c in tl.clips]
+                      source_start_s=c.file_range.start_time.to_seconds()) for c in tl.clips]
     return ScoreRequest(model=model, duration_s=tl.duration.to_seconds(), clips=clips,
                         cuts_s=[c.to_seconds() for c in tl.cuts], hits_s=[h.to_seconds() for h in tl.hits],
                         windows=[WindowSpec(start_s=w.start.to_seconds(), duration_s=w.duration.to_seconds(),
@@ -117,6 +119,7 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
     timeline_path, out_path = Path(timeline_path), Path(out_path)
     if out_path.resolve() == timeline_path.resolve():
         raise CutscoreError(f"{out_path}: is the input; cutscore never modifies your timeline, choose another -o")
+    check_output(timeline_path, out_path)
     if out_path.exists() and not opts.force:
         raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
     if not out_path.parent.is_dir():
@@ -231,17 +234,19 @@ def _rebase_state(state: dict, old: Path, new: Path) -> None:
 # ---- regenerate -------------------------------------------------------------------------------------
 
 def find_sidecar(scored: otio.schema.Timeline, scored_path: Path) -> Path:
+    """The `.cutscore` folder of a scored timeline: found from its music clips' WAV paths (which
+    survive Resolve and Kdenlive), else beside the timeline under the name `score` gave it (a
+    .otioz bundle carries copies of the WAVs inside the archive)."""
     track = music_track(scored)
+    beside = sidecar_dir(scored_path)
     if track is None:
         raise CutscoreError(f"{scored_path}: has no '{'cutscore music'}' track; score it first with `cutscore score`")
     for clip in track.find_clips():
-        ref = clip.media_reference
-        url = getattr(ref, "target_url", None)
-        if not url:
-            continue
-        p = Path(url.removeprefix("file://"))
-        if (p.parent / STATE_FILE).exists():
+        p = wav_path(clip)
+        if p is not None and (p.parent / STATE_FILE).exists():
             return p.parent
+    if (beside / STATE_FILE).exists():
+        return beside
     raise CutscoreError(f"{scored_path}: the music's folder with {STATE_FILE} was not found next to its WAVs; "
                         "keep the `.cutscore` folder beside the WAVs")
 
@@ -330,9 +335,41 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
         os.replace(tmp, out_path)
         return
     track = music_track(scored)
-    for c in track.find_clips():  # found by its WAV, which survives editors that drop metadata
-        if Path(getattr(c.media_reference, "target_url", "")).name == old.name:
+    take = take_pattern(old.name)
+    found = 0
+    for c in track.find_clips():  # found by its WAV's take name, which survives editors that drop metadata
+        p = wav_path(c)
+        if p is not None and take.fullmatch(p.name):
             c.media_reference.target_url = str(wav.resolve())
+            found += 1
+    if not found:
+        raise CutscoreError(f"{scored_path}: no music clip plays a take of {old.name}; was the music track edited?")
+    side = wav.parent
+    out_suffix = out_path.suffix.lower()
+    kwargs = {}
+    if out_suffix in (".otioz", ".otiod"):
+        for c in track.find_clips():  # the bundle's own copies of the other takes: the sidecar's originals
+            p = wav_path(c)
+            if p is not None and not p.is_absolute() and (side / p.name).exists():
+                c.media_reference.target_url = str((side / p.name).resolve())
+        from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
+
+        kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
     tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
-    otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_path.suffix.lower()])
+    otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix], **kwargs)
     os.replace(tmp, out_path)
+
+
+def take_pattern(wav_name: str) -> re.Pattern:
+    """Any take of the same music segment: clip003-v1.wav, clip003-v2.wav, ..."""
+    stem = wav_name.rsplit("-v", 1)[0]
+    return re.compile(re.escape(stem) + r"-v\d+\.wav")
+
+
+def wav_path(clip: otio.schema.Clip) -> Path | None:
+    url = getattr(clip.media_reference, "target_url", None)
+    if not url:
+        return None
+    if url.startswith("file://"):
+        return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+    return Path(url)

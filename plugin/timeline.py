@@ -33,10 +33,20 @@ class PictureClip:
     index: int
     name: str
     range: TimeRange  # in the timeline (from its start, the flattened picture)
-    source_range: TimeRange  # in the media
+    source_range: TimeRange  # in the media's own time (its start timecode included, as the timeline says)
     media: str | None  # the media file as written in the timeline (URL or path), None when there is none
     media_path: Path | None  # resolved on this machine, None when missing
     clip: otio.schema.Clip
+    media_start: RationalTime | None = None  # the media's first frame (start timecode), None = 0
+
+    @property
+    def file_range(self) -> TimeRange:
+        """The source range from the media file's first frame: what a decoder seeks to. A clip at
+        `<in>0</in>` of a file whose timecode starts at 00:00:14:03 reads from 0 s, not 14.12 s."""
+        start = self.source_range.start_time
+        if self.media_start is not None:
+            start = start - self.media_start.rescaled_to(start.rate)
+        return TimeRange(max(start, RationalTime(0, start.rate)), self.source_range.duration)
 
     @property
     def media_found(self) -> bool:
@@ -206,7 +216,9 @@ def read_timeline(path: str | Path, rate: float | None = None, relink: str | Pat
         if media and resolved is None:
             warnings.append(f"media of clip {len(clips)} {item.name!r} not found ({media}); it gets cut-only "
                             "conditioning (use --relink DIR)")
+        avail = getattr(item.media_reference, "available_range", None)
         clips.append(PictureClip(index=len(clips), name=item.name or f"clip {len(clips)}", range=rng,
-                                 source_range=item.trimmed_range(), media=media, media_path=resolved, clip=item))
+                                 source_range=item.trimmed_range(), media=media, media_path=resolved, clip=item,
+                                 media_start=avail.start_time if avail is not None else None))
     return Timeline(path=path, otio=tl, rate=_timeline_rate(tl), duration=duration, clips=clips,
                     cuts=cut_times(picture), hits=_markers(tl, duration), warnings=warnings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,24 @@ def _is_cutscore_track(track) -> bool:
     return track.name == TRACK_NAME or "cutscore" in track.metadata
 
 
+def _holds_cutscore_music(track) -> bool:
+    """A track whose name and metadata were dropped (FCP7 XML keeps neither) is still ours when its
+    clips carry our clip names or play WAVs from a folder holding cutscore's state."""
+    clips = list(track.find_clips())
+    if clips and all(c.name.startswith(f"{TRACK_NAME}: ") for c in clips):
+        return True
+    for c in clips:
+        url = getattr(c.media_reference, "target_url", "") or ""
+        path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url)
+        if url and (path.parent / "cutscore.json").exists():
+            return True
+    return False
+
+
 def music_track(tl: otio.schema.Timeline) -> otio.schema.Track | None:
-    return next((t for t in tl.audio_tracks() if _is_cutscore_track(t)), None)
+    tracks = tl.audio_tracks()
+    return (next((t for t in tracks if _is_cutscore_track(t)), None)
+            or next((t for t in tracks if _holds_cutscore_music(t)), None))
 
 
 def build_track(segments: list[Segment], rate: float, metadata: dict) -> otio.schema.Track:
@@ -78,16 +95,23 @@ def _absolute_media(tl: otio.schema.Timeline, base: Path) -> None:
             ref.target_url = str((base / url).resolve())
 
 
-def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path: Path) -> None:
+def check_output(in_path: Path, out_path: Path) -> None:
+    """Refuse an output cutscore cannot write before any work is done."""
     suffix = out_path.suffix.lower()
     if suffix not in WRITABLE:
-        raise CutscoreError(f"{out_path}: cannot write {suffix!r}; use .otio, .otioz, .otiod, .xml or .kdenlive")
+        what = f"{suffix!r}" if suffix else "a file without an extension"
+        raise CutscoreError(f"{out_path}: cannot write {what}; name the output .otio, .otioz, .otiod, .xml or .kdenlive")
+    if suffix == ".kdenlive" and in_path.suffix.lower() != ".kdenlive":
+        raise CutscoreError(f"{out_path}: a .kdenlive output needs a .kdenlive input (it patches the original "
+                            "project); write .otio and import it in Kdenlive instead")
+
+
+def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path: Path) -> None:
+    suffix = out_path.suffix.lower()
+    check_output(tl.path, out_path)
     tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
     try:
         if suffix == ".kdenlive":
-            if tl.path.suffix.lower() != ".kdenlive":
-                raise CutscoreError(f"{out_path}: a .kdenlive output needs a .kdenlive input (it patches the original "
-                                    "project); write .otio and import it in Kdenlive instead")
             tmp.write_text(patch_kdenlive(tl.path.read_text(encoding="utf-8"), segments, tl.duration.rate),
                            encoding="utf-8")
         else:

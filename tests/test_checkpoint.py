@@ -56,9 +56,13 @@ def test_parameter_counts_of_the_full_presets():
 
 
 def _official_debug():
+    """The debug size with every semantic of the `official` preset."""
     cfg = load_config("debug")
+    off = load_config("official")
     cfg.name = "official-debug"
     cfg.dit = dataclasses.replace(cfg.dit, norm_placement="replace", emotion_source="rhythm")
+    cfg.predictor = dataclasses.replace(cfg.predictor, input_norm=off.predictor.input_norm)
+    cfg.encoders = dataclasses.replace(cfg.encoders, class_id=off.encoders.class_id, start_time=off.encoders.start_time)
     return cfg
 
 
@@ -76,8 +80,8 @@ def _write_official_ckpt(path, cfg, extra=None, ema=True):
     sd["diffusion.conditioner.conditioners.color.proj_out.bias"] = torch.randn(c)
     sd["diffusion.conditioner.conditioners.rhythm.proj_out.weight"] = torch.randn(c, 1)
     sd["diffusion.conditioner.conditioners.rhythm.proj_out.bias"] = torch.randn(c)
-    sd["diffusion.conditioner.conditioners.semantic.proj_out2.weight"] = torch.randn(c, 512)
-    sd["diffusion.conditioner.conditioners.semantic.proj_out2.bias"] = torch.randn(c)
+    sd["diffusion.conditioner.conditioners.semantic.proj_out.weight"] = torch.randn(c, 512)  # built, never used
+    sd["diffusion.conditioner.conditioners.semantic.proj_out.bias"] = torch.randn(c)
     for k, v in vae.model.state_dict().items():
         sd["diffusion.pretransform.model." + k] = v.clone()
     if ema:
@@ -161,3 +165,127 @@ def test_full_size_checkpoint_laid_out_as_the_tsv_converts_and_loads(tmp_path):
     assert summary["parameters"] + len(summary["dropped_unused"]) + summary["vae_parameters"] == len(rows)
     model, vae = load_model(tmp_path / "official")
     assert sum(p.numel() for p in model.dit.parameters()) == model_info("official")["dit"]
+
+
+# ---- issue 13: the released forward, pinned semantic by semantic ------------------------------------
+
+def _features(cfg, m_valid=17, start=30.0, duration=17.4, seed=0):
+    from engine.encoders import Features
+
+    g = torch.Generator().manual_seed(seed)
+    m = cfg.seconds
+    mask = torch.zeros(1, m, dtype=torch.bool)
+    mask[:, :m_valid] = True
+    pad = lambda x: x * mask.reshape(1, m, *([1] * (x.dim() - 2))).to(x.dtype)  # noqa: E731
+    return Features(clip=pad(torch.randn(1, m, 512, generator=g)), color=pad(torch.rand(1, m, 3072, generator=g)),
+                    scene=pad((torch.rand(1, m, generator=g) > 0.8).long()), beat=pad(torch.rand(1, m, generator=g)),
+                    mask=mask, start=torch.tensor([start]), duration=torch.tensor([duration]))
+
+
+def test_semantic_tokens_go_through_proj_out2_and_ignore_the_unused_proj_out(tmp_path):
+    cfg = _official_debug()
+    sd = _write_official_ckpt(tmp_path / "a.ckpt", cfg, ema=False)
+    sd["diffusion.conditioner.conditioners.semantic.proj_out.weight"] = torch.full_like(
+        sd["diffusion.conditioner.conditioners.semantic.proj_out.weight"], 1e6)  # garbage in the dead layer
+    torch.save({"state_dict": sd}, tmp_path / "b.ckpt")
+    import_official(tmp_path / "a.ckpt", tmp_path / "a", config=cfg)
+    import_official(tmp_path / "b.ckpt", tmp_path / "b", config=cfg)
+    (ma, _), (mb, _) = load_model(tmp_path / "a"), load_model(tmp_path / "b")
+    f = _features(cfg)
+    sem_a, _ = ma.conditioner.conditioners["semantic"](f)
+    sem_b, _ = mb.conditioner.conditioners["semantic"](f)
+    torch.testing.assert_close(sem_a, sem_b)
+    w = sd["diffusion.conditioner.conditioners.semantic.proj_out2.weight"]
+    b = sd["diffusion.conditioner.conditioners.semantic.proj_out2.bias"]
+    torch.testing.assert_close(sem_a, f.clip @ w.T + b)  # proj_out1 is the Identity at 512 -> 512
+
+
+def test_predictor_normalises_the_padded_window_as_the_released_code():
+    """The authors z-score the whole zero-padded window (unbiased std + 1e-6) and mask no key, so on
+    a short window the padded rows change the valid seconds' prediction; cutscore's format-1
+    ("valid") normalisation does not let them."""
+    cfg = _official_debug()
+    torch.manual_seed(0)
+    enc = DiffV2M(cfg).conditioner.eval()
+    with torch.no_grad():  # trained-like weights: the zero-initialised attention outputs would hide mixing
+        for prm in enc.parameters():
+            prm.normal_(0, 0.05)
+    pred = enc.predictor
+    f = _features(cfg, m_valid=17)
+    cls = torch.tensor([cfg.encoders.class_id])
+    x = f.clip
+    ref_in = (x - x.mean(dim=(1, 2), keepdim=True)) / (x.std(dim=(1, 2), unbiased=True, keepdim=True) + 1e-6)
+    ref_in = ref_in + pred.scene_embedding(f.scene) + pred.pseudo_linear(f.beat[..., None])
+    ref_in = torch.cat([pred.class_embedding(cls)[:, None], ref_in], dim=1)
+    ref = pred.transformer(ref_in, None)[:, 1:]
+    got = enc.predict_rhythm(f)
+    torch.testing.assert_close(got, ref)
+    # the padded rows count: changing their scene flags changes the valid seconds' output
+    f2 = f._replace(scene=f.scene.clone().index_fill_(1, torch.tensor([25]), 1))
+    assert not torch.allclose(enc.predict_rhythm(f2)[:, :17], got[:, :17])
+    # "valid" (format-1 models) ignores them
+    pred.input_norm = "valid"
+    v1, v2 = enc.predict_rhythm(f), enc.predict_rhythm(f2)
+    torch.testing.assert_close(v1[:, :17], v2[:, :17])
+    assert not torch.allclose(v1[:, :17], got[:, :17])
+
+
+def test_official_preset_feeds_class_2_and_the_released_start_and_total():
+    off = load_config("official")
+    assert off.encoders.class_id == 2 and off.encoders.start_time == "zero" and off.predictor.input_norm == "window"
+    cfg = _official_debug()
+    torch.manual_seed(0)
+    enc = DiffV2M(cfg).conditioner.eval()
+    f = _features(cfg, start=30.0, duration=17.4)  # the second window of a long piece
+    cond = enc(f, torch.zeros(1, cfg.seconds, 1))
+    k = enc.conditioners
+    c = cfg.dit.cond_dim
+    torch.testing.assert_close(cond.global_cond[:, 2 * c:], k["class"].int_embedder.weight[2][None])
+    torch.testing.assert_close(cond.global_cond[:, :c], k["seconds_start"](torch.tensor([0.0])))
+    torch.testing.assert_close(cond.global_cond[:, c:2 * c], k["seconds_total"](torch.tensor([18.0])))
+    # models trained here keep the continuous start time in the piece
+    paper = load_config("paper")
+    assert paper.encoders.start_time == "piece"
+    cfg.encoders = dataclasses.replace(cfg.encoders, start_time="piece")
+    enc.cfg = cfg
+    cond = enc(f, torch.zeros(1, cfg.seconds, 1))
+    torch.testing.assert_close(cond.global_cond[:, :c], k["seconds_start"](torch.tensor([30.0])))
+
+
+def test_format_1_models_load_with_their_names_and_normalisation(tmp_path):
+    """A format-1 folder (semantic `proj_out`, no input_norm) loads through the explicit upgrade."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from engine.checkpoint import save_model
+
+    cfg = load_config("debug")
+    torch.manual_seed(0)
+    save_model(tmp_path / "v2", DiffV2M(cfg))
+    meta = json.loads((tmp_path / "v2" / "config.json").read_text())
+    meta["format_version"] = 1
+    del meta["model"]["predictor"]["input_norm"]
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "config.json").write_text(json.dumps(meta))
+    state = load_file(str(tmp_path / "v2" / "model.safetensors"))
+    old = {k.replace("semantic.proj_out2.", "semantic.proj_out."): v for k, v in state.items()}
+    save_file(old, str(tmp_path / "v1" / "model.safetensors"))
+    model, _ = load_model(tmp_path / "v1")
+    assert model.cfg.predictor.input_norm == "valid"
+    torch.testing.assert_close(model.state_dict()["conditioner.conditioners.semantic.proj_out2.weight"],
+                               state["conditioner.conditioners.semantic.proj_out2.weight"])
+    assert load_config(tmp_path / "v1").predictor.input_norm == "valid"
+
+
+def test_cli_import_official_ema(tmp_path, capsys):
+    from ui.cli import main
+
+    cfg = _official_debug()
+    sd = _write_official_ckpt(tmp_path / "model_odf.ckpt", cfg)
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    assert main(["import-official", str(tmp_path / "model_odf.ckpt"), "-o", str(tmp_path / "ema"), "--ema",
+                 "--config", str(tmp_path / "cfg.json")]) == 0
+    model, _ = load_model(tmp_path / "ema")
+    torch.testing.assert_close(model.state_dict()["dit.transformer.project_in.weight"],
+                               sd["diffusion_ema.ema_model.model.model.transformer.project_in.weight"])

@@ -119,8 +119,11 @@ def test_padded_tokens_do_not_change_the_output():
                        scene=torch.cat([f.scene, torch.ones(2, 10, dtype=torch.long)], 1),
                        beat=torch.cat([f.beat, torch.rand(2, 10)], 1),
                        mask=torch.cat([f.mask, torch.zeros(2, 10, dtype=torch.bool)], 1))
+    # (the DiT with a rhythm that ignores padding: the "valid" predictor normalisation; the released
+    # "window" one depends on the padding on purpose, pinned in test_checkpoint.py)
+    m.conditioner.predictor.input_norm = "valid"
     cond30, pred30 = m.condition(f30)
-    torch.testing.assert_close(m.dit(x, t, cond30), ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(m.dit(x, t, cond30), m.dit(x, t, m.condition(f)[0]), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(pred30[:, :20], m.condition(f)[1], rtol=1e-4, atol=1e-5)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -71,7 +72,7 @@ def cmd_import_official(args) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise CutscoreError(f"{out}: already exists; choose another -o or pass --force")
-    summary = import_official(args.checkpoint, out, ema=args.ema, allow_pickle=args.allow_pickle)
+    summary = import_official(args.checkpoint, out, ema=args.ema, allow_pickle=args.allow_pickle, config=args.config)
     _out(f"converted {summary['parameters']} tensors ({'EMA' if args.ema else 'online'} DiT) "
          f"and {summary['vae_parameters']} VAE tensors into {summary['out']}")
     if summary["dropped_unused"]:
@@ -79,12 +80,66 @@ def cmd_import_official(args) -> int:
     return 0
 
 
+def _finite(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1 or v > 10000:
+        raise argparse.ArgumentTypeError(f"{v} is outside 1..10000")
+    return v
+
+
+def _loudness(text: str) -> float:
+    v = _finite(text)
+    if not -70.0 <= v <= 0.0:
+        raise argparse.ArgumentTypeError(f"{v:g} LUFS is outside -70..0 (music for video: -23 to -14)")
+    return v
+
+
+def _sample_rate(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of Hz") from None
+    if not 8000 <= v <= 192000:
+        raise argparse.ArgumentTypeError(f"{v} Hz is outside 8000..192000 (editors use 48000)")
+    return v
+
+
+def _frame_rate(text: str) -> float:
+    v = _finite(text)
+    if not 1.0 <= v <= 1000.0:
+        raise argparse.ArgumentTypeError(f"{v:g} fps is outside 1..1000 (e.g. 24, 25 or 29.97)")
+    return v
+
+
+def _window_s(text: str) -> float:
+    v = _finite(text)
+    if not 5.0 <= v <= 600.0:
+        raise argparse.ArgumentTypeError(f"{v:g} s is outside 5..600 (a window holds two 2 s overlaps and more)")
+    return v
+
+
 def cmd_plan(args) -> int:
+    from engine.client import model_window_s
     from plugin.plan import make_plan
+    from plugin.score import default_model
     from plugin.timeline import read_timeline
 
     tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink)
-    plan = make_plan(tl, window_s=args.window)
+    window = args.window if args.window is not None else model_window_s(args.model or default_model()[0])
+    plan = make_plan(tl, window_s=window)
     for w in tl.warnings:
         _err(f"cutscore: warning: {w}")
     if args.json:
@@ -247,10 +302,17 @@ def cmd_evaluate(args) -> int:
 
 # ---- parser ----------------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """One line for bad options, naming the fix, exit 2 (argparse prints the whole usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cutscore", description="Music for an edited video, written into your timeline "
+    p = _Parser(prog="cutscore", description="Music for an edited video, written into your timeline "
                                 "(Diff-V2M through OpenTimelineIO: Kdenlive, DaVinci Resolve, Premiere).")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     def add(name: str, fn, help_: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
@@ -259,15 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     def timeline_opts(sp):
         sp.add_argument("timeline", help=".otio/.otioz/.otiod, FCP7 .xml, CMX 3600 .edl or .kdenlive")
-        sp.add_argument("--rate", type=float, help="frame rate for an EDL (EDLs carry none), e.g. 24 or 29.97")
+        sp.add_argument("--rate", type=_frame_rate, help="frame rate for an EDL (EDLs carry none), e.g. 24 or 29.97")
         sp.add_argument("--relink", metavar="DIR", help="find missing media in DIR by file name")
 
     def engine_opts(sp):
         sp.add_argument("--model", help="model folder or preset (default: the demo model, else debug)")
         sp.add_argument("--engine", help="engine URL, or `local` for in-process (default: a running server, else local)")
         sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        sp.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
-        sp.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+        sp.add_argument("--steps", type=_positive_int, help="sampler steps (default: the model's)")
+        sp.add_argument("--guidance", type=_finite, help="classifier-free guidance scale (default: the model's)")
         sp.add_argument("--sampler", choices=["ddim", "dpmpp-2m"], help="sampler (default: the model's)")
 
     sp = add("demo", cmd_demo, "Score the bundled demo timeline (resources/demo) with the demo model.")
@@ -277,15 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("plan", cmd_plan, "Show how a timeline is split into generation windows.")
     timeline_opts(sp)
-    sp.add_argument("--window", type=float, default=30.0, help="longest generation window in seconds (default 30)")
+    sp.add_argument("--model", help="the model score will use, whose window the plan follows (default: as score)")
+    sp.add_argument("--window", type=_window_s,
+                    help="longest generation window in seconds (default: the model's, as `score` will use)")
     sp.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     sp = add("score", cmd_score, "Write music for a timeline and a new timeline with the music track.")
     timeline_opts(sp)
     engine_opts(sp)
     sp.add_argument("-o", "--output", required=True, help="the new timeline (.otio, .otioz, .xml, .kdenlive)")
-    sp.add_argument("--loudness", type=float, default=-14.0, help="integrated loudness target, LUFS (default -14)")
-    sp.add_argument("--sample-rate", type=int, default=48000, help="WAV sample rate (default 48000)")
+    sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
+    sp.add_argument("--sample-rate", type=_sample_rate, default=48000, help="WAV sample rate, 8000..192000 (default 48000)")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
     sp = add("regenerate", cmd_regenerate, "Regenerate the music under one clip of a scored timeline.")
@@ -347,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ema", action="store_true", help="take the EMA copy of the DiT (default: the online DiT)")
     sp.add_argument("--allow-pickle", action="store_true", help="allow unpickling objects beyond tensors (trusted files only)")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    sp.add_argument("--config", default="official",
+                    help="the model config the checkpoint was built from (default: the `official` preset)")
 
     sp = add("model-info", cmd_model_info, "Parameter counts by part of a config or model folder.")
     sp.add_argument("config", help="a preset (paper, official, debug), a config .json or a model folder")

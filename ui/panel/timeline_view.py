@@ -60,7 +60,7 @@ class TimelineView(QWidget):
         return max(0.0, (x - 4) / self.px_per_s)
 
     def refresh(self) -> None:
-        self._thumbs = {c.index: thumbnail(c.media_path, c.source_range.start_time.to_seconds())
+        self._thumbs = {c.index: thumbnail(c.media_path, c.file_range.start_time.to_seconds())
                         for c in self.state.clips if c.media_found}
         self.relayout()
 

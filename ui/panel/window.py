@@ -218,7 +218,7 @@ class PanelWindow(QMainWindow):
         for c in st.clips:
             if not c.media_found:
                 continue
-            a = c.source_range.start_time.to_seconds()
+            a = c.file_range.start_time.to_seconds()
             try:
                 f = extract_features(str(c.media_path), a, a + c.range.duration.to_seconds(), cuts_s=[], clip_model=None)
             except CutscoreError:
