@@ -101,7 +101,10 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
                 if service.startswith("avformat") or service in ("qimage", "pixbuf", "timewarp"):
                     if service == "timewarp" and ":" in resource:
                         resource = resource.split(":", 1)[1]
-                    ref = otio.schema.ExternalReference(target_url=resource)
+                    length = pp.get("length", "")
+                    avail = (TimeRange(RationalTime(0, rate), RationalTime(int(length), rate))
+                             if length.isdigit() and 0 < int(length) < 2**31 - 1 else None)
+                    ref = otio.schema.ExternalReference(target_url=resource, available_range=avail)
                 else:
                     ref = otio.schema.GeneratorReference(generator_kind=service or "unknown",
                                                          parameters={"resource": resource})

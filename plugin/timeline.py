@@ -125,6 +125,8 @@ def _media_of(clip: otio.schema.Clip) -> str | None:
     ref = clip.media_reference
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
         return ref.target_url
+    if isinstance(ref, otio.schema.MissingReference):  # an .otioz/.otiod bundle keeps offline media's URL
+        return ref.metadata.get("original_target_url") or None
     return None
 
 
@@ -151,11 +153,68 @@ def _resolve(media: str, base: Path, relink: Path | None) -> Path | None:
     return None
 
 
-def _picture(tl: otio.schema.Timeline) -> otio.schema.Track:
-    tracks = [t for t in tl.video_tracks() if t.enabled]
+def _enabled(item) -> bool:
+    """OTIO's own flag, and FCP7 XML's <enabled>FALSE</enabled> (which the fcp adapter keeps only
+    in metadata["fcp_xml"])."""
+    fcp = item.metadata.get("fcp_xml") if hasattr(item, "metadata") else None
+    fcp_enabled = fcp.get("enabled") if isinstance(fcp, dict) or hasattr(fcp, "get") else None
+    return getattr(item, "enabled", True) and str(fcp_enabled).upper() != "FALSE"
+
+
+def _visible_track(track: otio.schema.Track, path: Path) -> otio.schema.Track:
+    """A copy of a video track as the viewer sees it: disabled clips become gaps, the track's own
+    trim (source_range) applied; a negative duration is refused."""
+    out = track.clone()
+    for i, item in enumerate(list(out)):
+        if isinstance(item, otio.schema.Transition):
+            continue
+        if item.duration().value < 0:
+            raise CutscoreError(f"{path}: track {track.name!r} holds an item with a negative duration "
+                                f"({item.duration().value:g} frames); fix the edit in your editor and export again")
+        if isinstance(item, otio.schema.Clip) and not _enabled(item):
+            out[i] = otio.schema.Gap(source_range=TimeRange(RationalTime(0, item.duration().rate), item.duration()))
+    # a trim that starts before 0 is no trim: the cmx_3600 adapter stores the record start timecode
+    # there (-01:00:00:00), covering the whole track
+    if out.source_range is not None and out.source_range.start_time.value >= 0:
+        trim = out.source_range
+        out.source_range = None
+        out = otio.algorithms.track_trimmed_to_range(out, trim)
+    return out
+
+
+def _picture(tl: otio.schema.Timeline, path: Path) -> otio.schema.Track:
+    tracks = [_visible_track(t, path) for t in tl.video_tracks() if _enabled(t)]
     if not tracks:
-        raise CutscoreError("the timeline has no video track; cutscore scores a picture edit")
-    return otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0]
+        raise CutscoreError(f"{path}: the timeline has no enabled video track; cutscore scores a picture edit")
+    return _join_through_edits(otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0])
+
+
+def _join_through_edits(track: otio.schema.Track) -> otio.schema.Track:
+    """Consecutive pieces that continue the same media without a jump (a lower clip seen through a
+    gap or a switched-off clip above, split by the flatten; an editor's through edit) are one shot:
+    no picture change, so no cut."""
+    items = list(track)
+    if not any(_continues(a, b) for a, b in zip(items, items[1:])):
+        return track
+    out = otio.schema.Track(name=track.name, kind=track.kind, source_range=track.source_range)
+    for item in items:
+        prev = out[-1] if len(out) else None
+        if prev is not None and _continues(prev, item):
+            merged = prev.clone()
+            r = prev.source_range
+            merged.source_range = TimeRange(r.start_time, r.duration + item.source_range.duration.rescaled_to(r.duration.rate))
+            out[-1] = merged
+        else:
+            out.append(item.clone())
+    return out
+
+
+def _continues(a, b) -> bool:
+    if not (isinstance(a, otio.schema.Clip) and isinstance(b, otio.schema.Clip)):
+        return False
+    if a.source_range is None or b.source_range is None or _media_of(a) is None or _media_of(a) != _media_of(b):
+        return False
+    return a.source_range.end_time_exclusive() == b.source_range.start_time and a.name == b.name
 
 
 def cut_times(picture: otio.schema.Track) -> list[RationalTime]:
@@ -200,7 +259,7 @@ def read_timeline(path: str | Path, rate: float | None = None, relink: str | Pat
     relink_dir = Path(relink) if relink else None
     if relink_dir is not None and not relink_dir.is_dir():
         raise CutscoreError(f"{relink_dir}: --relink needs a folder")
-    picture = _picture(tl)
+    picture = _picture(tl, path)
     duration = picture.duration()
     if duration.value <= 0:
         raise CutscoreError(f"{path}: the picture is empty (duration 0)")

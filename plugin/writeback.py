@@ -106,6 +106,60 @@ def check_output(in_path: Path, out_path: Path) -> None:
                             "project); write .otio and import it in Kdenlive instead")
 
 
+def _explicit_source_ranges(tl: otio.schema.Timeline) -> None:
+    """A clip that uses its media's whole available range may leave source_range unset; a bundle
+    (whose offline media become MissingReferences without a range) and FCP7 XML (whose writer needs
+    it) would lose that range, so it is written out."""
+    for clip in tl.find_clips():
+        if clip.source_range is None:
+            try:
+                clip.source_range = clip.trimmed_range()
+            except otio.exceptions.CannotComputeAvailableRangeError:
+                continue
+        ref = clip.media_reference
+        if isinstance(ref, (otio.schema.ExternalReference, otio.schema.GeneratorReference)) and ref.available_range is None:
+            # FCP7 XML's <file> needs a duration: at least the part of the media the clip uses
+            end = clip.source_range.end_time_exclusive()
+            ref.available_range = TimeRange(RationalTime(0, end.rate), end)
+
+
+def _generators_as_offline(tl: otio.schema.Timeline) -> None:
+    """FCP7 XML's writer cannot express another editor's generators (Kdenlive's colour and title
+    clips): they go out as offline clips of the same name and length, so the edit keeps its timing."""
+    for clip in tl.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.GeneratorReference):
+            clip.media_reference = otio.schema.MissingReference(
+                name=ref.generator_kind, available_range=ref.available_range,
+                metadata={"cutscore": {"generator_kind": ref.generator_kind}})
+
+
+def define_files_before_use(path: Path) -> None:
+    """FCP7 XML defines a <file> once and refers to it later as <file id="..."/>. The fcp adapter's
+    writer can emit a reference before the definition (a clip of an earlier track reusing media
+    defined in a later one), and readers (the adapter's own included) then lose that clip's media.
+    Move each definition to the first use."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(path)
+    first: dict[str, ET.Element] = {}
+    moved = False
+    for el in tree.getroot().iter("file"):
+        fid = el.get("id")
+        if fid is None:
+            continue
+        if fid not in first:
+            first[fid] = el
+        elif len(el) and not len(first[fid]):
+            head = first[fid]
+            head.text, head[:] = el.text, list(el)
+            el[:] = []
+            el.text = None
+            moved = True
+    if moved:
+        tree.write(path, encoding="UTF-8", xml_declaration=True)
+
+
 def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path: Path) -> None:
     suffix = out_path.suffix.lower()
     check_output(tl.path, out_path)
@@ -116,6 +170,10 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
                            encoding="utf-8")
         else:
             out = scored_otio(tl, segments, metadata)
+            if suffix != ".otio":
+                _explicit_source_ranges(out)
+            if suffix == ".xml":
+                _generators_as_offline(out)
             kwargs = {}
             if suffix in (".otioz", ".otiod"):
                 _absolute_media(out, tl.path.parent)  # the bundle copies media it can find on disk
@@ -123,6 +181,8 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
 
                 kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
             otio.adapters.write_to_file(out, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
+            if suffix == ".xml":
+                define_files_before_use(tmp)
         os.replace(tmp, out_path)
     finally:
         if tmp.exists():
