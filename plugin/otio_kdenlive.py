@@ -53,6 +53,45 @@ def _clip_markers(src: str) -> list[tuple[int, str]]:
         return []  # markers are decoration: a malformed list must not stop reading the edit
 
 
+def _mix_trims(sub: ET.Element, playlists: list[ET.Element], rate: float) -> dict[str, dict[int, tuple[int, int]]]:
+    """Same-track mixes (Kdenlive >= 21.04): the two clips overlap on the track's two playlists and
+    a transition with `kdenlive:mixcut` blends them; Kdenlive's cut is at the mix's in + mixcut.
+    Returns {playlist id: {entry index: (head frames, tail frames)}} that trim the outgoing clip to
+    end at the cut and the incoming one to start there, so the flattened picture cuts where
+    Kdenlive does."""
+    mixes = []
+    for t in sub.findall("transition"):
+        p = _props(t)
+        if p.get("kdenlive:mixcut", "") == "" or t.get("in") is None:
+            continue
+        mixes.append((int(_time(t.get("in"), rate).value), int(_time(p["kdenlive:mixcut"], rate).value)))
+    if not mixes:
+        return {}
+    spans = []  # (playlist id, entry index, start, end exclusive)
+    for pl in playlists:
+        pos = 0
+        for idx, el in enumerate(pl):
+            if el.tag == "blank":
+                pos += int(_time(el.get("length"), rate).value)
+            elif el.tag == "entry":
+                n = int((_time(el.get("out"), rate) - _time(el.get("in"), rate)).value) + 1
+                spans.append((pl.get("id"), idx, pos, pos + n))
+                pos += n
+    out: dict[str, dict[int, tuple[int, int]]] = {}
+    for mix_in, mixcut in mixes:
+        cut = mix_in + mixcut
+        incoming = [s for s in spans if s[2] == mix_in]
+        outgoing = [s for s in spans if s[2] < mix_in < s[3]]
+        if len(incoming) != 1 or len(outgoing) != 1:
+            continue  # not a mix between two clips we can see: leave the overlap to the flatten
+        (pi, ii, si, _), (po, io, _, eo) = incoming[0], outgoing[0]
+        h, t = out.setdefault(pi, {}).get(ii, (0, 0))
+        out[pi][ii] = (h + cut - si, t)
+        h, t = out.setdefault(po, {}).get(io, (0, 0))
+        out[po][io] = (h, t + eo - cut)
+    return out
+
+
 def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio.schema.Timeline:
     root = ET.fromstring(input_str)
     if root.tag != "mlt":
@@ -81,10 +120,11 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
     tl = otio.schema.Timeline(name=title)
     tractor_by_id = {t.get("id"): t for t in tractors}
 
-    def build_track(playlist: ET.Element, name: str, audio: bool) -> otio.schema.Track:
+    def build_track(playlist: ET.Element, name: str, audio: bool, trims: dict | None = None) -> otio.schema.Track:
         kind = otio.schema.TrackKind.Audio if audio else otio.schema.TrackKind.Video
         track = otio.schema.Track(name=name, kind=kind)
-        for el in playlist:
+        for idx, el in enumerate(playlist):
+            head, tail = (trims or {}).get(idx, (0, 0))
             if el.tag == "blank":
                 track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), _time(el.get("length"), rate))))
             elif el.tag == "entry":
@@ -96,6 +136,13 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
                 dur = _time(el.get("out"), rate) - start + RationalTime(1, rate)
                 if dur.value <= 0:
                     raise ValueError(f"an entry of producer {el.get('producer')!r} has a negative duration")
+                if head or tail:  # a same-track mix: the picture cuts inside it (see _mix_trims)
+                    if head + tail >= dur.value:
+                        raise ValueError(f"a mix is longer than its clip (producer {el.get('producer')!r})")
+                    if head:
+                        track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(head, rate))))
+                    start += RationalTime(head, rate)
+                    dur -= RationalTime(head + tail, rate)
                 resource = pp.get("resource", "")
                 service = pp.get("mlt_service", "")
                 if service.startswith("avformat") or service in ("qimage", "pixbuf", "timewarp"):
@@ -117,6 +164,8 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
                         clip.markers.append(otio.schema.Marker(
                             name=comment, marked_range=TimeRange(RationalTime(pos, rate), RationalTime(0, rate))))
                 track.append(clip)
+                if tail:
+                    track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(tail, rate))))
         return track
 
     for tr in main.findall("track"):
@@ -128,11 +177,12 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
             sp = _props(sub)
             audio = sp.get("kdenlive:audio_track") == "1" or all(t.get("hide") == "video" for t in sub.findall("track"))
             name = sp.get("kdenlive:track_name", "")
-            for i, t in enumerate(sub.findall("track")):
-                pl = playlists.get(t.get("producer"))
+            pls = [playlists.get(t.get("producer")) for t in sub.findall("track")]
+            trims = _mix_trims(sub, [p for p in pls if p is not None], rate)
+            for i, pl in enumerate(pls):
                 if pl is None:
                     continue
-                track = build_track(pl, name if i == 0 else f"{name} (2)", audio)
+                track = build_track(pl, name if i == 0 else f"{name} (2)", audio, trims.get(pl.get("id")))
                 if i == 0 or len(track):
                     tl.tracks.append(track)
         elif pid in playlists:

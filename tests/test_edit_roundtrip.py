@@ -242,3 +242,23 @@ def test_a_track_trim_is_honoured_by_the_cuts_and_the_music(tmp_path):
     out = tmp_path / "scored.otio"
     r = score_timeline(p, out, SineEngine(), ScoreOptions())
     assert r["music"].shape[1] == 48000  # one second at 48 kHz: the trimmed length
+
+
+# 6 ---------------------------------------------------------------------------------------------------
+def test_kdenlive_same_track_mix_cuts_where_kdenlive_cuts():
+    """mix_markers_25: clip 1 (record 0-99) on V1's first playlist, clip 2 from 90 on the second, a
+    mix over 90-99 with kdenlive:mixcut 5: Kdenlive cuts at 95, not at the mix's start or end."""
+    tl = read_timeline(TL / "mix_markers_25.kdenlive")
+    assert tl.cuts == [RationalTime(95, 25), RationalTime(190, 25)]
+    a, b, _ = tl.clips
+    assert (a.range.duration.value, a.source_range.start_time.value) == (95, 25)
+    assert (b.range.start_time.value, b.source_range.start_time.value, b.range.duration.value) == (95, 205, 95)
+    # the cut follows mixcut: 90 + 2
+    text = (TL / "mix_markers_25.kdenlive").read_text().replace('<property name="kdenlive:mixcut">5<',
+                                                                '<property name="kdenlive:mixcut">2<')
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "m.kdenlive"
+        p.write_text(text)
+        assert read_timeline(p).cuts[0] == RationalTime(92, 25)

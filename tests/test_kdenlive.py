@@ -93,7 +93,7 @@ def test_music_clips_are_bin_clips_and_original_text_is_kept(tmp_path, local_eng
     assert all(any(line == o for o in it) for line in before.splitlines())  # only insertions
     on_track, in_bin = _bin_check(text)
     assert on_track == in_bin == 3
-    assert [m[:2] for m in _music(out)] == [(0, 90), (90, 100), (190, 75)]
+    assert [m[:2] for m in _music(out)] == [(0, 95), (95, 95), (190, 75)]  # the mix cuts at 90 + mixcut 5
 
 
 def test_rescoring_replaces_the_music_and_regenerate_adds_a_bin_clip(tmp_path, local_engine):
