@@ -2,9 +2,14 @@
 flattened into one picture, every boundary between consecutive items a cut (a scene transition
 for Diff-V2M), every marker a musical hit point, every clip's source media resolved.
 
-Formats: .otio/.otioz/.otiod (OTIO core), FCP7 .xml (otio-fcp-adapter), CMX 3600 .edl
-(otio-cmx3600-adapter; an EDL carries no rate, so one must be given) and .kdenlive (cutscore's own
-adapter, plugin/otio_kdenlive.py, registered through plugin_manifest.json).
+Formats: .otio/.otioz/.otiod (OTIO core), FCP7 .xml (otio-fcp-adapter), Final Cut Pro X .fcpxml
+(otio-fcpx-xml-adapter), Avid .aaf (otio-aaf-adapter), CMX 3600 .edl (otio-cmx3600-adapter; an EDL
+carries no rate, so one must be given) and .kdenlive (cutscore's own adapter, plugin/otio_kdenlive.py,
+registered through plugin_manifest.json; the registry's otio-kdenlive-adapter is deprecated upstream
+and reads same-track mixes one frame off).
+
+The picture: enabled video tracks (OTIO's flag and FCP7's <enabled>), disabled clips as gaps, each
+track's own trim applied, flattened, pieces that continue the same shot joined (no cut there).
 
 Time stays opentime.RationalTime; `seconds()` helpers convert only at the edge.
 """
@@ -24,6 +29,8 @@ from engine.errors import CutscoreError
 ADAPTERS = {
     ".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod", ".xml": "fcp_xml", ".edl": "cmx_3600",
     ".kdenlive": "cutscore_kdenlive",
+    ".fcpxml": "fcpx_xml",  # Final Cut Pro X (otio-fcpx-xml-adapter); read only
+    ".aaf": "AAF",  # Avid Media Composer (otio-aaf-adapter, pyaaf2); read only
 }
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".mxf", ".m4v", ".webm", ".mpg", ".mpeg", ".mts", ".dv"}
 
@@ -74,7 +81,7 @@ def _check_path(path: Path) -> None:
         raise CutscoreError(f"{path}: no such file")
     if path.suffix.lower() not in ADAPTERS:
         raise CutscoreError(f"{path}: unsupported timeline format {path.suffix!r}; export .otio, FCP7 .xml, "
-                            f".edl or .kdenlive from your editor")
+                            f".fcpxml, .aaf, .edl or .kdenlive from your editor")
 
 
 def load_otio(path: str | Path, rate: float | None = None) -> otio.schema.Timeline:
@@ -91,6 +98,8 @@ def load_otio(path: str | Path, rate: float | None = None) -> otio.schema.Timeli
         result = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
     except CutscoreError:
         raise
+    except otio.exceptions.UnsupportedSchemaError as e:
+        raise CutscoreError(_newer_schema_message(path)) from e
     except Exception as e:  # noqa: BLE001 - adapters raise anything from ValueError to ParseError
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CutscoreError(f"{path}: not a readable {suffix} timeline ({msg[:200]}); re-export it from your editor") from e
@@ -102,6 +111,25 @@ def load_otio(path: str | Path, rate: float | None = None) -> otio.schema.Timeli
     if not isinstance(result, otio.schema.Timeline):
         raise CutscoreError(f"{path}: holds a {type(result).__name__}, not a timeline")
     return result
+
+
+def _newer_schema_message(path: Path) -> str:
+    """Which schema of the file is newer than this OpenTimelineIO reads, and what to do."""
+    import re
+
+    known = otio.core.type_version_map()
+    newer = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for name, version in sorted(set(re.findall(r'"OTIO_SCHEMA"\s*:\s*"(\w+)\.(\d+)"', text))):
+        if name in known and int(version) > known[name]:
+            newer.append(f"{name}.{version} (this cutscore reads up to {name}.{known[name]})")
+    what = ", ".join(newer) or "a schema version"
+    return (f"{path}: written by a newer OpenTimelineIO than cutscore's {otio.__version__}: {what}; export it for "
+            f"OTIO {otio.__version__} (with the newer OTIO: otioconvert -i IN -o OUT "
+            f"--downgrade OTIO_CORE:{otio.__version__})")
 
 
 def _exact_rate(rate: float) -> float:

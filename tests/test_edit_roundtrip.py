@@ -262,3 +262,29 @@ def test_kdenlive_same_track_mix_cuts_where_kdenlive_cuts():
         p = Path(d) / "m.kdenlive"
         p.write_text(text)
         assert read_timeline(p).cuts[0] == RationalTime(92, 25)
+
+
+# 9 ---------------------------------------------------------------------------------------------------
+ADAPTER_FILES = TL / "adapters"  # sample data of otio-aaf-adapter and otio-fcpx-xml-adapter (Apache-2.0)
+
+
+@pytest.mark.parametrize("name", ["simple.aaf", "multitrack.aaf", "fcpx_project.fcpxml", "fcpx_example.fcpxml"])
+def test_final_cut_pro_x_and_avid_aaf_are_read(name):
+    from plugin.timeline import load_otio
+    from tests.test_timeline import _otio_cuts
+
+    tl = read_timeline(ADAPTER_FILES / name)
+    assert len(tl.clips) >= 4 and tl.duration.value > 0
+    assert [c.to_seconds() for c in tl.cuts] == pytest.approx(_otio_cuts(load_otio(ADAPTER_FILES / name)))
+
+
+def test_a_newer_otio_schema_is_refused_with_the_reason(tmp_path, capsys):
+    from ui.cli import main
+
+    tl = otio.adapters.read_from_file(str(DEMO / "demo.otio"))
+    tl.tracks.markers.append(otio.schema.Marker(name="m", marked_range=TimeRange(RationalTime(10, 24), RationalTime(0, 24))))
+    p = tmp_path / "newer.otio"
+    p.write_text(otio.adapters.write_to_string(tl).replace('"Marker.2"', '"Marker.3"'))
+    assert main(["plan", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Marker.3" in err[0] and "reads up to Marker.2" in err[0] and str(p) in err[0]
