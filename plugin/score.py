@@ -20,7 +20,7 @@ import re
 import shutil
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.timeline import ADAPTERS, Timeline, read_timeline
+from plugin.timeline import ADAPTERS, Timeline, _unique_sorted, read_timeline
 from plugin.writeback import Segment, check_output, music_track, write_scored
 
 STATE_FILE = "cutscore.json"
@@ -60,6 +60,7 @@ class ScoreOptions:
     loudness: float = -14.0
     sample_rate: int = 48000
     force: bool = False
+    hits_s: list[float] = field(default_factory=list)  # extra hit points (Resolve's markers), seconds
 
 
 def default_model() -> tuple[str, str | None]:
@@ -128,6 +129,9 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
     if side.exists() and not opts.force:
         raise CutscoreError(f"{side}: already exists (the music of an earlier score); pass --force to replace it")
     tl = read_timeline(timeline_path, rate=rate, relink=relink)
+    if opts.hits_s:
+        extra = [RationalTime.from_seconds(s, tl.duration.rate).round() for s in opts.hits_s]
+        tl.hits = _unique_sorted([h for h in tl.hits + extra if h <= tl.duration])
     model = opts.model
     notices = list(tl.warnings)
     if model is None:

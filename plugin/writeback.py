@@ -63,9 +63,11 @@ def music_track(tl: otio.schema.Timeline) -> otio.schema.Track | None:
             or next((t for t in tracks if _holds_cutscore_music(t)), None))
 
 
-def build_track(segments: list[Segment], rate: float, metadata: dict) -> otio.schema.Track:
+def build_track(segments: list[Segment], rate: float, metadata: dict, resolve: bool = False) -> otio.schema.Track:
     track = otio.schema.Track(name=TRACK_NAME, kind=otio.schema.TrackKind.Audio)
     track.metadata["cutscore"] = metadata
+    if resolve:  # what Resolve's own OTIO export writes on an audio track (its import keeps only this)
+        track.metadata["Resolve_OTIO"] = {"Audio Type": "Stereo", "Locked": False, "SoloOn": False}
     for seg in segments:
         dur = seg.range.duration
         ref = otio.schema.ExternalReference(target_url=str(seg.wav.resolve()),
@@ -82,7 +84,8 @@ def scored_otio(tl: Timeline, segments: list[Segment], metadata: dict) -> otio.s
     for i in reversed(range(len(out.tracks))):
         if out.tracks[i].kind == otio.schema.TrackKind.Audio and _is_cutscore_track(out.tracks[i]):
             del out.tracks[i]
-    out.tracks.append(build_track(segments, tl.duration.rate, metadata))
+    from_resolve = any("Resolve_OTIO" in t.metadata for t in out.tracks) or "Resolve_OTIO" in out.metadata
+    out.tracks.append(build_track(segments, tl.duration.rate, metadata, resolve=from_resolve))
     out.metadata["cutscore"] = metadata
     return out
 
@@ -160,6 +163,33 @@ def define_files_before_use(path: Path) -> None:
         tree.write(path, encoding="UTF-8", xml_declaration=True)
 
 
+def add_sequence_format(path: Path, width: int = 1920, height: int = 1080) -> None:
+    """Resolve ignores an FCP7 XML sequence without a <format> (the fcp adapter writes an empty
+    one): fill it with the sequence's own rate and a frame size."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(path)
+    changed = False
+    for seq in tree.getroot().iter("sequence"):
+        video = seq.find("media/video")
+        if video is None or video.find("format/samplecharacteristics") is not None:
+            continue
+        for empty in video.findall("format"):
+            video.remove(empty)
+        rate = seq.find("rate")
+        fmt = ET.Element("format")
+        sc = ET.SubElement(fmt, "samplecharacteristics")
+        if rate is not None:
+            sc.append(copy.deepcopy(rate))
+        for tag, text in (("width", str(width)), ("height", str(height)), ("anamorphic", "FALSE"),
+                          ("pixelaspectratio", "square"), ("fielddominance", "none")):
+            ET.SubElement(sc, tag).text = text
+        video.insert(0, fmt)
+        changed = True
+    if changed:
+        tree.write(path, encoding="UTF-8", xml_declaration=True)
+
+
 def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path: Path) -> None:
     suffix = out_path.suffix.lower()
     check_output(tl.path, out_path)
@@ -183,6 +213,7 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
             otio.adapters.write_to_file(out, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
             if suffix == ".xml":
                 define_files_before_use(tmp)
+                add_sequence_format(tmp)
         os.replace(tmp, out_path)
     finally:
         if tmp.exists():

@@ -117,6 +117,16 @@ def _sample_rate(text: str) -> int:
     return v
 
 
+def _seconds_list(text: str) -> list[float]:
+    out = []
+    for part in filter(None, text.split(",")):
+        v = _finite(part)
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{v:g} s is before the timeline start")
+        out.append(v)
+    return out
+
+
 def _frame_rate(text: str) -> float:
     v = _finite(text)
     if not 1.0 <= v <= 1000.0:
@@ -221,7 +231,8 @@ def cmd_score(args) -> int:
     from plugin.score import ScoreOptions, score_timeline
 
     opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
-                        sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force)
+                        sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
+                        hits_s=args.hits or [])
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress())
@@ -241,6 +252,21 @@ def cmd_regenerate(args) -> int:
                         force=args.force, on_progress=_Progress())
     _out(f"regenerated clip {r['clip']} {r['name']!r} (seed {r['seed']}): {r['wav']}")
     _out(f"wrote {r['out']}")
+    return 0
+
+
+def cmd_resolve(args) -> int:
+    from plugin.resolve import ResolveError, install
+
+    try:
+        paths = install(ROOT, sys.executable, dry_run=args.dry_run, system=args.os)
+    except (ResolveError, OSError) as e:
+        raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
+    verb = "would write" if args.dry_run else "wrote"
+    for p in paths:
+        _out(f"{verb} {p}")
+    if not args.dry_run:
+        _out("in Resolve: Workspace > Scripts > Edit > cutscore (restart Resolve if the menu does not list it)")
     return 0
 
 
@@ -348,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     timeline_opts(sp)
     engine_opts(sp)
     sp.add_argument("-o", "--output", required=True, help="the new timeline (.otio, .otioz, .xml, .kdenlive)")
+    sp.add_argument("--hits", type=_seconds_list, metavar="S,S,...",
+                    help="extra hit points in seconds from the timeline start (e.g. Resolve's markers)")
     sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
     sp.add_argument("--sample-rate", type=_sample_rate, default=48000, help="WAV sample rate, 8000..192000 (default 48000)")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
@@ -368,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--clip-model", default="ViT-B-32-quickgelu", help="open_clip model name (default ViT-B-32-quickgelu)")
     sp.add_argument("--clip-pretrained", default="openai", help="open_clip pretrained tag or a local checkpoint (default openai)")
     sp.add_argument("--no-clip", action="store_true", help="skip CLIP (its column shows 0)")
+
+    sp = add("resolve", cmd_resolve, "DaVinci Resolve: install the Workspace > Scripts > Edit > cutscore launchers.")
+    rsub = sp.add_subparsers(dest="resolve_cmd", metavar="ACTION", required=True, parser_class=_Parser)
+    ri = rsub.add_parser("install", help="write the launchers into Resolve's per-user scripts folder",
+                         description="Write the launchers into Resolve's per-user scripts folder (Edit page).")
+    ri.add_argument("--dry-run", action="store_true", help="print where the launchers would go, write nothing")
+    ri.add_argument("--os", choices=["linux", "darwin", "win32"], help="the OS whose folder to use (default: this one)")
 
     sp = add("serve", cmd_serve, "Run the local engine (HTTP on 127.0.0.1) that keeps the model warm.")
     sp.add_argument("--port", type=int, default=8765, help="port (default 8765)")

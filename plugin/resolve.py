@@ -1,0 +1,322 @@
+"""DaVinci Resolve: score the open timeline from inside Resolve and put the music back on a new audio
+track of the SAME timeline (Resolve 18.5+, free and Studio, Workspace > Scripts > Edit > cutscore).
+
+This module runs inside Resolve's own Python (3.7+), so it uses the standard library only and
+reaches cutscore through its command line in cutscore's environment. The Resolve calls are the
+documented scripting API (Resolve's Developer/Scripting/README.txt):
+
+    project  = resolve.GetProjectManager().GetCurrentProject()
+    timeline = project.GetCurrentTimeline()
+    timeline.Export(path, resolve.EXPORT_OTIO, resolve.EXPORT_NONE)      # the edit, as OTIO
+    timeline.GetMarkers()                                                # {frame offset: {...}}: hit points
+    pool = project.GetMediaPool(); pool.AddSubFolder(pool.GetRootFolder(), "cutscore")
+    pool.SetCurrentFolder(folder); pool.ImportMedia([wav, ...])          # the music, in a "cutscore" bin
+    timeline.AddTrack("audio", "stereo"); timeline.SetTrackName("audio", n, "cutscore music")
+    pool.AppendToTimeline([{"mediaPoolItem", "startFrame", "endFrame", "mediaType": 2,
+                            "trackIndex", "recordFrame"}, ...])          # one clip per music segment
+    timeline.GetItemListInTrack("audio", n); timeline.DeleteClips([item])  # regenerate: swap one take
+
+Frames: the scored state records every music segment in the exported timeline's own rate; record
+frames are the timeline's start frame (01:00:00:00 = 86400 at 24 fps, 90000 at 25, 86314 at 29.97
+non-drop counting, ...) plus the segment's offset. endFrame is inclusive (the last source frame).
+cutscore writes nothing into the user's markers.
+
+`cutscore resolve install [--dry-run]` writes the launchers into Resolve's per-user scripts folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TRACK_NAME = "cutscore music"
+BIN_NAME = "cutscore"
+STATE_FILE = "cutscore.json"
+LAUNCHERS = {"cutscore.py": "score", "cutscore - regenerate clip under playhead.py": "regenerate"}
+NO_API = ("cutscore: DaVinci Resolve's scripting API is not reachable; run this from Workspace > Scripts > Edit "
+          "inside Resolve (for scripts started outside it: Preferences > System > General > External scripting "
+          "using: Local). The file route always works: File > Export > Timeline as .otio, "
+          "`cutscore score cut.otio -o cut-scored.otio`, File > Import > Timeline.")
+
+
+class ResolveError(Exception):
+    """One line for the editor, naming what to do."""
+
+
+# ---- where Resolve looks for scripts ------------------------------------------------------------------
+
+def scripts_dir(system: str | None = None, env: dict | None = None, home: Path | None = None) -> Path:
+    """The per-user Edit-page scripts folder, as Resolve's scripting README lists it per OS."""
+    system = system or sys.platform
+    env = os.environ if env is None else env
+    home = Path(home or Path.home())
+    if system.startswith("win"):
+        appdata = env.get("APPDATA") or str(home / "AppData" / "Roaming")
+        base = Path(appdata) / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Fusion" / "Scripts"
+    elif system == "darwin":
+        base = home / "Library" / "Application Support" / "Blackmagic Design" / "DaVinci Resolve" / "Fusion" / "Scripts"
+    elif system.startswith("linux"):
+        base = home / ".local" / "share" / "DaVinciResolve" / "Fusion" / "Scripts"
+    else:
+        raise ResolveError(f"cutscore: no known DaVinci Resolve scripts folder for {system!r} (Linux, macOS, Windows)")
+    return base / "Edit"
+
+
+def launcher_text(action: str, root: Path, python: str) -> str:
+    return (f'"""cutscore for DaVinci Resolve ({action}): Workspace > Scripts > Edit. Written by '
+            f'`cutscore resolve install`."""\n'
+            f"import sys\n"
+            f"CUTSCORE_ROOT = {str(root)!r}\n"
+            f"CUTSCORE_PYTHON = {python!r}\n"
+            f"sys.path.insert(0, CUTSCORE_ROOT)\n"
+            f"from plugin import resolve as _cutscore  # noqa: E402\n"
+            f"sys.exit(_cutscore.launch({action!r}, globals().get('resolve'), CUTSCORE_ROOT, CUTSCORE_PYTHON))\n")
+
+
+def install(root: Path, python: str, dry_run: bool = False, system: str | None = None, env: dict | None = None,
+            home: Path | None = None) -> list[Path]:
+    folder = scripts_dir(system, env, home)
+    paths = [folder / name for name in LAUNCHERS]
+    if not dry_run:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, action in LAUNCHERS.items():
+            tmp = folder / f".{name}.tmp"
+            tmp.write_text(launcher_text(action, root, python), encoding="utf-8")
+            os.replace(tmp, folder / name)
+    return paths
+
+
+# ---- the Resolve side -----------------------------------------------------------------------------------
+
+def connect(resolve=None):
+    """The Resolve object: the `resolve` global Resolve gives a script it runs, else the
+    DaVinciResolveScript module's scriptapp (external scripting)."""
+    if resolve is not None:
+        return resolve
+    try:
+        import DaVinciResolveScript as dvr  # noqa: N813 - Resolve's module name
+    except ImportError:
+        raise ResolveError(NO_API) from None
+    app = dvr.scriptapp("Resolve")
+    if app is None:
+        raise ResolveError(NO_API)
+    return app
+
+
+def current(resolve):
+    project = resolve.GetProjectManager().GetCurrentProject()
+    if project is None:
+        raise ResolveError("cutscore: no project is open in Resolve; open one and its timeline, then run cutscore again")
+    timeline = project.GetCurrentTimeline()
+    if timeline is None:
+        raise ResolveError("cutscore: the project has no current timeline; open the timeline to score in the Edit page")
+    return project, timeline
+
+
+def frame_rate(timeline) -> float:
+    """The timeline's exact rate (23.976 -> 24000/1001)."""
+    raw = float(timeline.GetSetting("timelineFrameRate") or 24)
+    for nominal in (24, 30, 48, 60, 120):
+        if abs(raw - nominal * 1000 / 1001) < 0.005:
+            return nominal * 1000 / 1001
+    return raw
+
+
+def export_timeline(resolve, timeline, folder: Path) -> Path:
+    name = re.sub(r"[^\w.-]+", "_", timeline.GetName() or "timeline")[:80] or "timeline"
+    path = folder / f"{name}.otio"
+    if not timeline.Export(str(path), resolve.EXPORT_OTIO, resolve.EXPORT_NONE) or not path.exists():
+        raise ResolveError("cutscore: Resolve did not export the timeline as OTIO (it needs Resolve 18.5 or newer); "
+                           "export it by hand (File > Export > Timeline) and run `cutscore score` on the file")
+    return path
+
+
+def marker_seconds(timeline) -> list[float]:
+    """Resolve's timeline markers (GetMarkers: {frame offset from the timeline start: {...}}) in
+    seconds from the start: hit points."""
+    rate = frame_rate(timeline)
+    return sorted(float(f) / rate for f in (timeline.GetMarkers() or {}))
+
+
+def _bin(pool):
+    root = pool.GetRootFolder()
+    for f in root.GetSubFolderList() or []:
+        if f.GetName() == BIN_NAME:
+            return f
+    folder = pool.AddSubFolder(root, BIN_NAME)
+    if folder is None:
+        raise ResolveError("cutscore: Resolve refused to create the 'cutscore' bin in the media pool")
+    return folder
+
+
+def _import(pool, wavs: list[Path]) -> dict[str, object]:
+    """ImportMedia into the cutscore bin; {wav path: MediaPoolItem}."""
+    pool.SetCurrentFolder(_bin(pool))
+    items = pool.ImportMedia([str(w) for w in wavs]) or []
+    by_path = {}
+    for item in items:
+        by_path[os.path.normpath(item.GetClipProperty("File Path"))] = item
+    missing = [str(w) for w in wavs if os.path.normpath(str(w)) not in by_path]
+    if missing:
+        raise ResolveError(f"cutscore: Resolve did not import {missing[0]}; check the file exists and is a WAV")
+    return by_path
+
+
+def _frames(value: float, rate: float, timeline_rate: float) -> int:
+    return int(round(value * timeline_rate / rate))
+
+
+def clip_infos(state: dict, side: Path, items: dict, track: int, start_frame: int, timeline_rate: float) -> list[dict]:
+    out = []
+    for seg in state["segments"]:
+        dur = _frames(seg["duration"], seg["rate"], timeline_rate)
+        if dur <= 0:
+            continue
+        out.append({"mediaPoolItem": items[os.path.normpath(str(side / seg["wav"]))], "startFrame": 0,
+                    "endFrame": dur - 1, "mediaType": 2, "trackIndex": track,
+                    "recordFrame": start_frame + _frames(seg["start"], seg["rate"], timeline_rate)})
+    return out
+
+
+def music_track_index(timeline) -> int | None:
+    for n in range(1, int(timeline.GetTrackCount("audio") or 0) + 1):
+        if timeline.GetTrackName("audio", n) == TRACK_NAME:
+            return n
+    return None
+
+
+def import_music(project, timeline, side: Path) -> list:
+    """The scored music onto a new "cutscore music" audio track of `timeline` (any earlier cutscore
+    track is left alone: the editor deletes it when the new one is right)."""
+    state = json.loads((side / STATE_FILE).read_text())
+    pool = project.GetMediaPool()
+    items = _import(pool, [side / s["wav"] for s in state["segments"]])
+    if not timeline.AddTrack("audio", "stereo"):
+        raise ResolveError("cutscore: Resolve refused to add an audio track to the timeline (is it locked?)")
+    track = int(timeline.GetTrackCount("audio"))
+    timeline.SetTrackName("audio", track, TRACK_NAME)
+    infos = clip_infos(state, side, items, track, int(timeline.GetStartFrame()), frame_rate(timeline))
+    placed = pool.AppendToTimeline(infos) or []
+    if len(placed) != len(infos):
+        raise ResolveError(f"cutscore: Resolve placed {len(placed)} of {len(infos)} music clips; "
+                           "see Workspace > Console for its reason")
+    return placed
+
+
+def _item_under(timeline, track: int, frame: int):
+    for item in timeline.GetItemListInTrack("audio", track) or []:
+        if item.GetStart() <= frame < item.GetEnd():
+            return item
+    return None
+
+
+def _timecode_frames(tc: str, rate: float) -> int:
+    h, m, s, f = (int(x) for x in re.split(r"[:;]", tc))
+    return int(round((h * 3600 + m * 60 + s) * round(rate))) + f
+
+
+def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
+    """After `cutscore regenerate`: the music item playing old_wav plays its newest take instead,
+    same track and position; the old take stays in the bin."""
+    state = json.loads((side / STATE_FILE).read_text())
+    stem = old_wav.name.rsplit("-v", 1)[0]
+    seg = next((s for s in state["segments"] if s["wav"].rsplit("-v", 1)[0] == stem), None)
+    if seg is None:
+        raise ResolveError(f"cutscore: {old_wav.name} is not a segment of {side / STATE_FILE}")
+    new_wav = side / seg["wav"]
+    pool = project.GetMediaPool()
+    items = _import(pool, [new_wav])
+    record, track = item.GetStart(), None
+    for n in range(1, int(timeline.GetTrackCount("audio") or 0) + 1):
+        if item in (timeline.GetItemListInTrack("audio", n) or []):
+            track = n
+    duration = item.GetDuration()
+    if not timeline.DeleteClips([item]):
+        raise ResolveError("cutscore: Resolve refused to remove the old take from the timeline (is the track locked?)")
+    placed = pool.AppendToTimeline([{"mediaPoolItem": items[os.path.normpath(str(new_wav))], "startFrame": 0,
+                                     "endFrame": duration - 1, "mediaType": 2, "trackIndex": track,
+                                     "recordFrame": record}]) or []
+    if len(placed) != 1:
+        raise ResolveError("cutscore: Resolve did not place the new take; it is in the 'cutscore' bin")
+    return placed[0]
+
+
+# ---- the two launchers ------------------------------------------------------------------------------------
+
+def _run(cmd: list[str], log) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        log(line.rstrip())
+    if proc.wait() != 0:
+        last = next((ln for ln in reversed(lines) if ln.strip()), "no output")
+        raise ResolveError(last if last.startswith("cutscore") else f"cutscore: {last}")
+
+
+def score_current(resolve, python: str, work: Path, panel: bool = False, extra: list[str] | None = None,
+                  log=print) -> list:
+    project, timeline = current(resolve)
+    src = export_timeline(resolve, timeline, work)
+    out = work / f"{src.stem}-scored.otio"
+    hits = ",".join(f"{s:.6f}" for s in marker_seconds(timeline))
+    if panel:
+        _run([python, "-m", "ui.cli", "panel", str(src)], log)  # the panel writes <stem>-scored.otio
+    else:
+        cmd = [python, "-m", "ui.cli", "score", str(src), "-o", str(out), "--force"]
+        _run(cmd + (["--hits", hits] if hits else []) + list(extra or []), log)
+    side = out.with_name(out.stem + ".cutscore")
+    if not (side / STATE_FILE).exists():
+        raise ResolveError("cutscore: no music was written (the panel was closed before Generate?)")
+    placed = import_music(project, timeline, side)
+    log(f"cutscore: {len(placed)} music clips on the '{TRACK_NAME}' track; the WAVs are in the '{BIN_NAME}' bin")
+    return placed
+
+
+def regenerate_under_playhead(resolve, python: str, log=print, extra: list[str] | None = None):
+    project, timeline = current(resolve)
+    track = music_track_index(timeline)
+    if track is None:
+        raise ResolveError(f"cutscore: this timeline has no '{TRACK_NAME}' track; run Workspace > Scripts > cutscore first")
+    frame = _timecode_frames(timeline.GetCurrentTimecode(), frame_rate(timeline))
+    item = _item_under(timeline, track, frame)
+    if item is None:
+        raise ResolveError(f"cutscore: no music clip under the playhead on '{TRACK_NAME}'; move the playhead onto one")
+    wav = Path(item.GetMediaPoolItem().GetClipProperty("File Path"))
+    side = wav.parent
+    if not (side / STATE_FILE).exists():
+        raise ResolveError(f"cutscore: {wav} is not cutscore music (no {STATE_FILE} beside it)")
+    state = json.loads((side / STATE_FILE).read_text())
+    seg = next((s for s in state["segments"] if s["wav"].rsplit("-v", 1)[0] == wav.name.rsplit("-v", 1)[0]), None)
+    if seg is None or seg["kind"] != "clip":
+        raise ResolveError("cutscore: the music under the playhead lies under a gap in the picture; put the "
+                           "playhead on music under a clip")
+    out = Path(state["scored"]).with_name(Path(state["scored"]).stem + "-regenerated.otio")
+    _run([python, "-m", "ui.cli", "regenerate", state["scored"], "--clip", str(seg["index"]), "-o", str(out),
+          "--force", *(extra or [])], log)
+    return replace_take(project, timeline, side, wav, item)
+
+
+def launch(action: str, resolve_global, root: str, python: str, argv: list[str] | None = None, log=print) -> int:
+    """The launchers' entry point: one line on failure, exit code 2."""
+    os.chdir(root)
+    argv = list(argv if argv is not None else sys.argv[1:])
+    try:
+        resolve = connect(resolve_global)
+        if action == "score":
+            work = Path(tempfile.mkdtemp(prefix="cutscore-resolve-"))
+            score_current(resolve, python, work, panel="--no-panel" not in argv,
+                          extra=[a for a in argv if a != "--no-panel"], log=log)
+        elif action == "regenerate":
+            regenerate_under_playhead(resolve, python, log=log, extra=argv)
+        else:
+            raise ResolveError(f"cutscore: unknown launcher action {action!r}")
+    except ResolveError as e:
+        log(str(e))
+        return 2
+    return 0
