@@ -128,7 +128,16 @@ class EngineClient(Protocol):
 def run_job(client: EngineClient, request: Request, on_progress: ProgressFn | None = None) -> JobResult:
     """Submit, follow the progress, and return the result; a failed job raises its one-line message."""
     job_id = client.submit(request)
-    st = client.wait(job_id, on_progress)
+    try:
+        st = client.wait(job_id, on_progress)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: stop the job and let it end before the caller removes its files
+        client.cancel(job_id)
+        try:
+            client.wait(job_id, timeout=60)
+        except (CutscoreError, KeyboardInterrupt):
+            pass
+        raise
     if st.state != "done" or st.result is None:
         raise CutscoreError(f"engine job {st.state}: {st.message}" if st.message else f"engine job {st.state}")
     return st.result
@@ -355,6 +364,11 @@ def connect(engine: str | None = None, spawn: bool = False) -> EngineClient:
     if engine == "local":
         return LocalEngine()
     if engine:
+        import urllib.parse
+
+        u = urllib.parse.urlparse(engine)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise CutscoreError(f"--engine {engine!r}: not an engine URL; pass e.g. http://127.0.0.1:8765 or `local`")
         return HttpEngine(engine)
     url = f"http://127.0.0.1:{DEFAULT_PORT}"
     if find_server() and token_path().exists():

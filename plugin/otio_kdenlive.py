@@ -99,7 +99,13 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
     profile = root.find("profile")
     if profile is None or not profile.get("frame_rate_num"):
         raise ValueError("the project has no <profile> with a frame rate")
-    rate = int(profile.get("frame_rate_num")) / int(profile.get("frame_rate_den", "1"))
+    try:
+        num, den = int(profile.get("frame_rate_num")), int(profile.get("frame_rate_den", "1"))
+    except ValueError:
+        raise ValueError("the profile's frame rate is not a number") from None
+    if num <= 0 or den <= 0 or not 1 <= num / den <= 1000:
+        raise ValueError(f"the profile's frame rate {num}/{den} is impossible; choose a project profile in Kdenlive")
+    rate = num / den
     producers = {el.get("id"): el for el in root if el.tag in ("producer", "chain")}
     playlists = {el.get("id"): el for el in root if el.tag == "playlist"}
     tractors = [el for el in root if el.tag == "tractor"]

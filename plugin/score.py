@@ -40,7 +40,7 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.timeline import ADAPTERS, Timeline, _unique_sorted, read_timeline
+from plugin.timeline import ADAPTERS, Limits, Timeline, _unique_sorted, read_timeline
 from plugin.writeback import Segment, check_output, music_track, write_scored
 
 STATE_FILE = "cutscore.json"
@@ -116,7 +116,7 @@ def _cut(music: np.ndarray, r: TimeRange, sr: int) -> np.ndarray:
 
 def score_timeline(timeline_path: str | Path, out_path: str | Path, client: EngineClient, opts: ScoreOptions,
                    rate: float | None = None, relink: str | None = None,
-                   on_progress: Callable[[JobStatus], None] | None = None) -> dict:
+                   on_progress: Callable[[JobStatus], None] | None = None, limits: Limits = Limits()) -> dict:
     timeline_path, out_path = Path(timeline_path), Path(out_path)
     if out_path.resolve() == timeline_path.resolve():
         raise CutscoreError(f"{out_path}: is the input; cutscore never modifies your timeline, choose another -o")
@@ -128,7 +128,7 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
     side = sidecar_dir(out_path)
     if side.exists() and not opts.force:
         raise CutscoreError(f"{side}: already exists (the music of an earlier score); pass --force to replace it")
-    tl = read_timeline(timeline_path, rate=rate, relink=relink)
+    tl = read_timeline(timeline_path, rate=rate, relink=relink, limits=limits)
     if opts.hits_s:
         extra = [RationalTime.from_seconds(s, tl.duration.rate).round() for s in opts.hits_s]
         tl.hits = _unique_sorted([h for h in tl.hits + extra if h <= tl.duration])
@@ -191,9 +191,24 @@ def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = No
 
     scored_path = Path(scored_path)
     side = find_sidecar(scored if scored is not None else load_otio(scored_path), scored_path)
-    state = json.loads((side / STATE_FILE).read_text())
-    if state.get("version") != STATE_VERSION:
-        raise CutscoreError(f"{side / STATE_FILE}: written by another cutscore version; score the timeline again")
+    path = side / STATE_FILE
+    if not path.is_file():
+        raise CutscoreError(f"{path}: is not a file; keep the `.cutscore` folder as `cutscore score` wrote it")
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CutscoreError(f"{path}: damaged ({e}); score the timeline again") from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise CutscoreError(f"{path}: written by another cutscore version; score the timeline again")
+    missing = [k for k in ("segments", "windows", "request", "sample_rate", "gain_db") if k not in state]
+    if missing or not state["segments"] or not state["windows"]:
+        raise CutscoreError(f"{path}: damaged (no {', '.join(missing) or 'segments or windows'}); "
+                            "score the timeline again")
+    for w in state["windows"]:
+        for k in ("audio", "latents"):
+            if not Path(str(w.get(k, ""))).is_file():
+                raise CutscoreError(f"{path}: names {w.get(k)!r}, which is missing; keep the `.cutscore` folder "
+                                    "whole, or score the timeline again")
     return side, state
 
 
@@ -285,10 +300,17 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     req_data["settings"] = dict(req_data["settings"], seed=new_seed)
     req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
                             region_end_s=region[1], latents=w["latents"])
-    version = 1 + max(int(p.stem.rsplit("-v", 1)[1]) for p in side.glob(f"clip{target['index']:03d}-v*.wav"))
+    takes = [int(m.group(1)) for p in side.glob(f"clip{target['index']:03d}-v*.wav")
+             if (m := re.fullmatch(r"clip\d+-v(\d+)", p.stem))]
+    version = 1 + max(takes, default=0)
     out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
     if out_path.exists() and not force:
         raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
+    if not out_path.parent.is_dir():
+        raise CutscoreError(f"{out_path.parent}: no such folder for the output")
+    if out_path.suffix.lower() != scored_path.suffix.lower():
+        raise CutscoreError(f"{out_path}: regenerate writes the scored timeline's own format "
+                            f"({scored_path.suffix}); name the output {out_path.stem}{scored_path.suffix}")
     result = run_job(client, req, on_progress)
     new_w = result.windows[0].model_dump()
     windows = [new_w if i == wi else x for i, x in enumerate(windows)]

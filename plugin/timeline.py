@@ -16,6 +16,7 @@ Time stays opentime.RationalTime; `seconds()` helpers convert only at the edge.
 
 from __future__ import annotations
 
+import math
 import os
 import urllib.parse
 from dataclasses import dataclass, field
@@ -76,18 +77,71 @@ class Timeline:
         return self.otio.name or self.path.stem
 
 
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise CutscoreError(f"{path}: no such file")
+@dataclass(frozen=True)
+class Limits:
+    """What cutscore reads before doing any work; each has a flag to raise it."""
+
+    max_hours: float = 6.0  # --max-hours: timeline length
+    max_clips: int = 5000  # --max-clips: picture clips
+    max_file_mb: float = 256.0  # --max-file-mb: size of the timeline file read into memory
+    max_depth: int = 200  # nesting of an .otio's JSON (OTIO's C++ reader recurses; real files stay < 40)
+
+
+def _check_path(path: Path, limits: Limits = Limits()) -> None:
+    import stat
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CutscoreError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CutscoreError(f"{path}: cannot be read ({e.strerror}); check the path and its permissions") from None
+    if stat.S_ISDIR(st.st_mode) and path.suffix.lower() != ".otiod":
+        raise CutscoreError(f"{path}: is a folder; name the timeline file inside it")
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        raise CutscoreError(f"{path}: is not a regular file (a pipe or a device); save the timeline to a file first")
     if path.suffix.lower() not in ADAPTERS:
         raise CutscoreError(f"{path}: unsupported timeline format {path.suffix!r}; export .otio, FCP7 .xml, "
                             f".fcpxml, .aaf, .edl or .kdenlive from your editor")
+    if stat.S_ISREG(st.st_mode) and st.st_size > limits.max_file_mb * 1e6:
+        raise CutscoreError(f"{path}: {st.st_size / 1e6:.0f} MB is larger than the {limits.max_file_mb:g} MB a timeline "
+                            "may have; pass --max-file-mb to raise the limit")
+    if path.suffix.lower() == ".otio":
+        depth = _json_depth(path)
+        if depth > limits.max_depth:
+            raise CutscoreError(f"{path}: nested {depth} levels deep (more than {limits.max_depth}); this is not a "
+                                "timeline an editor wrote: re-export it")
 
 
-def load_otio(path: str | Path, rate: float | None = None) -> otio.schema.Timeline:
+def _json_depth(path: Path) -> int:
+    """The deepest nesting of arrays/objects in a JSON file, strings skipped (before OTIO's reader,
+    which recurses in C++ and crashes on a few thousand levels)."""
+    depth = deepest = 0
+    in_str = esc = False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        while chunk := f.read(1 << 20):
+            for ch in chunk:
+                if in_str:
+                    if esc:
+                        esc = False
+                    elif ch == "\\":
+                        esc = True
+                    elif ch == '"':
+                        in_str = False
+                elif ch == '"':
+                    in_str = True
+                elif ch in "[{":
+                    depth += 1
+                    deepest = max(deepest, depth)
+                elif ch in "]}":
+                    depth -= 1
+    return deepest
+
+
+def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limits()) -> otio.schema.Timeline:
     """The file as an OTIO Timeline, with one-line errors for malformed input."""
     path = Path(path)
-    _check_path(path)
+    _check_path(path, limits)
     suffix = path.suffix.lower()
     kwargs = {}
     if suffix == ".edl":
@@ -146,7 +200,7 @@ def _timeline_rate(tl: otio.schema.Timeline) -> float:
         for item in track:
             if isinstance(item, (otio.schema.Clip, otio.schema.Gap)) and item.source_range is not None:
                 return item.source_range.duration.rate
-    return tl.duration().rate
+    return tl.duration().rate  # (video times were checked by _check_times)
 
 
 def _media_of(clip: otio.schema.Clip) -> str | None:
@@ -278,19 +332,55 @@ def _markers(tl: otio.schema.Timeline, end: RationalTime) -> list[RationalTime]:
                 except Exception:  # noqa: BLE001 - a marker OTIO cannot place is not a hit point
                     continue
     zero = RationalTime(0, end.rate)
-    return _unique_sorted([h for h in hits if zero <= h <= end])
+    ok = [h for h in hits if math.isfinite(h.value) and math.isfinite(h.rate) and h.rate > 0]  # a NaN marker is no hit
+    return _unique_sorted([h for h in ok if zero <= h <= end])
 
 
-def read_timeline(path: str | Path, rate: float | None = None, relink: str | Path | None = None) -> Timeline:
+def _check_times(tl: otio.schema.Timeline, path: Path, limits: Limits) -> None:
+    """Every time of the picture finite, at a frame rate between 1 and 1000, no item longer than the
+    timeline may be: checked before flattening or planning, which would otherwise run for hours or
+    allocate audio for a 1e12-frame clip."""
+    max_s = limits.max_hours * 3600
+    for track in tl.video_tracks():
+        for item in track.find_children():
+            rng = getattr(item, "source_range", None)  # a Transition has none
+            if rng is None:
+                continue
+            for t in (rng.start_time, rng.duration):
+                if not (math.isfinite(t.value) and math.isfinite(t.rate)) or not 1 <= t.rate <= 1000:
+                    raise CutscoreError(f"{path}: {type(item).__name__.lower()} {item.name!r} has an impossible time "
+                                        f"({t.value:g} frames at {t.rate:g} fps); re-export the timeline from your editor")
+            if rng.duration.to_seconds() > max_s:
+                raise CutscoreError(f"{path}: {type(item).__name__.lower()} {item.name!r} is "
+                                    f"{rng.duration.to_seconds() / 3600:.3g} hours long, more than the "
+                                    f"{limits.max_hours:g} hours a timeline may be; pass --max-hours to raise it")
+
+
+def read_timeline(path: str | Path, rate: float | None = None, relink: str | Path | None = None,
+                  limits: Limits = Limits()) -> Timeline:
     path = Path(path)
-    tl = load_otio(path, rate)
+    tl = load_otio(path, rate, limits)
     relink_dir = Path(relink) if relink else None
     if relink_dir is not None and not relink_dir.is_dir():
         raise CutscoreError(f"{relink_dir}: --relink needs a folder")
-    picture = _picture(tl, path)
-    duration = picture.duration()
+    _check_times(tl, path, limits)
+    try:
+        picture = _picture(tl, path)
+        duration = picture.duration()
+    except otio.exceptions.OTIOError as e:
+        raise CutscoreError(f"{path}: OpenTimelineIO cannot place its clips ({str(e).splitlines()[0][:160]}); "
+                            "re-export the timeline from your editor") from e
     if duration.value <= 0:
         raise CutscoreError(f"{path}: the picture is empty (duration 0)")
+    if not (math.isfinite(duration.to_seconds()) and 1 <= duration.rate <= 1000):
+        raise CutscoreError(f"{path}: the picture's frame rate {duration.rate:g} is impossible; re-export it")
+    if duration.to_seconds() > limits.max_hours * 3600:
+        raise CutscoreError(f"{path}: {duration.to_seconds() / 3600:.3g} hours is longer than the {limits.max_hours:g} "
+                            "hours a timeline may be; pass --max-hours to raise it")
+    n_clips = sum(1 for item in picture if isinstance(item, otio.schema.Clip))
+    if n_clips > limits.max_clips:
+        raise CutscoreError(f"{path}: {n_clips} clips are more than the {limits.max_clips} a timeline may have; "
+                            "pass --max-clips to raise it")
     clips, warnings = [], []
     for item in picture:
         if not isinstance(item, otio.schema.Clip):

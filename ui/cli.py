@@ -95,7 +95,27 @@ def _positive_int(text: str) -> int:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1 or v > 10000:
+    if v < 1 or v > 1_000_000:
+        raise argparse.ArgumentTypeError(f"{v} is outside 1..1000000")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = _finite(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{v:g} must be more than 0")
+    return v
+
+
+def _limits(args):
+    from plugin.timeline import Limits
+
+    return Limits(max_hours=args.max_hours, max_clips=args.max_clips, max_file_mb=args.max_file_mb)
+
+
+def _steps(text: str) -> int:
+    v = _positive_int(text)
+    if v > 10000:
         raise argparse.ArgumentTypeError(f"{v} is outside 1..10000")
     return v
 
@@ -147,7 +167,7 @@ def cmd_plan(args) -> int:
     from plugin.score import default_model
     from plugin.timeline import read_timeline
 
-    tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink)
+    tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink, limits=_limits(args))
     window = args.window if args.window is not None else model_window_s(args.model or default_model()[0])
     plan = make_plan(tl, window_s=window)
     for w in tl.warnings:
@@ -235,7 +255,7 @@ def cmd_score(args) -> int:
                         hits_s=args.hits or [])
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
-                       on_progress=_Progress())
+                       on_progress=_Progress(), limits=_limits(args))
     for n in r["notices"]:
         _err(f"cutscore: warning: {n}")
     _out(f"wrote {r['out']} with the track 'cutscore music' ({r['segments']} clips, model {r['model']}, "
@@ -349,12 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("timeline", help=".otio/.otioz/.otiod, FCP7 .xml, CMX 3600 .edl or .kdenlive")
         sp.add_argument("--rate", type=_frame_rate, help="frame rate for an EDL (EDLs carry none), e.g. 24 or 29.97")
         sp.add_argument("--relink", metavar="DIR", help="find missing media in DIR by file name")
+        sp.add_argument("--max-hours", type=_positive_float, default=6.0, help="longest timeline read (default 6)")
+        sp.add_argument("--max-clips", type=_positive_int, default=5000, help="most picture clips read (default 5000)")
+        sp.add_argument("--max-file-mb", type=_positive_float, default=256.0,
+                        help="largest timeline file read (default 256 MB)")
 
     def engine_opts(sp):
         sp.add_argument("--model", help="model folder or preset (default: the demo model, else debug)")
         sp.add_argument("--engine", help="engine URL, or `local` for in-process (default: a running server, else local)")
         sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        sp.add_argument("--steps", type=_positive_int, help="sampler steps (default: the model's)")
+        sp.add_argument("--steps", type=_steps, help="sampler steps, 1..10000 (default: the model's)")
         sp.add_argument("--guidance", type=_finite, help="classifier-free guidance scale (default: the model's)")
         sp.add_argument("--sampler", choices=["ddim", "dpmpp-2m"], help="sampler (default: the model's)")
 
@@ -465,15 +489,33 @@ def _quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="cutscore: %(name)s: %(message)s")
     for name in ("pyscenedetect", "huggingface_hub", "open_clip", "root"):
         logging.getLogger(name).setLevel(logging.ERROR if name == "root" else logging.WARNING)
+    # OpenCV and its FFmpeg print straight to stderr ("moov atom not found", "VIDEOIO(FFMPEG)"):
+    # a corrupt video gets our one line naming the file instead (set before cv2 is imported)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C, so every temporary file is removed on the way out
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.fn(args) or 0)
     except CutscoreError as e:
         _err(f"cutscore: error: {e}")
+        return 2
+    except OSError as e:  # a path the user gave: too long, unwritable, not found, a disk full
+        where = e.filename or "a file"
+        _err(f"cutscore: error: {where}: {e.strerror or e}; check the path, its folder and the free space")
         return 2
     except KeyboardInterrupt:
         _err("cutscore: interrupted")
