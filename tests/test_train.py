@@ -132,6 +132,30 @@ def test_ablations_are_config_switches(dataset):
     assert model_config_for(tc).dit.fusion == "weighted"
 
 
+def test_accumulation_draws_per_micro_batch_and_ema_follows_optimizer_steps(dataset, tmp_path):
+    """accumulate=2: the two micro-batches of one optimizer step draw different t/noise/dropout,
+    the EMA is updated once per optimizer step, and the caller's configs are left alone."""
+    from engine.train.fit import fit, model_config_for
+
+    root, _, _ = dataset
+    tc = _cfg(root, tmp_path / "acc", accumulate=2, max_epochs=3, ema_decay=0.5)
+    cfg = model_config_for(tc)
+    before = (cfg.to_dict(), tc.to_dict())
+    module = DiffV2MModule(cfg, tc)
+    assert (cfg.to_dict(), tc.to_dict()) == before  # (cfg_dropout and the joint switch go to copies)
+    g0, g1 = module._generator(0), module._generator(1)
+    assert not torch.equal(torch.rand(8, generator=g0), torch.rand(8, generator=g1))
+    module = fit(tc)
+    steps = module.trainer.global_step
+    assert steps > 0 and int(module.ema.n_averaged) == steps
+    per_epoch = len(module.trainer.train_dataloader)
+    assert steps == -(-per_epoch // 2) * 3  # an epoch's last, partial accumulation steps too
+    # the EMA differs from the online weights and from the initial ones: it is being averaged
+    online = module.model.dit.state_dict()
+    ema = module.ema.module.state_dict()
+    assert any(not torch.equal(online[k], ema[k]) for k in online if online[k].is_floating_point())
+
+
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_ends_with_identical_weights(dataset, tmp_path):
     from safetensors.torch import load_file

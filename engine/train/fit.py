@@ -113,6 +113,6 @@ def export(module: DiffV2MModule, tc: TrainConfig) -> None:
     model = module.model.cpu().eval()
     save_model(Path(tc.out_dir) / "model", model, vae)
     online = {k: v.clone() for k, v in model.dit.state_dict().items()}
-    model.dit.load_state_dict(module.ema.state_dict())
+    model.dit.load_state_dict(module.ema.module.state_dict())
     save_model(Path(tc.out_dir) / "model-ema", model, vae)
     model.dit.load_state_dict(online)

@@ -3,9 +3,11 @@
 loss = MSE(v) + 1.0 x masked rhythm MSE (the intended masking, not the released code's bug); the
 rhythm predictor is trained jointly but receives no diffusion gradient; scheduled conditioning
 p_pred(e) = 0 for e < e1, (e - e1) / (e2 - e1) until e2, then 1, drawn per sample; CFG dropout per
-stream; AdamW + InverseLR stepped per optimizer step; an EMA copy of the DiT. Every ablation of the
-paper is a switch in TrainConfig. Randomness is drawn from generators seeded by (seed, step, rank),
-so a resumed run continues exactly as an uninterrupted one.
+stream; AdamW + InverseLR stepped per optimizer step; an EMA copy of the DiT (torch's AveragedModel),
+updated once per optimizer step, so gradient accumulation does not change its decay. Every ablation
+of the paper is a switch in TrainConfig. Randomness is drawn from generators seeded by (seed, epoch,
+micro-batch, rank): every micro-batch of an accumulated step draws its own t, noise and dropout, and
+a resumed run continues exactly as an uninterrupted one. The caller's configs are never modified.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import lightning as L
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from engine.config import ModelConfig
 from engine.diffusion import DiffV2M
@@ -89,6 +92,7 @@ def inverse_lr(step: int, inv_gamma: float, power: float, warmup: float) -> floa
 class DiffV2MModule(L.LightningModule):
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig):
         super().__init__()
+        model_cfg, train_cfg = copy.deepcopy(model_cfg), copy.deepcopy(train_cfg)
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         model_cfg.diffusion.cfg_dropout = train_cfg.cfg_dropout
         if not train_cfg.joint:
@@ -96,12 +100,17 @@ class DiffV2MModule(L.LightningModule):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train_cfg.seed)
             self.model = DiffV2M(model_cfg)
-        self.ema = copy.deepcopy(self.model.dit).requires_grad_(False)
+        self.ema = AveragedModel(self.model.dit, multi_avg_fn=get_ema_multi_avg_fn(train_cfg.ema_decay),
+                                 use_buffers=True).requires_grad_(False)
         self.save_hyperparameters({"model": model_cfg.to_dict(), "train": train_cfg.to_dict()})
         self.pred_draws = {}  # epoch -> [conditioned on prediction, total] (this rank)
 
-    def _generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.train_cfg.seed * 1_000_003 + self.global_step * 7919 + self.global_rank)
+    def _generator(self, batch_idx: int) -> torch.Generator:
+        """Seeded by (seed, epoch, micro-batch, rank): global_step does not advance between the
+        micro-batches of an accumulated step, so it cannot seed them."""
+        key = (((self.train_cfg.seed * 1_000_003 + self.current_epoch) * 1_000_033 + batch_idx) * 10_007
+               + self.global_rank)
+        return torch.Generator().manual_seed(key % (2**63 - 1))
 
     def _ablate(self, f: Features, rhythm: torch.Tensor) -> tuple[Features, torch.Tensor]:
         tc = self.train_cfg
@@ -115,7 +124,7 @@ class DiffV2MModule(L.LightningModule):
         f, latents, rhythm = batch
         f, rhythm = self._ablate(f, rhythm)
         tc = self.train_cfg
-        g = self._generator()
+        g = self._generator(batch_idx)
         prob = p_pred(self.current_epoch, tc.e1, tc.e2) if (tc.schedule and tc.joint) else 0.0
         use_pred = torch.rand(latents.shape[0], generator=g) < prob
         counts = self.pred_draws.setdefault(self.current_epoch, [0, 0])
@@ -127,11 +136,11 @@ class DiffV2MModule(L.LightningModule):
                       prog_bar=True, on_step=True, on_epoch=False, batch_size=latents.shape[0])
         return out["loss"]
 
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        d = self.train_cfg.ema_decay
-        with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.dit.parameters()):
-                e.lerp_(p.detach(), 1 - d)
+    def optimizer_step(self, *args, **kwargs):
+        """Lightning calls this once per optimizer step (after `accumulate` micro-batches): the EMA
+        follows optimizer steps, not micro-batches."""
+        super().optimizer_step(*args, **kwargs)
+        self.ema.update_parameters(self.model.dit)
 
     def configure_optimizers(self):
         tc = self.train_cfg
