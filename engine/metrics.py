@@ -1,10 +1,11 @@
 """The paper's evaluation (table 4; MODEL_SPEC.md "Evaluation") and rhythm metrics that need no
 network.
 
-- FAD (VGGish, 16 kHz), FD and KL (PANNs CNN14, 16 kHz; KL pairs files by name), density and
-  coverage (k = 5, on LAION-CLAP audio embeddings), ImageBind score. The maths is here and tested;
-  each embedding network is loaded from a local path / the Hugging Face cache when present, else
-  its column reads "unavailable: <what to install>".
+- FAD (VGGish, 16 kHz) and FD and KL (PANNs CNN14, 16 kHz; KL pairs files by name), computed with
+  the networks of engine/embeddings.py when their packages and weights are on this machine, else the
+  column reads "unavailable: <what to install or download>". Density and coverage (k = 5) and the
+  ImageBind score: the maths is here and tested, their networks (LAION-CLAP, ImageBind) are not
+  wired yet, so those columns always read "unavailable".
 - Rhythm: onset F-measure of the music against the video's cuts (+-100 ms), the share of cuts with
   an onset within 100 ms, and the rhythm predictor's error against the ground-truth ODF_LR.
 """
@@ -109,33 +110,35 @@ def rhythm_error(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))
 
 
-# ---- embedding networks ----------------------------------------------------------------------------
+def _distribution_metrics(gen: list[Path], ref: list[Path]) -> dict[str, object]:
+    """FAD (VGGish), FD and KL (PANNs CNN14 16 kHz; KL(ref || gen) per pair, averaged), density and
+    coverage (LAION-CLAP), ImageBind: a number where the network loads here, else what is missing."""
+    from engine import embeddings as emb
+    from engine.features import load_audio
 
-BACKBONES = {
-    "FAD": "VGGish (pip install torchvggish, and its weights in the torch hub cache)",
-    "FD": "PANNs CNN14 (pip install panns-inference, and Cnn14_mAP=0.431.pth in ~/panns_data)",
-    "KL": "PANNs CNN14 (pip install panns-inference, and Cnn14_mAP=0.431.pth in ~/panns_data)",
-    "Density": "LAION-CLAP (the laion_clap package, and a CLAP checkpoint in the Hugging Face cache)",
-    "Coverage": "LAION-CLAP (the laion_clap package, and a CLAP checkpoint in the Hugging Face cache)",
-    "IB": "ImageBind (pip install imagebind, and imagebind_huge.pth in .checkpoints/)",
-}
-
-
-def backbone_status() -> dict[str, str | None]:
-    """None where the network can be loaded here, else what to install."""
-    import importlib.util
-
-    status = {}
-    panns_ok = importlib.util.find_spec("panns_inference") is not None and \
-        (Path.home() / "panns_data" / "Cnn14_mAP=0.431.pth").exists()
-    vggish_ok = importlib.util.find_spec("torchvggish") is not None
-    clap_ok = importlib.util.find_spec("laion_clap") is not None and any(
-        (Path.home() / ".cache" / "huggingface" / "hub").glob("models--lukewys--laion_clap*"))
-    ib_ok = importlib.util.find_spec("imagebind") is not None and Path(".checkpoints/imagebind_huge.pth").exists()
-    for col, ok in (("FAD", vggish_ok), ("FD", panns_ok), ("KL", panns_ok), ("Density", clap_ok),
-                    ("Coverage", clap_ok), ("IB", ib_ok)):
-        status[col] = None if ok else BACKBONES[col]
-    return status
+    avail = emb.available()
+    out: dict[str, object] = {}
+    audio = {p: load_audio(p) for p in gen + ref}
+    if avail["vggish"] is None:
+        net = emb.VGGish()
+        g = np.concatenate([net.embed(*audio[p]) for p in gen])
+        r = np.concatenate([net.embed(*audio[p]) for p in ref])
+        out["FAD"] = frechet_from_embeddings(g, r) if len(g) > 1 and len(r) > 1 else \
+            "unavailable: FAD needs at least 2 s of audio on each side"
+    else:
+        out["FAD"] = f"unavailable: {avail['vggish']}"
+    if avail["panns"] is None:
+        net = emb.Cnn14()
+        ge, gp = zip(*(net.embed(*audio[p]) for p in gen))
+        re_, rp = zip(*(net.embed(*audio[p]) for p in ref))
+        out["FD"] = frechet_from_embeddings(np.stack(ge), np.stack(re_)) if len(gen) > 1 else \
+            "unavailable: FD needs at least two files on each side"
+        out["KL"] = kl_divergence(np.stack(rp), np.stack(gp))
+    else:
+        out["FD"] = out["KL"] = f"unavailable: {avail['panns']}"
+    out["Density"] = out["Coverage"] = f"unavailable: {avail['clap']}"
+    out["IB"] = "unavailable: the ImageBind score is not wired into cutscore yet"
+    return out
 
 
 def evaluate(generated: str | Path, reference: str | Path, videos: str | Path | None = None) -> dict:
@@ -154,8 +157,7 @@ def evaluate(generated: str | Path, reference: str | Path, videos: str | Path | 
     if not pairs:
         raise CutscoreError(f"{gen_dir} and {ref_dir} share no file names; KL and the rhythm metrics pair files by name")
     table: dict[str, object] = {"files": len(pairs)}
-    for col, why in backbone_status().items():
-        table[col] = f"unavailable: {why}" if why else "not implemented for this backbone here"
+    table.update(_distribution_metrics([gen[n] for n in pairs], [ref[n] for n in pairs]))
     if videos:
         import json
 

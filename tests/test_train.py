@@ -223,8 +223,11 @@ def test_onset_f_measure_on_a_click_track():
     assert cut_hit_rate(on, cuts) == pytest.approx(0.75)
 
 
-def test_evaluate_cli_reports_unavailable_backbones(tmp_path, capsys):
+def test_evaluate_cli_reports_unavailable_backbones(tmp_path, capsys, monkeypatch):
     import soundfile as sf
+
+    monkeypatch.setenv("CUTSCORE_VGGISH", str(tmp_path / "none.pth"))
+    monkeypatch.setenv("CUTSCORE_PANNS", str(tmp_path / "none.pth"))
 
     from engine.train.synth import write_pair
     from ui.cli import main
@@ -239,5 +242,50 @@ def test_evaluate_cli_reports_unavailable_backbones(tmp_path, capsys):
     sf.write(tmp_path / "ref" / "a.wav", y, sr)
     assert main(["evaluate", str(tmp_path / "gen"), str(tmp_path / "ref"), "--videos", str(tmp_path / "vid"), "--json"]) == 0
     table = json.loads(capsys.readouterr().out)
-    assert table["files"] == 1 and table["FAD"].startswith("unavailable: VGGish")
+    assert table["files"] == 1 and table["FAD"].startswith("unavailable: VGGish weights")
+    assert table["KL"].startswith("unavailable: PANNs") and table["Density"].startswith("unavailable: LAION-CLAP")
     assert table["onset F (cuts, +-100 ms)"] > 0.6  # the reference music hits its own cuts
+
+
+def test_evaluate_computes_fad_fd_kl_with_the_real_networks(tmp_path, monkeypatch):
+    """VGGish (torchvggish) and CNN14 (panns_inference) with random weights saved in each network's
+    published format: evaluate loads them and computes the maths on their embeddings."""
+    import soundfile as sf
+    from torchvggish.torchvggish import _vgg
+
+    from engine import embeddings as emb
+    from engine.metrics import evaluate, frechet_from_embeddings, kl_divergence
+
+    torch.manual_seed(0)
+    torch.save(_vgg(postprocess=False).state_dict(), tmp_path / emb.VGGISH_FILE)
+    torch.save({"model": emb.cnn14_class()(**emb.CNN14_16K).state_dict()}, tmp_path / emb.PANNS_FILE)
+    monkeypatch.setenv("CUTSCORE_VGGISH", str(tmp_path / emb.VGGISH_FILE))
+    monkeypatch.setenv("CUTSCORE_PANNS", str(tmp_path / emb.PANNS_FILE))
+    assert emb.available()["vggish"] is None and emb.available()["panns"] is None
+    rng = np.random.default_rng(0)
+    sr = 22050
+    for side in ("gen", "ref"):
+        (tmp_path / side).mkdir()
+    t = np.arange(3 * sr) / sr
+    for i in range(3):
+        sf.write(tmp_path / "ref" / f"{i}.wav", 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t), sr)
+        sf.write(tmp_path / "gen" / f"{i}.wav", 0.3 * rng.standard_normal(len(t)), sr)
+    table = evaluate(tmp_path / "gen", tmp_path / "ref")
+    v, c = emb.VGGish(), emb.Cnn14()
+    from engine.features import load_audio
+
+    def files(side):
+        return [load_audio(tmp_path / side / f"{i}.wav") for i in range(3)]
+    g = np.concatenate([v.embed(*a) for a in files("gen")])
+    r = np.concatenate([v.embed(*a) for a in files("ref")])
+    assert g.shape[1] == 128 and len(g) >= 6
+    assert table["FAD"] == pytest.approx(frechet_from_embeddings(g, r), rel=1e-6)
+    ge, gp = zip(*(c.embed(*a) for a in files("gen")))
+    re_, rp = zip(*(c.embed(*a) for a in files("ref")))
+    assert np.stack(ge).shape == (3, 2048) and np.stack(gp).shape == (3, 527)
+    assert table["FD"] == pytest.approx(frechet_from_embeddings(np.stack(ge), np.stack(re_)), rel=1e-6)
+    assert table["KL"] == pytest.approx(kl_divergence(np.stack(rp), np.stack(gp)), rel=1e-6)
+    # the same music on both sides: distances vanish
+    same = evaluate(tmp_path / "ref", tmp_path / "ref")
+    assert abs(same["FAD"]) < table["FAD"] / 100 and same["KL"] == pytest.approx(0.0, abs=1e-6)
+    assert table["KL"] > 1e-6

@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--duration", type=float, default=40.0, help="seconds per pair (default 40)")
 
-    sp = add("evaluate", cmd_evaluate, "The paper's metrics of generated music against references.")
+    sp = add("evaluate", cmd_evaluate, "FAD, FD and KL of generated music against references (VGGish and PANNs "
+             "weights as local files), and the onsets against the videos' cuts.")
     sp.add_argument("generated")
     sp.add_argument("reference")
     sp.add_argument("--videos", metavar="DIR", help="the videos, for the ImageBind score and cut alignment")
