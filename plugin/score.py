@@ -61,6 +61,7 @@ class ScoreOptions:
     sample_rate: int = 48000
     force: bool = False
     hits_s: list[float] = field(default_factory=list)  # extra hit points (Resolve's markers), seconds
+    hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
 
 
 def default_model() -> tuple[str, str | None]:
@@ -152,6 +153,8 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
         notices.extend(result.warnings)
         windows = [w.model_dump() for w in result.windows]
         music = render_music(_windows_audio(windows), result.sample_rate, tl.duration, opts.sample_rate)
+        targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits})
+        music, sync = _hit_sync(music, opts.sample_rate, targets, opts.hit_sync, notices)
         gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)
         music = apply_gain(music, gain)
         segments = []
@@ -163,7 +166,7 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
             "version": STATE_VERSION, "timeline": str(timeline_path.resolve()), "scored": str(out_path.resolve()),
             "model": model, "settings": settings.model_dump(), "loudness_lufs": opts.loudness, "gain_db": gain,
             "sample_rate": opts.sample_rate, "model_sample_rate": result.sample_rate,
-            "request": json.loads(req.model_dump_json()), "windows": windows,
+            "request": json.loads(req.model_dump_json()), "windows": windows, "hit_sync": sync,
             "segments": [{"kind": s.kind, "index": s.index, "name": s.name, "start": s.range.start_time.value,
                           "duration": s.range.duration.value, "rate": s.range.duration.rate, "wav": s.wav.name}
                          for s in segments],
@@ -184,6 +187,20 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
     return {"out": str(out_path), "sidecar": str(side), "segments": len(segments), "model": model,
             "gain_db": gain, "notices": notices, "cuts_s": [c.to_seconds() for c in tl.cuts],
             "music": music, "sample_rate": opts.sample_rate, "windows": state["windows"]}
+
+
+def _hit_sync(music: np.ndarray, sr: int, targets: list[float], enabled: bool, notices: list[str]):
+    """(music, the sidecar's hit_sync record or None)."""
+    from plugin import hitsync
+
+    if not enabled or not targets:
+        return music, None
+    why = hitsync.available()
+    if why:
+        notices.append(why)
+        return music, None
+    music, report = hitsync.sync_hits(music, sr, targets)
+    return music, hitsync.summary(report)
 
 
 def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = None) -> tuple[Path, dict]:
@@ -316,7 +333,11 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     windows = [new_w if i == wi else x for i, x in enumerate(windows)]
     sr = state["sample_rate"]
     total = RationalTime(sum(s["duration"] for s in state["segments"]), rate)
-    music = apply_gain(render_music(_windows_audio(windows), state["model_sample_rate"], total, sr), state["gain_db"])
+    music = render_music(_windows_audio(windows), state["model_sample_rate"], total, sr)
+    if state.get("hit_sync"):  # the same warps as the score, so the new take lands its hits too
+        targets = [o["target_s"] for o in state["hit_sync"]["offsets"]]
+        music, _ = _hit_sync(music, sr, targets, True, [])
+    music = apply_gain(music, state["gain_db"])
     new_audio = _cut(music, rng, sr)
     old_audio, _ = read_wav(side / target["wav"])
     new_audio = _blend_edges(old_audio, new_audio, int(EDGE_BLEND_S * sr))
@@ -344,7 +365,7 @@ def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
     out = new.copy()
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float64))  # 0 -> 1
     out[:, :n] = old[:, :n] * (1 - ramp) + new[:, :n] * ramp
-    out[:, -n:] = old[:, -n:] * ramp[::-1] + new[:, -n:] * (1 - ramp[::-1])
+    out[:, -n:] = old[:, -n:] * ramp + new[:, -n:] * (1 - ramp)  # ends exactly on the old audio
     return out.astype(np.float32)
 
 

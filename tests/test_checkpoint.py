@@ -12,9 +12,11 @@ from engine.config import default_vae_config, load_config
 from engine.diffusion import DiffV2M
 from engine.errors import CutscoreError
 from engine.vae import VAE
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES, SHARED
 
-TSV = SHARED / "reference" / "official_diffv2m_state_dict.tsv"
+TSV = next((p for p in (FIXTURES / "reference" / "official_diffv2m_state_dict.tsv",
+                        SHARED / "reference" / "official_diffv2m_state_dict.tsv") if p.exists()),
+           FIXTURES / "reference" / "official_diffv2m_state_dict.tsv")
 
 
 def _tsv_rows():

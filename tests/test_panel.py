@@ -12,7 +12,7 @@ from PyQt6.QtCore import QTimer  # noqa: E402
 
 from plugin.plan import make_plan  # noqa: E402
 from plugin.timeline import read_timeline  # noqa: E402
-from tests.conftest import ROOT, SHARED  # noqa: E402
+from tests.conftest import FIXTURES, ROOT, SHARED  # noqa: E402
 from ui.panel.window import PanelWindow  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -54,7 +54,9 @@ def panel(qtbot, engine):
 @pytest.mark.parametrize("name", ["simple_cut.otio", "multitrack.otio", "clip_example.otio", "premiere_example.xml",
                                   "screening_example.edl", "kdenlive_example_v221170.kdenlive"])
 def test_opening_each_shared_timeline_shows_its_clips_and_cuts(panel, name):
-    path = SHARED / "timelines" / name
+    path = FIXTURES / "timelines" / name
+    if not path.exists():
+        path = SHARED / "timelines" / name
     if not path.exists():
         pytest.skip("shared timelines not found")
     assert panel.open(path)

@@ -25,10 +25,11 @@ TIMELINES = ["simple_cut.otio", "multitrack.otio", "clip_example.otio", "premier
 
 
 def _shared(name):
-    p = SHARED / "timelines" / name
-    if not p.exists():
-        pytest.skip(f"{p} not found")
-    return p
+    """A shared timeline: the copy in tests/fixtures, else ../shared."""
+    for p in (FIXTURES / "timelines" / name, SHARED / "timelines" / name):
+        if p.exists():
+            return p
+    pytest.skip(f"{name} not found")
 
 
 def _otio_cuts(tl: otio.schema.Timeline) -> list:
@@ -70,8 +71,9 @@ def test_windows_prefer_cuts_and_kdenlive_reads_guides():
     tl = read_timeline(_shared("multitrack.otio"))
     plan = make_plan(tl)
     cut_s = {c.to_seconds() for c in tl.cuts}
-    assert all(w.start.to_seconds() in cut_s for w in plan.windows[1:] if w.start.to_seconds() in cut_s) and \
-        plan.windows[1].start.to_seconds() == pytest.approx(20.083, abs=1e-3)
+    starts = [w.start.to_seconds() for w in plan.windows[1:]]
+    assert plan.windows[1].start.to_seconds() == pytest.approx(20.083, abs=1e-3) and starts[0] in cut_s
+    assert sum(s in cut_s for s in starts) >= len(starts) / 2, (starts, sorted(cut_s))
     kd = read_timeline(_shared("kdenlive_example_v221170.kdenlive"))
     assert kd.rate == 25 and [h.value for h in kd.hits] == [230, 466]
     assert [c.name for c in kd.clips][:3] == ["Placeholder: Unsupported clip type", "Wide", "Close 1"]

@@ -252,7 +252,7 @@ def cmd_score(args) -> int:
 
     opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
-                        hits_s=args.hits or [])
+                        hits_s=args.hits or [], hit_sync=not args.no_hit_sync)
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress(), limits=_limits(args))
@@ -398,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     timeline_opts(sp)
     engine_opts(sp)
     sp.add_argument("-o", "--output", required=True, help="the new timeline (.otio, .otioz, .xml, .kdenlive)")
+    sp.add_argument("--no-hit-sync", action="store_true",
+                    help="leave the music as generated (default: move the nearest strong onset onto each cut and hit)")
     sp.add_argument("--hits", type=_seconds_list, metavar="S,S,...",
                     help="extra hit points in seconds from the timeline start (e.g. Resolve's markers)")
     sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
