@@ -387,7 +387,8 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
     for c in track.find_clips():  # found by its WAV's take name, which survives editors that drop metadata
         p = wav_path(c)
         if p is not None and take.fullmatch(p.name):
-            c.media_reference.target_url = str(wav.resolve())
+            new_url = wav.resolve().as_uri() if out_path.suffix.lower() == ".xml" else str(wav.resolve())
+            c.media_reference.target_url = new_url  # FCP7 XML: a file:// URL; OTIO: a plain path (Resolve)
             found += 1
     if not found:
         raise CutscoreError(f"{scored_path}: no music clip plays a take of {old.name}; was the music track edited?")

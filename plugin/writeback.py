@@ -204,6 +204,8 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
                 _explicit_source_ranges(out)
             if suffix == ".xml":
                 _generators_as_offline(out)
+                for clip in music_track(out).find_clips():  # FCP7 XML's <pathurl> is a file:// URL
+                    clip.media_reference.target_url = Path(clip.media_reference.target_url).as_uri()
             kwargs = {}
             if suffix in (".otioz", ".otiod"):
                 _absolute_media(out, tl.path.parent)  # the bundle copies media it can find on disk

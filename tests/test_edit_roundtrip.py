@@ -288,3 +288,14 @@ def test_a_newer_otio_schema_is_refused_with_the_reason(tmp_path, capsys):
     assert main(["plan", str(p)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Marker.3" in err[0] and "reads up to Marker.2" in err[0] and str(p) in err[0]
+
+
+# 3 (the part reproduced here) -------------------------------------------------------------------------
+def test_fcp7_xml_music_uses_file_urls(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "scored.xml"
+    score_timeline(DEMO / "demo.otio", out, SineEngine(), ScoreOptions())
+    urls = [e.text for e in ET.parse(out).getroot().iter("pathurl") if e.text and e.text.endswith(".wav")]
+    assert len(urls) == 5 and all(u.startswith("file:///") for u in urls)
+    assert read_timeline(out).clips  # and the edit reads back
