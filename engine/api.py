@@ -43,6 +43,11 @@ class Settings(_Model):
     steps: int | None = Field(default=None, ge=1, le=1000)
     guidance: float | None = Field(default=None, ge=0, le=20)
     sampler: Literal["ddim", "dpmpp-2m"] | None = None
+    # continuation: each window after the first is sampled with the previous window's overlap
+    # latents held, so the music continues through the join; "change" lets a window that starts at
+    # a cut begin afresh instead. continuation=False samples every window independently (benches).
+    at_cuts: Literal["continue", "change"] = "continue"
+    continuation: bool = True
 
 
 class _TimelineRequest(_Model):

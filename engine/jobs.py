@@ -124,6 +124,28 @@ def window_features(req: Request, index: int, clip_feats: dict, clip_dim: int = 
     return out
 
 
+def _continuation(req: Request, i: int, prev, cfg):
+    """(known latents, t0, t1) holding this window's overlap at the previous window's latents for
+    the same seconds, or None (no overlap, continuation off, or a window that starts at a cut with
+    at_cuts="change")."""
+    import torch
+
+    s, w = req.settings, req.windows[i]
+    if not s.continuation or w.overlap_s <= 0:
+        return None
+    if s.at_cuts == "change" and any(abs(c - w.start_s) < 1e-3 for c in req.cuts_s):
+        return None
+    pw, lat = prev
+    fps = cfg.sample_rate / cfg.downsampling  # latent frames per second
+    a0 = int(round((w.start_s - pw.start_s) * fps))
+    n = min(int(w.overlap_s * fps), lat.shape[-1] - a0)
+    if n <= 0 or a0 < 0:
+        return None
+    known = torch.zeros_like(lat)
+    known[..., :n] = lat[..., a0:a0 + n]
+    return known, (n + 0.5) / fps, cfg.window_seconds + 1.0  # regenerate from frame n on
+
+
 def execute(req: Request, pipelines: Pipelines, job_id: str, progress: Callable[[str, float, str], None],
             cancelled: threading.Event) -> JobResult:
     """Run one request; progress(stage, fraction, message) is called per sampler step."""
@@ -142,6 +164,7 @@ def execute(req: Request, pipelines: Pipelines, job_id: str, progress: Callable[
     s = req.settings
     steps = s.steps or pipe.cfg.diffusion.steps
     results = []
+    prev = None  # (window spec, its latents) for continuation
     for n, i in enumerate(indices):
         if cancelled.is_set():
             raise JobCancelled()
@@ -161,7 +184,9 @@ def execute(req: Request, pipelines: Pipelines, job_id: str, progress: Callable[
             known = torch.from_numpy(np.load(req.latents))
             gen = pipe.regenerate(wf, known, req.region_start_s - w.start_s, req.region_end_s - w.start_s, seed=seed, **kw)
         else:
-            gen = pipe.generate(wf, seed=seed, **kw)
+            hold = _continuation(req, i, prev, pipe.cfg) if prev is not None else None
+            gen = pipe.generate(wf, seed=seed, inpaint=hold, **kw)
+            prev = (w, gen.latents)
         progress("writing", 0.1 + 0.85 * (n + 1) / len(indices), f"window {n + 1}/{len(indices)}: writing")
         stem = f"window{i:02d}-{job_id[:8]}"
         wav, lat = _inside(out, f"{stem}.wav"), _inside(out, f"{stem}.npy")

@@ -62,6 +62,8 @@ class ScoreOptions:
     force: bool = False
     hits_s: list[float] = field(default_factory=list)  # extra hit points (Resolve's markers), seconds
     hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
+    at_cuts: str = "continue"  # "change": a window starting at a cut begins afresh
+    continuation: bool = True  # False: every window sampled independently (for comparison)
 
 
 def default_model() -> tuple[str, str | None]:
@@ -147,7 +149,8 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
         shutil.rmtree(work)
     work.mkdir()
     try:
-        settings = Settings(seed=opts.seed, steps=opts.steps, guidance=opts.guidance, sampler=opts.sampler)
+        settings = Settings(seed=opts.seed, steps=opts.steps, guidance=opts.guidance, sampler=opts.sampler,
+                            at_cuts=opts.at_cuts, continuation=opts.continuation)
         req = build_request(plan, model, settings, work / "engine")
         result = run_job(client, req, on_progress)
         notices.extend(result.warnings)

@@ -115,8 +115,8 @@ def _limits(args):
 
 def _steps(text: str) -> int:
     v = _positive_int(text)
-    if v > 10000:
-        raise argparse.ArgumentTypeError(f"{v} is outside 1..10000")
+    if v > 1000:
+        raise argparse.ArgumentTypeError(f"{v} is outside 1..1000")
     return v
 
 
@@ -252,7 +252,7 @@ def cmd_score(args) -> int:
 
     opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
-                        hits_s=args.hits or [], hit_sync=not args.no_hit_sync)
+                        hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts)
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress(), limits=_limits(args))
@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--model", help="model folder or preset (default: the demo model, else debug)")
         sp.add_argument("--engine", help="engine URL, or `local` for in-process (default: a running server, else local)")
         sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        sp.add_argument("--steps", type=_steps, help="sampler steps, 1..10000 (default: the model's)")
+        sp.add_argument("--steps", type=_steps, help="sampler steps, 1..1000 (default: the model's)")
         sp.add_argument("--guidance", type=_finite, help="classifier-free guidance scale (default: the model's)")
         sp.add_argument("--sampler", choices=["ddim", "dpmpp-2m"], help="sampler (default: the model's)")
 
@@ -398,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     timeline_opts(sp)
     engine_opts(sp)
     sp.add_argument("-o", "--output", required=True, help="the new timeline (.otio, .otioz, .xml, .kdenlive)")
+    sp.add_argument("--at-cuts", choices=["continue", "change"], default="continue",
+                    help="a window that starts at a cut continues the music (default) or changes character")
     sp.add_argument("--no-hit-sync", action="store_true",
                     help="leave the music as generated (default: move the nearest strong onset onto each cut and hit)")
     sp.add_argument("--hits", type=_seconds_list, metavar="S,S,...",

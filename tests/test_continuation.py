@@ -1,0 +1,85 @@
+"""Continuation (issue 16): every window after the first is sampled with the previous window's
+overlap latents held, so the music continues through the join; `--at-cuts change` lets a window
+that starts at a cut begin afresh. Real engine, debug model."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from plugin.score import ScoreOptions, score_timeline
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def local_engine():
+    from engine.client import LocalEngine
+
+    eng = LocalEngine(device="cpu")
+    yield eng
+    eng.close()
+
+
+def _long_demo(tmp_path):
+    """The demo edit three times over (60 s): two joins for the debug model's 30 s windows."""
+    import opentimelineio as otio
+
+    if not (tmp_path / "testvideo.mp4").exists():
+        shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", tmp_path)
+    tl = otio.adapters.read_from_file(str(ROOT / "resources" / "demo" / "demo.otio"))
+    track = tl.video_tracks()[0]
+    for clip in [c.clone() for c in track.find_clips()] * 2:
+        track.append(clip.clone())
+    otio.adapters.write_to_file(tl, str(tmp_path / "long.otio"))
+    return tmp_path / "long.otio"
+
+
+def _windows(tmp_path, eng, name, **kw):
+    src = _long_demo(tmp_path)
+    score_timeline(src, tmp_path / f"{name}.otio", eng,
+                   ScoreOptions(model="debug", steps=3, hit_sync=False, **kw))
+    state = json.loads((tmp_path / f"{name}.cutscore" / "cutscore.json").read_text())
+    return state, [np.load(w["latents"]) for w in state["windows"]]
+
+
+def _held(state, lats, i, fps):
+    w, p = state["windows"][i], state["windows"][i - 1]
+    a0 = int(round((w["start_s"] - p["start_s"]) * fps))
+    n = int(w["overlap_s"] * fps)
+    return lats[i][..., :n], lats[i - 1][..., a0:a0 + n]
+
+
+def test_each_window_continues_the_previous_one_through_the_overlap(tmp_path, local_engine):
+    from engine.config import load_config
+
+    cfg = load_config("debug")
+    fps = cfg.sample_rate / cfg.downsampling
+    state, lats = _windows(tmp_path, local_engine, "cont")
+    assert len(lats) >= 2 and all(w["overlap_s"] > 0 for w in state["windows"][1:])
+    for i in range(1, len(lats)):
+        mine, theirs = _held(state, lats, i, fps)
+        assert mine.shape[-1] > 0 and np.array_equal(mine, theirs), f"window {i} holds the previous overlap"
+        assert not np.allclose(lats[i][..., mine.shape[-1]:mine.shape[-1] + 8], 0)  # and samples the rest
+    # independent windows (continuation off) do not share the overlap
+    ind_state, ind = _windows(tmp_path, local_engine, "ind", continuation=False)
+    mine, theirs = _held(ind_state, ind, 1, fps)
+    assert not np.allclose(mine, theirs, atol=1e-3)
+
+
+def test_at_cuts_change_starts_afresh_only_where_a_window_starts_at_a_cut(tmp_path, local_engine):
+    from engine.config import load_config
+
+    cfg = load_config("debug")
+    fps = cfg.sample_rate / cfg.downsampling
+    state, lats = _windows(tmp_path, local_engine, "chg", at_cuts="change")
+    cuts = state["request"]["cuts_s"]
+    at_cut = [i for i, w in enumerate(state["windows"]) if i and any(abs(c - w["start_s"]) < 1e-3 for c in cuts)]
+    not_at_cut = [i for i in range(1, len(lats)) if i not in at_cut]
+    assert at_cut, "the plan puts window starts on cuts"
+    for i in at_cut:
+        mine, theirs = _held(state, lats, i, fps)
+        assert not np.allclose(mine, theirs, atol=1e-3)
+    for i in not_at_cut:
+        mine, theirs = _held(state, lats, i, fps)
+        assert np.array_equal(mine, theirs)
