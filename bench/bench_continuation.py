@@ -5,7 +5,8 @@ model, independent windows vs continuation (the previous window's overlap latent
     .venv/bin/python bench/bench_continuation.py [--minutes 3]
 
 For each join (the middle of a window overlap) and, as a reference, for each cut inside a window:
-the chroma cosine similarity and the tempo difference between the 3 s before and the 3 s after.
+the chroma cosine similarity, the log-mel spectrum cosine similarity (timbre) and the tempo
+difference between the 3 s before and the 3 s after.
 Higher chroma similarity and smaller tempo jumps at the joins mean one piece rather than a medley;
 the cuts show how much the music changes where the picture asks it to.
 """
@@ -36,16 +37,21 @@ def around(y, sr, t):
 def measures(y, sr, times):
     import librosa
 
-    chroma, tempo = [], []
+    chroma, mel, tempo = [], [], []
+
+    def cos(a, b):
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
     for t in times:
         seg = around(y, sr, t)
         if seg is None:
             continue
-        c = [librosa.feature.chroma_stft(y=s, sr=sr).mean(1) for s in seg]
-        chroma.append(float(c[0] @ c[1] / (np.linalg.norm(c[0]) * np.linalg.norm(c[1]) + 1e-9)))
+        chroma.append(cos(*[librosa.feature.chroma_stft(y=s, sr=sr).mean(1) for s in seg]))
+        m = [librosa.power_to_db(librosa.feature.melspectrogram(y=s, sr=sr, n_mels=64)).mean(1) for s in seg]
+        mel.append(cos(*[v - v.mean() for v in m]))
         bpm = [float(np.atleast_1d(librosa.feature.tempo(y=s, sr=sr))[0]) for s in seg]
         tempo.append(abs(bpm[0] - bpm[1]))
-    return chroma, tempo
+    return chroma, mel, tempo
 
 
 def main() -> None:
@@ -62,7 +68,7 @@ def main() -> None:
         key = sorted(json.loads((d / "src" / "cuts.json").read_text()))[0]
         cuts = json.loads((d / "src" / "cuts.json").read_text())[key]
         tl = timeline_for(d / "src" / f"{key}.mp4", cuts, dur, d)
-        print(f"{'windows':<14} {'where':<22} {'n':>3} {'chroma cos':>11} {'|tempo diff|':>13}")
+        print(f"{'windows':<14} {'where':<22} {'n':>3} {'chroma cos':>11} {'log-mel cos':>12} {'|tempo diff|':>13}")
         for cont in (False, True):
             r = score_timeline(tl, d / f"o{int(cont)}.otio", eng,
                                ScoreOptions(seed=0, continuation=cont, hit_sync=False, force=True))
@@ -73,8 +79,9 @@ def main() -> None:
                      and all(abs(c - j) > SPAN_S for j in joins)]
             label = "continuation" if cont else "independent"
             for where, times in (("joins", joins), ("cuts inside a window", inner)):
-                ch, te = measures(y, sr, times)
-                print(f"{label:<14} {where:<22} {len(ch):>3} {np.mean(ch):>11.3f} {np.median(te):>10.1f} bpm")
+                ch, me, te = measures(y, sr, times)
+                print(f"{label:<14} {where:<22} {len(ch):>3} {np.mean(ch):>11.3f} {np.mean(me):>12.3f} "
+                      f"{np.median(te):>9.1f} bpm")
     eng.close()
 
 

@@ -93,6 +93,11 @@ class RegenerateRequest(_TimelineRequest):
     region_start_s: float  # timeline seconds
     region_end_s: float
     latents: str  # the window's latents from the earlier result (inside output_dir)
+    # Regenerate by the clip: sample only [span_start_s, span_end_s) of the window (the clip plus a
+    # margin; the model told where it sits in the piece), the margins held at the window's latents.
+    # None: the whole window.
+    span_start_s: float | None = None
+    span_end_s: float | None = None
 
     @model_validator(mode="after")
     def _region(self):
@@ -100,6 +105,13 @@ class RegenerateRequest(_TimelineRequest):
             raise ValueError(f"window {self.window} does not exist ({len(self.windows)} windows)")
         if not self.region_start_s < self.region_end_s:
             raise ValueError("region_start_s must be before region_end_s")
+        if (self.span_start_s is None) != (self.span_end_s is None):
+            raise ValueError("span_start_s and span_end_s come together")
+        if self.span_start_s is not None:
+            w = self.windows[self.window]
+            if not (w.start_s - 1e-6 <= self.span_start_s <= self.region_start_s < self.region_end_s
+                    <= self.span_end_s <= w.start_s + w.duration_s + 1e-6):
+                raise ValueError("the span must lie inside the window and hold the region")
         return self
 
 

@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.api import JobResult, JobStatus, RegenerateRequest, Request, WindowResult, parse_request
+from engine.api import (
+    JobResult,
+    JobStatus,
+    RegenerateRequest,
+    Request,
+    WindowResult,
+    WindowSpec,
+    parse_request,
+)
 from engine.errors import CutscoreError
 
 
@@ -124,6 +132,20 @@ def window_features(req: Request, index: int, clip_feats: dict, clip_dim: int = 
     return out
 
 
+def _span(req: RegenerateRequest, i: int, clip_feats: dict, cfg, known):
+    """The sub-window [span_start_s, span_end_s) of window i: its spec, features and known latents
+    (the window's frames from the span's start on), so sampling costs the span, not the window."""
+    w = req.windows[i]
+    sub = WindowSpec(start_s=req.span_start_s, duration_s=req.span_end_s - req.span_start_s)
+    sub_req = req.model_copy(update={"windows": [*req.windows[:i], sub, *req.windows[i + 1:]]})
+    wf = window_features(sub_req, i, clip_feats, cfg.encoders.clip_dim)
+    fps = cfg.sample_rate / cfg.downsampling
+    a0 = int(round((sub.start_s - w.start_s) * fps))
+    shifted = known.new_zeros(known.shape)
+    shifted[..., :known.shape[-1] - a0] = known[..., a0:]
+    return sub, wf, shifted
+
+
 def _continuation(req: Request, i: int, prev, cfg):
     """(known latents, t0, t1) holding this window's overlap at the previous window's latents for
     the same seconds, or None (no overlap, continuation off, or a window that starts at a cut with
@@ -182,7 +204,13 @@ def execute(req: Request, pipelines: Pipelines, job_id: str, progress: Callable[
         kw = dict(steps=steps, guidance=s.guidance, sampler=s.sampler, callback=on_step)
         if isinstance(req, RegenerateRequest):
             known = torch.from_numpy(np.load(req.latents))
-            gen = pipe.regenerate(wf, known, req.region_start_s - w.start_s, req.region_end_s - w.start_s, seed=seed, **kw)
+            if req.span_start_s is not None:
+                w, wf, known = _span(req, i, clip_feats, pipe.cfg, known)
+                gen = pipe.regenerate(wf, known, req.region_start_s - w.start_s, req.region_end_s - w.start_s,
+                                      seed=seed, trim=True, **kw)
+            else:
+                gen = pipe.regenerate(wf, known, req.region_start_s - w.start_s, req.region_end_s - w.start_s,
+                                      seed=seed, **kw)
         else:
             hold = _continuation(req, i, prev, pipe.cfg) if prev is not None else None
             gen = pipe.generate(wf, seed=seed, inpaint=hold, **kw)

@@ -123,7 +123,8 @@ class Pipeline:
     @torch.no_grad()
     def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  sampler: str | None = None, callback: Callback | None = None,
-                 inpaint: tuple[torch.Tensor, float, float] | None = None, ablate: frozenset = frozenset()) -> Generation:
+                 inpaint: tuple[torch.Tensor, float, float] | None = None, ablate: frozenset = frozenset(),
+                 trim: bool = False) -> Generation:
         """Music for one window. inpaint=(latents, t0, t1) regenerates only seconds [t0, t1) of the
         window and holds every other latent frame of `latents` fixed. ablate may hold "rhythm"
         (condition on zeros instead of the predicted rhythm) and "scene" (no scene onsets), for
@@ -141,16 +142,18 @@ class Pipeline:
             cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
         # 4. seeded noise (on the CPU, so CPU and GPU runs start from the same noise)
         g = torch.Generator().manual_seed(int(seed))
-        shape = (1, cfg.dit.latent_dim, cfg.latent_frames)
+        # trim: sample only the frames this (shorter) window needs, so the cost follows its length
+        frames_per_s = cfg.sample_rate / cfg.downsampling
+        frames = min(cfg.latent_frames, int(np.ceil(w.duration_s * frames_per_s)) + 1) if trim else cfg.latent_frames
+        shape = (1, cfg.dit.latent_dim, frames)
         x = torch.randn(shape, generator=g).to(self.device)
         hold = None
         if inpaint is not None:
             known, t0, t1 = inpaint
-            frames_per_s = cfg.sample_rate / cfg.downsampling
             a, b = int(np.floor(t0 * frames_per_s)), int(np.ceil(t1 * frames_per_s))
-            mask = torch.ones((1, 1, cfg.latent_frames), dtype=torch.bool, device=self.device)
-            mask[..., max(a, 0):min(b, cfg.latent_frames)] = False  # False = regenerate
-            hold = Inpaint(mask, known.to(self.device), torch.randn(shape, generator=g).to(self.device))
+            mask = torch.ones((1, 1, frames), dtype=torch.bool, device=self.device)
+            mask[..., max(a, 0):min(b, frames)] = False  # False = regenerate
+            hold = Inpaint(mask, known[..., :frames].to(self.device), torch.randn(shape, generator=g).to(self.device))
         # 5. sample with classifier-free guidance (conditional + unconditional in one forward)
         with self._autocast():
             latents = sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)

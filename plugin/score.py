@@ -46,6 +46,7 @@ from plugin.writeback import Segment, check_output, music_track, write_scored
 STATE_FILE = "cutscore.json"
 STATE_VERSION = 1
 EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
+REGEN_MARGIN_S = 1.5  # a regenerate samples the clip plus this much context either side (held)
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "resources" / "models" / "demo"
 
@@ -312,6 +313,8 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
               or i == len(windows) - 1)
     w = windows[wi]
     region = (max(a_s, w["start_s"]), min(b_s, w["start_s"] + w["duration_s"]))
+    # regenerate by the clip: sample the clip plus a margin each side, not the whole window
+    span = (max(w["start_s"], region[0] - REGEN_MARGIN_S), min(w["start_s"] + w["duration_s"], region[1] + REGEN_MARGIN_S))
     old_seed = w["seed"] - wi
     new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
     if new_seed == old_seed:
@@ -319,7 +322,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     req_data = dict(state["request"])
     req_data["settings"] = dict(req_data["settings"], seed=new_seed)
     req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
-                            region_end_s=region[1], latents=w["latents"])
+                            region_end_s=region[1], latents=w["latents"], span_start_s=span[0], span_end_s=span[1])
     takes = [int(m.group(1)) for p in side.glob(f"clip{target['index']:03d}-v*.wav")
              if (m := re.fullmatch(r"clip\d+-v(\d+)", p.stem))]
     version = 1 + max(takes, default=0)
@@ -332,31 +335,46 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
         raise CutscoreError(f"{out_path}: regenerate writes the scored timeline's own format "
                             f"({scored_path.suffix}); name the output {out_path.stem}{scored_path.suffix}")
     result = run_job(client, req, on_progress)
-    new_w = result.windows[0].model_dump()
-    windows = [new_w if i == wi else x for i, x in enumerate(windows)]
+    new_w = result.windows[0].model_dump()  # the span [span_start, span_end), not the whole window
     sr = state["sample_rate"]
-    total = RationalTime(sum(s["duration"] for s in state["segments"]), rate)
-    music = render_music(_windows_audio(windows), state["model_sample_rate"], total, sr)
+    span_range = TimeRange(RationalTime.from_seconds(new_w["start_s"], rate).round(),
+                           RationalTime.from_seconds(new_w["duration_s"], rate).round())
+    music = render_music([StitchWindow(0.0, new_w["duration_s"], 0.0, read_wav(new_w["audio"])[0])],
+                         state["model_sample_rate"], span_range.duration, sr)
     if state.get("hit_sync"):  # the same warps as the score, so the new take lands its hits too
-        targets = [o["target_s"] for o in state["hit_sync"]["offsets"]]
-        music, _ = _hit_sync(music, sr, targets, True, [])
+        targets = [o["target_s"] - new_w["start_s"] for o in state["hit_sync"]["offsets"]]
+        music, _ = _hit_sync(music, sr, [t for t in targets if 0 < t < new_w["duration_s"]], True, [])
     music = apply_gain(music, state["gain_db"])
-    new_audio = _cut(music, rng, sr)
     old_audio, _ = read_wav(side / target["wav"])
-    new_audio = _blend_edges(old_audio, new_audio, int(EDGE_BLEND_S * sr))
+    new_audio = _splice(old_audio, music, to_samples(span_range.start_time - rng.start_time, sr),
+                        (to_samples(RationalTime.from_seconds(region[0], rate) - rng.start_time, sr),
+                         to_samples(RationalTime.from_seconds(region[1], rate) - rng.start_time, sr)),
+                        int(EDGE_BLEND_S * sr))
     wav = side / f"clip{target['index']:03d}-v{version}.wav"
     write_wav(wav, new_audio, sr)
     target_wav_old = target["wav"]
     target["wav"] = wav.name
-    state["windows"] = windows
     state.setdefault("history", []).append({"clip": target["index"], "seed": new_seed, "window": wi,
-                                            "replaced": target_wav_old, "wav": wav.name})
+                                            "span_s": list(span), "replaced": target_wav_old, "wav": wav.name,
+                                            "latents": new_w["latents"]})
     tmp = side / f".{STATE_FILE}.tmp"
     tmp.write_text(json.dumps(state, indent=2))
     os.replace(tmp, side / STATE_FILE)
     _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path, target["name"])
     return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
             "window": wi}
+
+
+def _splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:
+    """The clip's audio: the old take outside `region` (samples from the clip's start), the new
+    span's audio inside it (span_audio starts span_offset samples after the clip's start), blended
+    over n samples at the region's edges so it starts and ends on the old audio."""
+    a, b = max(region[0], 0), min(region[1], old.shape[1])
+    new = old.copy()
+    src = span_audio[:, a - span_offset:b - span_offset]
+    new[:, a:a + src.shape[1]] = src
+    new[:, a:b] = _blend_edges(old[:, a:b], new[:, a:b], n)
+    return new
 
 
 def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:

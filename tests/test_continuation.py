@@ -4,6 +4,7 @@ that starts at a cut begin afresh. Real engine, debug model."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,28 @@ def test_at_cuts_change_starts_afresh_only_where_a_window_starts_at_a_cut(tmp_pa
     for i in not_at_cut:
         mine, theirs = _held(state, lats, i, fps)
         assert np.array_equal(mine, theirs)
+
+
+def test_regenerate_samples_only_the_clip_and_its_margins(tmp_path, local_engine):
+    """Regenerate by the clip: the engine samples the clip plus REGEN_MARGIN_S either side (not the
+    30 s window), so its latents are that short; the other takes keep their bytes."""
+    from engine.config import load_config
+    from plugin.score import REGEN_MARGIN_S, regenerate_clip
+
+    cfg = load_config("debug")
+    fps = cfg.sample_rate / cfg.downsampling
+    state, lats = _windows(tmp_path, local_engine, "rg")
+    side = tmp_path / "rg.cutscore"
+    before = {p.name: p.read_bytes() for p in side.glob("*.wav")}
+    seg = next(s for s in state["segments"] if s["kind"] == "clip" and s["duration"] / s["rate"] < 6)
+    r = regenerate_clip(tmp_path / "rg.otio", str(seg["index"]), local_engine, tmp_path / "rg2.otio", seed=5)
+    state2 = json.loads((side / "cutscore.json").read_text())
+    h = state2["history"][-1]
+    clip_s = seg["duration"] / seg["rate"]
+    assert h["span_s"][1] - h["span_s"][0] <= clip_s + 2 * REGEN_MARGIN_S + 1e-6
+    new_lat = np.load(h["latents"])
+    assert new_lat.shape[-1] <= int(np.ceil((clip_s + 2 * REGEN_MARGIN_S) * fps)) + 1 < lats[0].shape[-1]
+    after = {p.name: p.read_bytes() for p in side.glob("*.wav")}
+    assert set(after) - set(before) == {Path(r["wav"]).name}
+    assert all(after[k] == v for k, v in before.items())
+    assert state2["windows"] == state["windows"]  # the score's windows stay for later regenerations
