@@ -16,6 +16,7 @@ from typing import Protocol
 
 from engine.api import JobResult, JobStatus, Request
 from engine.errors import CutscoreError
+from engine.paths import token_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8765
@@ -186,19 +187,6 @@ class LocalEngine:
 
     def close(self) -> None:
         self._mgr.close()
-
-
-def config_dir() -> Path:
-    env = os.environ.get("CUTSCORE_CONFIG_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("cutscore"))
-
-
-def token_path() -> Path:
-    return config_dir() / "token"
 
 
 class HttpEngine:

@@ -26,9 +26,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from engine.api import parse_request
-from engine.client import config_dir, token_path
 from engine.errors import CutscoreError
 from engine.jobs import JobManager, JobStore, Pipelines
+from engine.paths import config_dir, token_path
 
 VERSION = "0.1.0"
 
