@@ -83,7 +83,6 @@ def main():
     ap.add_argument("--skip-paper", action="store_true", help="leave out the 1.38 B-parameter config on the CPU")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.set_num_threads(torch.get_num_threads())
     debug = load_config("debug")
     mid = load_config("paper")
     mid.dit = dataclasses.replace(mid.dit, embed_dim=512, depth=8, num_heads=8, cond_heads=4)

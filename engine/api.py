@@ -16,7 +16,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
-STAGES = ("queued", "features", "rhythm", "sampling", "decoding", "writing", "done")
 
 
 class _Model(BaseModel):
@@ -78,9 +77,6 @@ class _TimelineRequest(_Model):
             if w.start_s + w.duration_s > self.duration_s + 1e-3:
                 raise ValueError(f"window at {w.start_s} s runs past the timeline's end ({self.duration_s} s)")
         return self
-
-    def media_files(self) -> set[str]:
-        return {c.media for c in self.clips if c.media}
 
 
 class ScoreRequest(_TimelineRequest):
@@ -144,13 +140,6 @@ class JobStatus(_Model):
     progress: float = 0.0
     message: str = ""
     result: JobResult | None = None
-
-
-class ModelInfo(_Model):
-    name: str
-    sample_rate: int
-    window_seconds: float
-    device: str
 
 
 def parse_request(data: dict) -> Request:

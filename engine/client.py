@@ -235,9 +235,6 @@ class HttpEngine:
     def retry(self, job_id: str) -> None:
         self._call("POST", f"/jobs/{job_id}/retry")
 
-    def health(self) -> dict:
-        return self._call("GET", "/health")
-
     def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus:
         """Follow the job's server-sent event stream until it ends."""
         import json
@@ -340,7 +337,8 @@ def evaluate(generated: str, reference: str, videos: str | None = None) -> dict:
     return _eval(generated, reference, videos)
 
 
-def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None, store=None, announce=print):
+def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None, store=None,
+          announce=lambda message: None):
     from engine.server import serve as _serve
 
     _serve(host=host, port=port, model=model, store=store, announce=announce)

@@ -33,10 +33,6 @@ class Cond(NamedTuple):
     def cat(self, other: Cond) -> Cond:
         return Cond(*(torch.cat([a, b], dim=0) for a, b in zip(self, other)))
 
-    def select(self, idx: torch.Tensor) -> Cond:
-        return Cond(*(a[idx] for a in self))
-
-
 def _film_mlp(t_dim: int, hidden: int, width: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(t_dim, hidden), nn.ReLU(), nn.Linear(hidden, width))
 

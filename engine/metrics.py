@@ -106,10 +106,6 @@ def cut_hit_rate(onsets, cuts, window: float = ONSET_WINDOW_S) -> float:
     return float(np.mean([np.any(np.abs(onsets - c) <= window) for c in cuts])) if len(onsets) else 0.0
 
 
-def rhythm_error(pred: np.ndarray, target: np.ndarray) -> float:
-    return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))
-
-
 def _distribution_metrics(gen: list[Path], ref: list[Path]) -> dict[str, object]:
     """FAD (VGGish), FD and KL (PANNs CNN14 16 kHz; KL(ref || gen) per pair, averaged), density and
     coverage (LAION-CLAP), ImageBind: a number where the network loads here, else what is missing."""

@@ -116,11 +116,6 @@ class Pipeline:
                         duration=torch.tensor([w.duration_s], device=self.device))
 
     @torch.no_grad()
-    def predict_rhythm(self, w: WindowFeatures) -> np.ndarray:
-        f = self._features(w)
-        return self.model.conditioner.predict_rhythm(f)[0, : len(w.scene)].float().cpu().numpy()
-
-    @torch.no_grad()
     def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  sampler: str | None = None, callback: Callback | None = None,
                  inpaint: tuple[torch.Tensor, float, float] | None = None, ablate: frozenset = frozenset(),

@@ -131,7 +131,7 @@ def create_app(manager: JobManager, token: str, preload: str | None = None) -> F
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, model: str | None = None, store: str | Path | None = None,
-          announce=print) -> None:
+          announce=lambda message: None) -> None:
     import socket
 
     import uvicorn

@@ -260,7 +260,7 @@ def _run(cmd: list[str], log) -> None:
 
 
 def score_current(resolve, python: str, work: Path, panel: bool = False, extra: list[str] | None = None,
-                  log=print) -> list:
+                  log=lambda message: None) -> list:
     project, timeline = current(resolve)
     src = export_timeline(resolve, timeline, work)
     out = work / f"{src.stem}-scored.otio"
@@ -278,7 +278,7 @@ def score_current(resolve, python: str, work: Path, panel: bool = False, extra: 
     return placed
 
 
-def regenerate_under_playhead(resolve, python: str, log=print, extra: list[str] | None = None):
+def regenerate_under_playhead(resolve, python: str, log=lambda message: None, extra: list[str] | None = None):
     project, timeline = current(resolve)
     track = music_track_index(timeline)
     if track is None:
@@ -303,7 +303,8 @@ def regenerate_under_playhead(resolve, python: str, log=print, extra: list[str] 
 
 
 def launch(action: str, resolve_global, root: str, python: str, argv: list[str] | None = None, log=print) -> int:
-    """The launchers' entry point: one line on failure, exit code 2."""
+    """The launchers' entry point (their face: `print` goes to Resolve's Workspace > Console): one
+    line on failure, exit code 2."""
     os.chdir(root)
     argv = list(argv if argv is not None else sys.argv[1:])
     try:

@@ -33,7 +33,6 @@ ADAPTERS = {
     ".fcpxml": "fcpx_xml",  # Final Cut Pro X (otio-fcpx-xml-adapter); read only
     ".aaf": "AAF",  # Avid Media Composer (otio-aaf-adapter, pyaaf2); read only
 }
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".mxf", ".m4v", ".webm", ".mpg", ".mpeg", ".mts", ".dv"}
 
 
 @dataclass

@@ -50,7 +50,6 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     import numpy as np
-    import torch
 
     from engine.config import load_config
     from engine.features import load_audio
@@ -82,7 +81,6 @@ def main(argv=None) -> None:
         (work / "times.json").write_text(json.dumps(times, indent=2))
         log(f"{name}: {times[name]:.0f} s")
 
-    torch.set_num_threads(torch.get_num_threads())
     cfg = load_config("demo")
     step("synth", lambda: (write_corpus(work / "corpus", args.count, args.seed, 30.0),
                            write_corpus(work / "heldout", 20, args.seed + 1, 30.0)))

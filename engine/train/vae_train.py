@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,9 +37,15 @@ def stft_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train_vae(vae: VAE, audio: list[np.ndarray], steps: int = 3000, batch: int = 16, crop_s: float = 2.0,
               lr: float = 1e-3, kl_weight: float = 1e-3, seed: int = 0,
-              log: Callable[[str], None] = print) -> list[float]:
-    """audio: a list of (channels, samples) float32 arrays at vae.sample_rate."""
-    torch.manual_seed(seed)
+              log: Callable[[str], None] = lambda message: None) -> list[float]:
+    """audio: a list of (channels, samples) float32 arrays at vae.sample_rate. Torch's global
+    random state is left as it was (the training's own draws are seeded inside a fork)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _train(vae, audio, steps, batch, crop_s, lr, kl_weight, seed, log)
+
+
+def _train(vae, audio, steps, batch, crop_s, lr, kl_weight, seed, log) -> list[float]:
     rng = np.random.default_rng(seed)
     model = vae.model
     model.train().requires_grad_(True)
@@ -73,7 +78,3 @@ def train_vae(vae: VAE, audio: list[np.ndarray], steps: int = 3000, batch: int =
     return losses
 
 
-def save_trained(vae: VAE, folder: str | Path) -> None:
-    from engine.vae import save_vae
-
-    save_vae(vae, folder)
