@@ -67,7 +67,7 @@ def main() -> None:
         write_corpus(d / "src", 1, 4242, dur)
         key = sorted(json.loads((d / "src" / "cuts.json").read_text()))[0]
         cuts = json.loads((d / "src" / "cuts.json").read_text())[key]
-        tl = timeline_for(d / "src" / f"{key}.mp4", cuts, dur, d)
+        tl = timeline_for(d / "src" / f"{key}.avi", cuts, dur, d)
         print(f"{'windows':<14} {'where':<22} {'n':>3} {'chroma cos':>11} {'log-mel cos':>12} {'|tempo diff|':>13}")
         for cont in (False, True):
             r = score_timeline(tl, d / f"o{int(cont)}.otio", eng,

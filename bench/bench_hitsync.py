@@ -55,7 +55,7 @@ def main() -> None:
         write_corpus(d / "heldout", args.count, 777, 30.0)
         cuts = json.loads((d / "heldout" / "cuts.json").read_text())
         for k in sorted(cuts):
-            timelines.append(timeline_for(d / "heldout" / f"{k}.mp4", cuts[k], 30.0, d))
+            timelines.append(timeline_for(d / "heldout" / f"{k}.avi", cuts[k], 30.0, d))
         print(f"{'timelines':<28} {'cuts':>5} {'median':>9} {'p95':>8} {'<=250ms':>8} {'wall s':>7}")
         print(f"{'':<28} {'':>5} {'|ms|':>9} {'|ms|':>8}")
         for sync in (False, True):

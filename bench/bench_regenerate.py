@@ -39,7 +39,7 @@ def main() -> None:
             cuts_all = json.loads((d / f"src{minutes}" / "cuts.json").read_text())
             key = sorted(cuts_all)[0]
             cuts = cuts_all[key]
-            tl = timeline_for(d / f"src{minutes}" / f"{key}.mp4", cuts, dur, d)
+            tl = timeline_for(d / f"src{minutes}" / f"{key}.avi", cuts, dur, d)
             out = d / f"scored{minutes}.otio"
             sc.score_timeline(tl, out, eng, opts)
             bounds = [0.0, *cuts, dur]
@@ -49,7 +49,7 @@ def main() -> None:
             sc.regenerate_clip(out, str(k), eng, d / f"r{minutes}.otio", seed=1, force=True)
             t_clip = time.perf_counter() - t0
             (d / f"alone{minutes}").mkdir(exist_ok=True)
-            alone = timeline_for(d / f"src{minutes}" / f"{key}.mp4", [], clip_s, d / f"alone{minutes}")
+            alone = timeline_for(d / f"src{minutes}" / f"{key}.avi", [], clip_s, d / f"alone{minutes}")
             t0 = time.perf_counter()
             sc.score_timeline(alone, d / f"alone{minutes}.otio", eng, opts)
             t_alone = time.perf_counter() - t0

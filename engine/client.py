@@ -325,10 +325,10 @@ def fit(config: str) -> str:
     return str(Path(read_train_config(config).out_dir) / "model")
 
 
-def synth(out: str, count: int, seed: int, duration_s: float) -> list:
+def synth(out: str, count: int, seed: int, duration_s: float, music: str = "synth") -> list:
     from engine.train.synth import write_corpus
 
-    return write_corpus(out, count=count, seed=seed, duration_s=duration_s)
+    return write_corpus(out, count=count, seed=seed, duration_s=duration_s, music=music)
 
 
 def evaluate(generated: str, reference: str, videos: str | None = None) -> dict:

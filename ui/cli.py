@@ -328,7 +328,7 @@ def cmd_train(args) -> int:
     if args.train_cmd == "synth":
         from engine.client import synth
 
-        paths = synth(args.output, count=args.count, seed=args.seed, duration_s=args.duration)
+        paths = synth(args.output, count=args.count, seed=args.seed, duration_s=args.duration, music=args.music)
         _out(f"wrote {len(paths)} video/music pairs into {args.output}")
         return 0
     raise CutscoreError(f"unknown train step: {args.train_cmd}")
@@ -461,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--count", type=int, default=100, help="number of video/music pairs (default 100)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--duration", type=float, default=40.0, help="seconds per pair (default 40)")
+    t.add_argument("--music", choices=["synth", "gm"], default="synth",
+                   help="synth: oscillators at 8 kHz (the shipped demo model's corpus); gm: General MIDI "
+                        "instruments through FluidSynth at 16 kHz (needs fluidsynth and fluid-soundfont-gm)")
 
     sp = add("evaluate", cmd_evaluate, "FAD, FD and KL of generated music against references (VGGish and PANNs "
              "weights as local files), and the onsets against the videos' cuts.")

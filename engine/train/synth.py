@@ -12,6 +12,13 @@ Music (8 kHz mono WAV), following the picture:
 - a chord whose root follows the hue and whose register follows the brightness;
 - a timbre (the mix of sine, saw and square partials) drawn per shot.
 Everything (number of shots, lengths, colours, speeds, timbres) is drawn from the seed.
+
+`music="gm"` renders the same rules with real instrument samples instead (issue 15): a MIDI score
+(mido) played by FluidSynth with a General MIDI SoundFont (Debian's fluid-soundfont-gm), 16 kHz
+mono: an instrument per shot (piano, e-piano, vibraphone, organ, guitar, harp, strings, choir,
+brass, flute), its chord (root from hue, register from brightness) attacked at the cut and held,
+a soft arpeggio on the beat (tempo from motion), and a crash, bass drum and low tom at every cut.
+FluidSynth renders a given MIDI file byte-identically, so the corpus stays deterministic.
 """
 
 from __future__ import annotations
@@ -107,25 +114,106 @@ def render_music(shots: list[Shot], duration: float, seed: int) -> np.ndarray:
     return (y / max(1e-6, np.abs(y).max()) * 0.9).astype(np.float32)
 
 
-def write_pair(out: Path, name: str, seed: int, duration_s: float) -> tuple[Path, Path, list[float]]:
+GM_SR = 16000
+GM_PROGRAMS = (0, 4, 11, 19, 24, 46, 48, 52, 61, 73)  # piano, e-piano, vibraphone, organ, guitar, harp,
+#                                                     strings, choir, brass, flute
+GM_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
+                 "/usr/share/sounds/sf2/TimGM6mb.sf2")
+
+
+def soundfont() -> Path:
+    import os
+    import shutil
+
+    from engine.errors import CutscoreError
+
+    if shutil.which("fluidsynth") is None:
+        raise CutscoreError("the GM corpus needs FluidSynth (apt-get install fluidsynth fluid-soundfont-gm)")
+    for p in filter(None, (os.environ.get("CUTSCORE_SOUNDFONT"), *GM_SOUNDFONTS)):
+        if Path(p).is_file():
+            return Path(p)
+    raise CutscoreError("no General MIDI SoundFont found: apt-get install fluid-soundfont-gm, or set CUTSCORE_SOUNDFONT")
+
+
+def gm_score(shots: list[Shot], seed: int, path: Path) -> None:
+    """The shots' music as a standard MIDI file (120 bpm, 480 ticks a beat: 960 ticks a second)."""
+    import mido
+
+    rng = np.random.default_rng(seed + 2)
+    events = []  # (seconds, order, message): note-offs before note-ons at the same time
+    for k, s in enumerate(shots):
+        ch = k % 2  # alternate channels so each shot's instrument starts clean
+        events.append((s.start, 0, mido.Message("program_change", channel=ch,
+                                                program=GM_PROGRAMS[int(rng.integers(len(GM_PROGRAMS)))])))
+        root = 36 + int(s.hue * 12) + 12 * int(round(s.brightness * 2))
+        chord = (root, root + 4, root + 7)
+        for n in chord:  # attacked at the cut, held through the shot
+            events.append((s.start + 0.001, 2, mido.Message("note_on", channel=ch, note=n, velocity=72)))
+            events.append((s.end - 0.02, 1, mido.Message("note_off", channel=ch, note=n, velocity=0)))
+        beat = 60 / (60 + 120 * s.speed)
+        t, i = s.start + beat, 0
+        while t < s.end - 0.1:  # a soft arpeggio on the beat, an octave up
+            n = chord[i % 3] + 12
+            events.append((t, 2, mido.Message("note_on", channel=ch, note=n, velocity=38)))
+            events.append((min(t + 0.9 * beat, s.end - 0.02), 1, mido.Message("note_off", channel=ch, note=n, velocity=0)))
+            t, i = t + beat, i + 1
+        if s.start > 0:  # the hit at the cut: crash cymbal, bass drum, low tom (GM drums, channel 10)
+            for n, v in ((49, 120), (36, 127), (41, 110)):
+                events.append((s.start, 2, mido.Message("note_on", channel=9, note=n, velocity=v)))
+                events.append((s.start + 0.3, 1, mido.Message("note_off", channel=9, note=n, velocity=0)))
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000)])
+    mid.tracks.append(track)
+    last = 0
+    for sec, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
+        tick = int(round(sec * 960))
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    mid.save(str(path))
+
+
+def render_music_gm(shots: list[Shot], duration: float, seed: int, work: Path) -> np.ndarray:
+    """FluidSynth plays gm_score with the GM SoundFont: mono float32 at GM_SR, peak 0.9."""
+    import subprocess
+
+    import soundfile as sf
+
+    midi, raw = work.with_suffix(".mid"), work.with_suffix(".fluidsynth.wav")
+    gm_score(shots, seed, midi)
+    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(GM_SR), "-F", str(raw), str(soundfont()),
+                    str(midi)], check=True, capture_output=True)
+    y, _ = sf.read(raw, dtype="float32", always_2d=True)
+    raw.unlink()
+    n = int(round(duration * GM_SR))
+    y = np.pad(y.mean(1)[:n], (0, max(0, n - len(y))))
+    return (y / max(1e-6, float(np.abs(y).max())) * 0.9).astype(np.float32)
+
+
+def write_pair(out: Path, name: str, seed: int, duration_s: float, music: str = "synth") -> tuple[Path, Path, list[float]]:
     import soundfile as sf
 
     rng = np.random.default_rng(seed)
     shots = shots_for(rng, duration_s)
-    video, music = out / f"{name}.avi", out / f"{name}.wav"
+    video, wav = out / f"{name}.avi", out / f"{name}.wav"
     render_video(video, shots, duration_s, seed)
-    sf.write(music, render_music(shots, duration_s, seed), SR, subtype="PCM_16")
-    return video, music, [s.start for s in shots[1:]]
+    if music == "gm":
+        sf.write(wav, render_music_gm(shots, duration_s, seed, out / name), GM_SR, subtype="PCM_16")
+    elif music == "synth":
+        sf.write(wav, render_music(shots, duration_s, seed), SR, subtype="PCM_16")
+    else:
+        raise ValueError(f"unknown corpus music: {music!r} (synth or gm)")
+    return video, wav, [s.start for s in shots[1:]]
 
 
-def write_corpus(out: str | Path, count: int = 100, seed: int = 0, duration_s: float = 40.0) -> list[tuple[Path, Path]]:
+def write_corpus(out: str | Path, count: int = 100, seed: int = 0, duration_s: float = 40.0,
+                 music: str = "synth") -> list[tuple[Path, Path]]:
     import json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pairs, cuts = [], {}
     for i in range(count):
-        v, m, c = write_pair(out, f"synth{i:04d}", seed * 100_000 + i, duration_s)
+        v, m, c = write_pair(out, f"synth{i:04d}", seed * 100_000 + i, duration_s, music)
         pairs.append((v, m))
         cuts[v.stem] = c
     (out / "cuts.json").write_text(json.dumps(cuts, indent=1))
