@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 import threading
 import time
@@ -31,6 +30,7 @@ from engine.api import (
     parse_request,
 )
 from engine.errors import CutscoreError
+from engine.files import atomic_write
 
 
 class JobCancelled(Exception):
@@ -64,14 +64,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+_atomic_write = atomic_write
 
 
 # ---- what a job does ------------------------------------------------------------------------------

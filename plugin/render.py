@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from opentimelineio.opentime import RationalTime
+
+from engine.files import atomic_write
 
 PEAK_LIMIT = 10 ** (-1 / 20)  # -1 dBFS
 
@@ -43,14 +44,8 @@ def write_wav(path: str | Path, audio: np.ndarray, sr: int, subtype: str = "PCM_
     """Atomic: written to a temp file in the same folder, then renamed."""
     import soundfile as sf
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        sf.write(str(tmp), np.ascontiguousarray(audio.T), sr, subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: sf.write(str(tmp), np.ascontiguousarray(audio.T), sr, subtype=subtype,
+                                            format="WAV"))
 
 
 @dataclass

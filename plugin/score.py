@@ -30,6 +30,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from engine.api import ClipSpan, JobStatus, RegenerateRequest, ScoreRequest, Settings, WindowSpec
 from engine.client import EngineClient, run_job
 from engine.errors import CutscoreError
+from engine.files import atomic_write, atomic_write_text
 from plugin.plan import Plan, make_plan
 from plugin.render import (
     StitchWindow,
@@ -357,9 +358,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     state.setdefault("history", []).append({"clip": target["index"], "seed": new_seed, "window": wi,
                                             "span_s": list(span), "replaced": target_wav_old, "wav": wav.name,
                                             "latents": new_w["latents"]})
-    tmp = side / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, side / STATE_FILE)
+    atomic_write_text(side / STATE_FILE, json.dumps(state, indent=2))
     _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path, target["name"])
     return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
             "window": wi}
@@ -397,10 +396,8 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
     if suffix == ".kdenlive":
         from plugin.kdenlive_writer import replace_clip_wav
 
-        text = replace_clip_wav(scored_path.read_text(encoding="utf-8"), old, wav, f"cutscore music: {name}")
-        tmp = out_path.with_name(f".{out_path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out_path)
+        atomic_write_text(out_path, replace_clip_wav(scored_path.read_text(encoding="utf-8"), old, wav,
+                                                     f"cutscore music: {name}"))
         return
     track = music_track(scored)
     take = take_pattern(old.name)
@@ -424,9 +421,8 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
         from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
 
         kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
-    tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
-    otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix], **kwargs)
-    os.replace(tmp, out_path)
+    atomic_write(out_path, lambda tmp: otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix],
+                                                                   **kwargs))
 
 
 def take_pattern(wav_name: str) -> re.Pattern:

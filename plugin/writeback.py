@@ -12,7 +12,6 @@ cutscore track replaced), everything else preserved (torch-free).
 from __future__ import annotations
 
 import copy
-import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine.errors import CutscoreError
+from engine.files import atomic_write
 from plugin.kdenlive_writer import MusicClip, patch_project
 from plugin.timeline import ADAPTERS, Timeline
 
@@ -193,38 +193,31 @@ def add_sequence_format(path: Path, width: int = 1920, height: int = 1080) -> No
 def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path: Path) -> None:
     suffix = out_path.suffix.lower()
     check_output(tl.path, out_path)
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix == ".kdenlive":
             tmp.write_text(patch_kdenlive(tl.path.read_text(encoding="utf-8"), segments, tl.duration.rate),
                            encoding="utf-8")
-        else:
-            out = scored_otio(tl, segments, metadata)
-            if suffix != ".otio":
-                _explicit_source_ranges(out)
-            if suffix == ".xml":
-                _generators_as_offline(out)
-                for clip in music_track(out).find_clips():  # FCP7 XML's <pathurl> is a file:// URL
-                    clip.media_reference.target_url = Path(clip.media_reference.target_url).as_uri()
-            kwargs = {}
-            if suffix in (".otioz", ".otiod"):
-                _absolute_media(out, tl.path.parent)  # the bundle copies media it can find on disk
-                from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
+            return
+        out = scored_otio(tl, segments, metadata)
+        if suffix != ".otio":
+            _explicit_source_ranges(out)
+        if suffix == ".xml":
+            _generators_as_offline(out)
+            for clip in music_track(out).find_clips():  # FCP7 XML's <pathurl> is a file:// URL
+                clip.media_reference.target_url = Path(clip.media_reference.target_url).as_uri()
+        kwargs = {}
+        if suffix in (".otioz", ".otiod"):
+            _absolute_media(out, tl.path.parent)  # the bundle copies media it can find on disk
+            from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
 
-                kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
-            otio.adapters.write_to_file(out, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
-            if suffix == ".xml":
-                define_files_before_use(tmp)
-                add_sequence_format(tmp)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            if tmp.is_dir():
-                import shutil
+            kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
+        otio.adapters.write_to_file(out, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
+        if suffix == ".xml":
+            define_files_before_use(tmp)
+            add_sequence_format(tmp)
 
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
+    atomic_write(out_path, write)
 
 
 # ---- Kdenlive ------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.files import atomic_write
+
 VERSION = 1  # bump when an extractor's output changes
 
 
@@ -47,6 +49,4 @@ def load(k: str) -> dict[str, np.ndarray] | None:
 def store(k: str, arrays: dict[str, np.ndarray]) -> None:
     d = cache_dir() / k[:2]
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".{k}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, d / f"{k}.npz")
+    atomic_write(d / f"{k}.npz", lambda tmp: np.savez(tmp, **arrays))
