@@ -248,8 +248,11 @@ def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
 
 # ---- the two launchers ------------------------------------------------------------------------------------
 
+_CUTSCORE_ROOT: str | None = None  # where `python -m ui.cli` runs (set by launch; never Resolve's own cwd)
+
+
 def _run(cmd: list[str], log) -> None:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=_CUTSCORE_ROOT)
     lines = []
     for line in proc.stdout:
         lines.append(line.rstrip())
@@ -304,8 +307,9 @@ def regenerate_under_playhead(resolve, python: str, log=lambda message: None, ex
 
 def launch(action: str, resolve_global, root: str, python: str, argv: list[str] | None = None, log=print) -> int:
     """The launchers' entry point (their face: `print` goes to Resolve's Workspace > Console): one
-    line on failure, exit code 2."""
-    os.chdir(root)
+    line on failure, exit code 2. Resolve's own working folder is left alone."""
+    global _CUTSCORE_ROOT
+    _CUTSCORE_ROOT = root
     argv = list(argv if argv is not None else sys.argv[1:])
     try:
         resolve = connect(resolve_global)
