@@ -126,6 +126,33 @@ def _explicit_source_ranges(tl: otio.schema.Timeline) -> None:
             ref.available_range = TimeRange(RationalTime(0, end.rate), end)
 
 
+def _one_file_per_timecode(tl: otio.schema.Timeline) -> None:
+    """Premiere can describe one media file in two <file> entries with different start timecodes,
+    and clips cite either. The fcp adapter writes one <file> per URL, so clips of the second entry
+    would be re-read against the first one's timecode (their source time moves). Each further
+    timecode gets an equivalent spelling of the same path (file://localhost/..., then ./ segments),
+    which gives it its own <file> entry; every spelling opens the same file."""
+    from urllib.parse import urlparse
+
+    seen: dict[str, list] = {}
+    for clip in tl.find_clips():
+        ref = clip.media_reference
+        if not isinstance(ref, otio.schema.ExternalReference) or ref.available_range is None:
+            continue
+        starts = seen.setdefault(ref.target_url, [])
+        start = ref.available_range.start_time
+        k = next((i for i, s in enumerate(starts) if s == start), None)
+        if k is None:
+            starts.append(start)
+            k = len(starts) - 1
+        if k == 0:
+            continue
+        u = urlparse(ref.target_url) if "://" in ref.target_url else None
+        path = u.path if u else ref.target_url
+        head, _, name = path.rpartition("/")
+        ref.target_url = "file://localhost" + head + "/" + "./" * (k - 1) + name
+
+
 def _generators_as_offline(tl: otio.schema.Timeline) -> None:
     """FCP7 XML's writer cannot express another editor's generators (Kdenlive's colour and title
     clips): they go out as offline clips of the same name and length, so the edit keeps its timing."""
@@ -204,6 +231,7 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
             _explicit_source_ranges(out)
         if suffix == ".xml":
             _generators_as_offline(out)
+            _one_file_per_timecode(out)
             for clip in music_track(out).find_clips():  # FCP7 XML's <pathurl> is a file:// URL
                 clip.media_reference.target_url = Path(clip.media_reference.target_url).as_uri()
         kwargs = {}

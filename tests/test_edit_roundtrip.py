@@ -140,7 +140,7 @@ def test_bad_options_are_refused_before_any_work(tmp_path, args, message):
 SHARED_READABLE = [("simple_cut.otio", None), ("multitrack.otio", None), ("clip_example.otio", None),
                    ("premiere_example.xml", None), ("screening_example.edl", 24),
                    ("kdenlive_example_v221170.kdenlive", None), ("short_edit.kdenlive", None),
-                   ("mix_markers_25.kdenlive", None)]
+                   ("mix_markers_25.kdenlive", None), ("two_file_entries.xml", None)]
 
 
 def _picture(tl):
@@ -299,3 +299,21 @@ def test_fcp7_xml_music_uses_file_urls(tmp_path):
     urls = [e.text for e in ET.parse(out).getroot().iter("pathurl") if e.text and e.text.endswith(".wav")]
     assert len(urls) == 5 and all(u.startswith("file:///") for u in urls)
     assert read_timeline(out).clips  # and the edit reads back
+
+
+def test_fcp7_clips_citing_a_second_file_entry_keep_their_source_time(tmp_path):
+    """two_file_entries.xml: one media file in two <file> entries (timecodes 00:00:14:03 and
+    00:00:17:09), as Premiere writes; the clip citing the second keeps 474, not 474 - 81."""
+    import os
+    import urllib.parse
+
+    src = TL / "two_file_entries.xml"
+    before = read_timeline(src)
+    assert [c.source_range.start_time.value for c in before.clips] == [353, 474, 433]
+    out = tmp_path / "scored.xml"
+    score_timeline(src, out, SineEngine(), ScoreOptions())
+    after = read_timeline(out)
+    assert [c.source_range for c in after.clips] == [c.source_range for c in before.clips]
+    assert [c.file_range for c in after.clips] == [c.file_range for c in before.clips]
+    # one file, spelled two equivalent ways so that the adapter writes two <file> entries
+    assert {os.path.normpath(urllib.parse.urlparse(c.media).path) for c in after.clips} == {"/media/a.mov"}
