@@ -64,9 +64,6 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-_atomic_write = atomic_write
-
-
 # ---- what a job does ------------------------------------------------------------------------------
 
 class Pipelines:
@@ -211,8 +208,8 @@ def execute(req: Request, pipelines: Pipelines, job_id: str, progress: Callable[
         progress("writing", 0.1 + 0.85 * (n + 1) / len(indices), f"window {n + 1}/{len(indices)}: writing")
         stem = f"window{i:02d}-{job_id[:8]}"
         wav, lat = _inside(out, f"{stem}.wav"), _inside(out, f"{stem}.npy")
-        _atomic_write(wav, lambda p, g=gen: sf.write(p, g.audio.T, g.sample_rate, subtype="FLOAT", format="WAV"))
-        _atomic_write(lat, lambda p, g=gen: _save_npy(p, g.latents.numpy()))
+        atomic_write(wav, lambda p, g=gen: sf.write(p, g.audio.T, g.sample_rate, subtype="FLOAT", format="WAV"))
+        atomic_write(lat, lambda p, g=gen: _save_npy(p, g.latents.numpy()))
         results.append(WindowResult(index=i, start_s=w.start_s, duration_s=w.duration_s, overlap_s=w.overlap_s,
                                     audio=str(wav), latents=str(lat), rhythm=[float(v) for v in gen.rhythm[:, 0]],
                                     seed=seed))
