@@ -292,3 +292,16 @@ def test_time_aligned_cross_attention_makes_the_streams_positional():
         shuffled = cond._replace(emo=cond.emo[:, perm], sem=sem_perm, rhy=rhy_perm)
         same = torch.allclose(m.dit(x, t, cond), m.dit(x, t, shuffled), rtol=1e-4, atol=1e-5)
         assert same != positional, fps
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_generation_runs_under_autocast_and_matches_the_cpu_closely():
+    """On CUDA the conditioners and the DiT run under bf16 (else fp16) autocast, as the authors
+    run them; the music stays finite and close to the fp32 CPU result for the same seed."""
+    w = WindowFeatures.zeros(8, 0.0, 8.0)
+    cpu = Pipeline.load("debug", device="cpu").generate(w, seed=0, steps=4)
+    gpu = Pipeline.load("debug", device="cuda").generate(w, seed=0, steps=4)
+    assert np.isfinite(gpu.audio).all() and gpu.audio.shape == cpu.audio.shape
+    rel = np.abs(gpu.latents.numpy() - cpu.latents.numpy()).max() / np.abs(cpu.latents.numpy()).max()
+    assert rel < 0.1, rel
