@@ -32,3 +32,13 @@ def timeline(name: str) -> Path:
         if p.exists():
             return p
     pytest.skip(f"{name} not found")
+
+
+@pytest.fixture(scope="module")
+def local_engine():
+    """The in-process engine (the real JobManager and pipelines), shared by a test module."""
+    from engine.client import LocalEngine
+
+    eng = LocalEngine(device="cpu")
+    yield eng
+    eng.close()

@@ -7,19 +7,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from plugin.score import ScoreOptions, score_timeline
 from tests.conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def local_engine():
-    from engine.client import LocalEngine
-
-    eng = LocalEngine(device="cpu")
-    yield eng
-    eng.close()
 
 
 def _long_demo(tmp_path):

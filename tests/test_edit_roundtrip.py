@@ -22,13 +22,6 @@ DEMO = ROOT / "resources" / "demo"
 TL = FIXTURES / "timelines"
 
 
-@pytest.fixture(scope="module")
-def local_engine():
-    from engine.client import LocalEngine
-
-    eng = LocalEngine(device="cpu")
-    yield eng
-    eng.close()
 
 
 def _demo(tmp_path) -> Path:

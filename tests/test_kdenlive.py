@@ -22,13 +22,6 @@ from tests.conftest import FIXTURES, ROOT
 TL = FIXTURES / "timelines"
 
 
-@pytest.fixture(scope="module")
-def local_engine():
-    from engine.client import LocalEngine
-
-    eng = LocalEngine(device="cpu")
-    yield eng
-    eng.close()
 
 
 def _project(tmp_path, name):

@@ -228,13 +228,6 @@ def test_loudness_target_is_met(tmp_path):
 
 # ---- the real engine, end to end --------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def local_engine():
-    from engine.client import LocalEngine
-
-    eng = LocalEngine(device="cpu")
-    yield eng
-    eng.close()
 
 
 def test_regenerate_changes_only_the_selected_clip(tmp_path, local_engine):
