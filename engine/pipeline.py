@@ -56,18 +56,36 @@ def _random_init(cfg: ModelConfig, seed: int = 0) -> tuple[DiffV2M, VAE]:
         return DiffV2M(cfg).eval(), VAE(cfg.vae or default_vae_config())
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+DECODE_CHUNK_CUDA = 128  # latent frames per VAE decode chunk on CUDA (stable-audio-tools' default)
+
+
 class Pipeline:
-    def __init__(self, model: DiffV2M, vae: VAE, device: str | torch.device = "cpu", name: str = ""):
+    """compile: None, or a torch.compile mode for the DiT ("reduce-overhead" adds CUDA graphs);
+    the first windows then pay the compilation. decode_chunk: latent frames per VAE decode chunk
+    ("auto": chunked on CUDA so a long window's memory stays bounded, whole on the CPU)."""
+
+    def __init__(self, model: DiffV2M, vae: VAE, device: str | torch.device = "cpu", name: str = "",
+                 compile: str | None = None, decode_chunk: int | str | None = "auto"):
         self.model, self.vae, self.cfg = model.to(device).eval(), vae.to(device), model.cfg
         self.device, self.name = torch.device(device), name or model.cfg.name
         if vae.sample_rate != self.cfg.sample_rate or vae.downsampling != self.cfg.downsampling:
             raise CutscoreError(f"model {self.name}: its VAE ({vae.sample_rate} Hz, /{vae.downsampling}) does not "
                                 f"match the model config ({self.cfg.sample_rate} Hz, /{self.cfg.downsampling})")
+        if decode_chunk == "auto":
+            decode_chunk = DECODE_CHUNK_CUDA if self.device.type == "cuda" else None
+        self.decode_chunk = decode_chunk
+        self.compile = compile
+        if compile:
+            if compile not in COMPILE_MODES:
+                raise CutscoreError(f"unknown compile mode {compile!r} (choose from {', '.join(COMPILE_MODES)})")
+            self.model.dit = torch.compile(self.model.dit, mode=compile)
 
     @classmethod
-    def load(cls, name_or_dir: str | Path, device: str | None = None, vae_dir: str | Path | None = None) -> Pipeline:
+    def load(cls, name_or_dir: str | Path, device: str | None = None, vae_dir: str | Path | None = None,
+             **options) -> Pipeline:
         """A model folder (ours, see checkpoint.py), or a preset name: `debug` builds a random-init
-        model for tests (seeded, so every process builds the same one)."""
+        model for tests (seeded, so every process builds the same one). options: compile, decode_chunk."""
         from engine.checkpoint import load_model
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -78,13 +96,13 @@ class Pipeline:
                 from engine.vae import load_vae
 
                 vae = load_vae(vae_dir)  # Stable Audio Open's VAE: a folder, or the HF cache
-            return cls(model, vae, device, name=str(p))
+            return cls(model, vae, device, name=str(p), **options)
         cfg = load_config(name_or_dir)
         if cfg.name != "debug":
             raise CutscoreError(f"{name_or_dir}: a full-size preset has no weights; pass a model folder "
                                 "(`cutscore import-official` converts the released checkpoint)")
         model, vae = _random_init(cfg)
-        return cls(model, vae, device, name="debug")
+        return cls(model, vae, device, name="debug", **options)
 
     def _autocast(self):
         """The conditioners and the DiT under CUDA autocast, as the authors run them (bf16 where the
@@ -154,10 +172,45 @@ class Pipeline:
             latents = sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)
         latents = latents.float()
         # 6. decode and cut to the exact duration
-        n = int(round(w.duration_s * cfg.sample_rate))
-        audio = self.vae.decode(latents.to(next(self.vae.parameters()).dtype), num_samples=n)[0]
+        audio = self.decode(latents, w.duration_s)[0]
         return Generation(audio=audio.float().cpu().numpy(), latents=latents.cpu(),
                           rhythm=pred[0, : len(w.scene)].float().cpu().numpy(), sample_rate=cfg.sample_rate)
+
+    def decode(self, latents: torch.Tensor, duration_s: float) -> torch.Tensor:
+        """6. latents (B, C, frames) -> audio (B, channels, samples) cut to the exact duration."""
+        n = int(round(duration_s * self.cfg.sample_rate))
+        return self.vae.decode(latents.to(next(self.vae.parameters()).dtype), num_samples=n,
+                               chunk_frames=self.decode_chunk)
+
+    @torch.no_grad()
+    def generate_batch(self, windows: list[WindowFeatures], seeds: list[int], steps: int | None = None,
+                       guidance: float | None = None, sampler: str | None = None,
+                       callback: Callback | None = None) -> list[Generation]:
+        """Independent windows sampled together in one batch (same results as generate() for
+        each, up to floating-point order): the GPU's throughput for timelines whose windows do not
+        continue each other. Each window keeps its own seeded noise."""
+        if len(windows) != len(seeds) or not windows:
+            raise CutscoreError("generate_batch needs one seed per window, and at least one window")
+        cfg, d = self.cfg, self.cfg.diffusion
+        steps, guidance, sampler = steps or d.steps, d.guidance if guidance is None else guidance, sampler or d.sampler
+        for w in windows:
+            if w.duration_s <= 0 or w.duration_s > cfg.window_seconds + 1e-6:
+                raise CutscoreError(f"window duration must be in (0, {cfg.window_seconds}] s, got {w.duration_s}")
+        feats = [self._features(w) for w in windows]
+        f = Features(*(torch.cat(parts) for parts in zip(*feats)))
+        with self._autocast():
+            cond, pred = self.model.condition(f)
+        shape = (1, cfg.dit.latent_dim, cfg.latent_frames)
+        x = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(self.device)
+        with self._autocast():
+            latents = get_sampler(sampler)(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback)
+        latents = latents.float()
+        out = []
+        for i, w in enumerate(windows):
+            audio = self.decode(latents[i:i + 1], w.duration_s)[0]
+            out.append(Generation(audio=audio.float().cpu().numpy(), latents=latents[i:i + 1].cpu(),
+                                  rhythm=pred[i, : len(w.scene)].float().cpu().numpy(), sample_rate=cfg.sample_rate))
+        return out
 
     def regenerate(self, w: WindowFeatures, latents: torch.Tensor, t0: float, t1: float, seed: int, **kw) -> Generation:
         """Re-sample seconds [t0, t1) of a window (relative to its start) by inpainting."""

@@ -53,8 +53,17 @@ class VAE(nn.Module):
         return h.chunk(2, dim=1)[0]
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
-        audio = self.model.decode(latents)  # (B, channels, frames * downsampling)
+    def decode(self, latents: torch.Tensor, num_samples: int | None = None, chunk_frames: int | None = None,
+               overlap: int = 32) -> torch.Tensor:
+        """chunk_frames: decode in chunks of that many latent frames, `overlap` frames shared by
+        neighbours (half of it dropped on each side, stable-audio-tools' decode_audio), so memory stays
+        bounded for long windows; None or a window no longer than one chunk decodes at once."""
+        if chunk_frames and latents.shape[-1] > chunk_frames:
+            if not 0 <= overlap < chunk_frames:
+                raise ValueError(f"decode overlap must be in [0, {chunk_frames}), got {overlap}")
+            audio = self.model.decode_audio(latents, chunked=True, chunk_size=chunk_frames, overlap=overlap)
+        else:
+            audio = self.model.decode(latents)  # (B, channels, frames * downsampling)
         return audio if num_samples is None else pad_or_trim(audio, num_samples)
 
 

@@ -61,9 +61,12 @@ def _train(vae, audio, steps, batch, crop_s, lr, kl_weight, seed, log) -> list[f
             s = int(rng.integers(0, max(1, a.shape[1] - n)))
             crops.append(a[:, s:s + n])
         x = torch.from_numpy(np.stack(crops))
-        h = model.encoder(x)  # (B, 2 * latent, frames)
+        pre = model.pretransform  # e.g. a patched (lossless reshape) pretransform before the encoder
+        h = model.encoder(pre.encode(x) if pre is not None else x)  # (B, 2 * latent, frames)
         mean, _ = h.chunk(2, dim=1)
         y = model.decoder(mean)
+        if pre is not None:
+            y = pre.decode(y)
         rel_mse = ((y - x) ** 2).mean() / (x ** 2).mean().clamp(min=1e-8)
         loss = rel_mse + 0.5 * stft_loss(y, x) + kl_weight * mean.pow(2).mean()
         opt.zero_grad(set_to_none=True)
