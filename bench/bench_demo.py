@@ -25,9 +25,9 @@ import opentimelineio as otio  # noqa: E402
 from opentimelineio.opentime import RationalTime, TimeRange  # noqa: E402
 
 from engine.api import Settings  # noqa: E402
-from engine.jobs import _clip_features, window_features  # noqa: E402
-from engine.metrics import detect_onsets, onset_f_measure  # noqa: E402
-from engine.pipeline import Pipeline  # noqa: E402
+from engine.eval.metrics import detect_onsets, onset_f_measure  # noqa: E402
+from engine.model.pipeline import Pipeline  # noqa: E402
+from engine.service.jobs import _clip_features, window_features  # noqa: E402
 from plugin.plan import make_plan  # noqa: E402
 from plugin.render import StitchWindow, stitch  # noqa: E402
 from plugin.score import build_request  # noqa: E402

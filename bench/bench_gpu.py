@@ -38,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine.config import load_config  # noqa: E402
-from engine.diffusion import null_cond  # noqa: E402
-from engine.metrics import detect_onsets, onset_f_measure  # noqa: E402
-from engine.pipeline import Pipeline, WindowFeatures  # noqa: E402
-from engine.sampling import get_sampler, schedule  # noqa: E402
+from engine.eval.metrics import detect_onsets, onset_f_measure  # noqa: E402
+from engine.model.config import load_config  # noqa: E402
+from engine.model.diffusion import null_cond  # noqa: E402
+from engine.model.pipeline import Pipeline, WindowFeatures  # noqa: E402
+from engine.model.sampling import get_sampler, schedule  # noqa: E402
 
 DENSE_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "A10": 125e12, "L4": 121e12,
                    "L40": 181e12, "4090": 165e12}
@@ -205,7 +205,8 @@ def window_table(name: str, pipe: Pipeline, window_s: float) -> None:
     d = pipe.cfg.diffusion
     run_window(pipe, w, d.sampler, 2)  # warm the kernels
     rows = []
-    for sampler, steps in ((d.sampler, d.steps), ("ddim", 250)):
+    few = (d.sampler, d.steps) if (d.sampler, d.steps) != ("ddim", 250) else ("dpmpp-2m", 25)
+    for sampler, steps in (few, ("ddim", 250)):
         r = run_window(pipe, w, sampler, steps)
         total = t_feat + r["cond"] + r["sample"] + r["decode"] + r["write"]
         rows.append([name, f"{sampler}-{steps}", t_feat, r["cond"], r["sample"], r["decode"], r["write"], total,
@@ -313,9 +314,9 @@ def compile_table(name: str, pipe: Pipeline, window_s: float, steps: int) -> Non
 def paper_pipeline(device: torch.device) -> Pipeline:
     """The paper-size model with random weights, built directly on the device (seconds instead of
     minutes of CPU initialisation)."""
-    from engine.config import default_vae_config
-    from engine.diffusion import DiffV2M
-    from engine.vae import VAE
+    from engine.model.config import default_vae_config
+    from engine.model.diffusion import DiffV2M
+    from engine.model.vae import VAE
 
     cfg = load_config("paper")
     torch.manual_seed(0)

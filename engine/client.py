@@ -1,109 +1,22 @@
-"""The command line's and the panel's only door into the engine (torch-free at import).
+"""The command line's and the panel's door to generation (torch-free at import): the EngineClient
+protocol and its transports (in-process, loopback HTTP, a spawned private server) and `connect`.
 
-Everything here imports the torch side lazily, when called, so `import engine.client` keeps torch
-out of sys.modules (ARCHITECTURE.md, layers). The HTTP transport and the job queue are issue 6.
+`import engine.client` keeps torch out of sys.modules (ARCHITECTURE.md, layers): the in-process
+transport imports the engine when it is first used. Everything that is not a generation job
+(training, evaluation, features, model info) lives in its own module, which the CLI calls directly.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import shutil
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 from engine.api import JobResult, JobStatus, Request
 from engine.errors import CutscoreError
-from engine.paths import token_path
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PORT = 8765
-
-
-def _hf_cache() -> Path:
-    return Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
-
-
-def find_weights() -> dict[str, str]:
-    """Where each kind of weights was found on this machine, or 'not found'."""
-    hub = _hf_cache()
-    found = {}
-    candidates = {
-        "demo model": [ROOT / "resources" / "models" / "demo" / "config.json"],
-        "Stable Audio Open VAE": [hub / "models--stabilityai--stable-audio-open-1.0"],
-        "CLIP ViT-B/32 (openai)": [hub / "models--timm--vit_base_patch32_clip_224.openai"],
-        "Diff-V2M official checkpoint": [hub / "models--TaylorJi--Diff-V2M"],
-    }
-    for name, paths in candidates.items():
-        hit = next((p for p in paths if p.exists()), None)
-        found[name] = str(hit.parent if hit and hit.is_file() else hit) if hit else "not found"
-    return found
-
-
-def model_window_s(model: str) -> float:
-    """The generation window of a model (a folder or a preset), read from its config without torch."""
-    import json
-
-    from engine.config import load_config
-
-    p = Path(model)
-    if p.is_dir() and (p / "config.json").exists():
-        meta = json.loads((p / "config.json").read_text())
-        return float(meta.get("model", meta).get("window_seconds", 30.0))
-    try:
-        return load_config(model).window_seconds
-    except Exception:  # noqa: BLE001 - an unknown name fails later, in the engine, with its own message
-        return 30.0
-
-
-def find_server(port: int = DEFAULT_PORT) -> str | None:
-    """The URL of a cutscore engine answering /health on loopback, or None."""
-    import json
-    import urllib.request
-
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=0.5) as r:
-            info = json.loads(r.read())
-        return f"{url} (model {info.get('model', '?')})"
-    except Exception:  # noqa: BLE001 - no server is the normal case
-        return None
-
-
-def runtime_info() -> dict:
-    import torch
-
-    if torch.cuda.is_available():
-        device = f"CUDA ({torch.cuda.get_device_name(0)})"
-    else:
-        device = f"CPU ({os.cpu_count()} cores, no GPU found)"
-    return {"python": platform.python_version() + f" ({sys.executable})", "torch": torch.__version__,
-            "device": device, "weights": find_weights(),
-            "tools": {t: shutil.which(t) for t in ("ffmpeg", "melt")}}
-
-
-def model_info(config_or_dir: str) -> dict:
-    from engine.checkpoint import model_info as _info
-
-    return _info(config_or_dir)
-
-
-def import_official(checkpoint: str, out_dir, ema: bool = False, allow_pickle: bool = False,
-                    config: str = "official") -> dict:
-    from engine.checkpoint import import_official as _import
-
-    return _import(checkpoint, out_dir, ema=ema, allow_pickle=allow_pickle, config=config)
-
-
-def extract_features(video: str, start_s: float = 0.0, end_s: float | None = None, cuts_s=None,
-                     clip_model: str | None = "ViT-B-32-quickgelu", clip_pretrained: str | None = "openai") -> dict:
-    from engine.features import FeatureConfig, extract_report
-
-    cfg = FeatureConfig(clip_model=clip_model, clip_pretrained=clip_pretrained or None)
-    return extract_report(video, start_s=start_s, end_s=end_s, cuts_s=cuts_s, config=cfg)
-
+from engine.info import find_server
+from engine.paths import DEFAULT_PORT, ROOT, token_path
 
 # ---- the EngineClient protocol and its two transports ----------------------------------------------
 
@@ -150,7 +63,7 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, device: str | None = None):
-        from engine.jobs import JobManager, JobStore, Pipelines
+        from engine.service.jobs import JobManager, JobStore, Pipelines
 
         self._mgr = JobManager(JobStore(":memory:"), Pipelines(device))
 
@@ -202,26 +115,29 @@ class HttpEngine:
             token = p.read_text().strip()
         self._token = token
 
-    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
-        import json
-        import urllib.error
-        import urllib.request
+    def _client(self, timeout: float | None):
+        import httpx
 
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {self._token}",
-                                              "Content-Type": "application/json"})
+        return httpx.Client(base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {self._token}"})
+
+    def _unreachable(self, e: Exception) -> CutscoreError:
+        return CutscoreError(f"engine at {self.url} is not reachable ({e}); start it with `cutscore serve`")
+
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
+        import httpx
+
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
+            with self._client(timeout) as c:
+                r = c.request(method, path, json=body)
+        except httpx.TransportError as e:
+            raise self._unreachable(e) from None
+        if r.is_error:
             try:
-                detail = json.loads(e.read()).get("detail", e.reason)
-            except Exception:  # noqa: BLE001
-                detail = e.reason
-            raise CutscoreError(f"engine at {self.url}: {detail} (HTTP {e.code})") from None
-        except (urllib.error.URLError, OSError) as e:
-            raise CutscoreError(f"engine at {self.url} is not reachable ({e}); start it with `cutscore serve`") from None
+                detail = r.json().get("detail", r.reason_phrase)
+            except ValueError:
+                detail = r.reason_phrase
+            raise CutscoreError(f"engine at {self.url}: {detail} (HTTP {r.status_code})")
+        return r.json() if r.content else {}
 
     def submit(self, request: Request) -> str:
         return self._call("POST", "/jobs", request.model_dump(mode="json"))["id"]
@@ -236,16 +152,17 @@ class HttpEngine:
         self._call("POST", f"/jobs/{job_id}/retry")
 
     def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus:
-        """Follow the job's server-sent event stream until it ends."""
+        """Follow the job's server-sent event stream (text/event-stream, one JSON status per
+        `data:` line) until the job ends."""
         import json
-        import urllib.request
 
-        req = urllib.request.Request(f"{self.url}/jobs/{job_id}/events",
-                                     headers={"Authorization": f"Bearer {self._token}"})
+        import httpx
+
         try:
-            with urllib.request.urlopen(req, timeout=timeout or 3600) as r:
-                for raw in r:
-                    line = raw.decode().strip()
+            with self._client(timeout or 3600) as c, c.stream("GET", f"/jobs/{job_id}/events") as r:
+                if r.is_error:
+                    raise CutscoreError(f"engine at {self.url}: the progress stream was refused (HTTP {r.status_code})")
+                for line in r.iter_lines():
                     if not line.startswith("data:"):
                         continue
                     st = JobStatus.model_validate(json.loads(line[5:]))
@@ -253,7 +170,9 @@ class HttpEngine:
                         on_progress(st)
                     if st.state in FINAL:
                         return self.status(job_id)
-        except OSError as e:
+        except httpx.TransportError as e:
+            if isinstance(e, httpx.ConnectError):
+                raise self._unreachable(e) from None
             raise CutscoreError(f"engine at {self.url}: the progress stream broke ({e})") from None
         return self.status(job_id)
 
@@ -288,7 +207,6 @@ class SpawnedEngine(HttpEngine):
         super().__init__(url)
 
     def close(self) -> None:
-        import shutil
 
         if self._proc.poll() is None:
             self._proc.terminate()
@@ -297,51 +215,6 @@ class SpawnedEngine(HttpEngine):
             except Exception:  # noqa: BLE001
                 self._proc.kill()
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-def cut_alignment(audio, sr: int, cuts_s: list[float]) -> dict:
-    """How well music follows the cuts: onsets within 100 ms of a cut (torch-free)."""
-    import numpy as np
-
-    from engine.metrics import detect_onsets, match_count, onset_f_measure
-
-    on = detect_onsets(audio, sr)
-    f, p, r = onset_f_measure(on, cuts_s)
-    nearest = [float(1000 * (on[np.argmin(np.abs(on - c))] - c)) if len(on) else float("nan") for c in cuts_s]
-    return {"f": f, "p": p, "r": r, "hit": match_count(on, cuts_s), "nearest_ms": nearest, "onsets": len(on)}
-
-
-def preprocess(*args, **kwargs) -> dict:
-    from engine.train.preprocess import preprocess as _pre
-
-    return _pre(*args, **kwargs)
-
-
-def fit(config: str) -> str:
-    from engine.train.fit import fit as _fit
-    from engine.train.fit import read_train_config
-
-    _fit(config)
-    return str(Path(read_train_config(config).out_dir) / "model")
-
-
-def synth(out: str, count: int, seed: int, duration_s: float, music: str = "synth") -> list:
-    from engine.train.synth import write_corpus
-
-    return write_corpus(out, count=count, seed=seed, duration_s=duration_s, music=music)
-
-
-def evaluate(generated: str, reference: str, videos: str | None = None) -> dict:
-    from engine.metrics import evaluate as _eval
-
-    return _eval(generated, reference, videos)
-
-
-def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None, store=None,
-          announce=lambda message: None):
-    from engine.server import serve as _serve
-
-    _serve(host=host, port=port, model=model, store=store, announce=announce)
 
 
 def connect(engine: str | None = None, spawn: bool = False) -> EngineClient:

@@ -1,11 +1,18 @@
-"""Where cutscore keeps the user's things (torch-free): the config folder (the engine's token and
-job store) and the features cache. Environment variables override the platform defaults, which is
-how the tests isolate themselves."""
+"""Where things are (torch-free): the repository's resources (configs, the demo model), the default
+CLIP and the engine's port, and where cutscore keeps the user's things: the config folder (the
+engine's token and job store). Environment variables override the platform defaults, which is how
+the tests isolate themselves."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "resources" / "configs"  # the model presets (demo, paper, official, debug) and CLIP configs
+DEMO_MODEL = ROOT / "resources" / "models" / "demo"  # the embedded default model
+DEFAULT_CLIP = ("ViT-B-32-quickgelu", "openai")  # open_clip model and pretrained tag the paper's features use
+DEFAULT_PORT = 8765  # the engine's loopback HTTP port
 
 
 def config_dir() -> Path:

@@ -21,8 +21,6 @@ from opentimelineio.opentime import RationalTime
 
 from engine.files import atomic_write
 
-PEAK_LIMIT = 10 ** (-1 / 20)  # -1 dBFS
-
 
 def exact_rate(rate: float) -> Fraction:
     return Fraction(rate).limit_denominator(1001)
@@ -92,23 +90,6 @@ def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
     if audio.shape[1] >= n:
         return audio[:, :n]
     return np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
-
-
-def loudness_gain_db(audio: np.ndarray, sr: int, target_lufs: float) -> float:
-    """The gain that brings the integrated loudness to the target, lowered so the peak stays at
-    or below -1 dBFS. Silence gets 0 dB."""
-    import pyloudnorm
-
-    if audio.shape[1] < int(0.4 * sr) or not np.any(audio):
-        return 0.0
-    loud = pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
-    if not np.isfinite(loud):
-        return 0.0
-    gain = target_lufs - loud
-    peak = float(np.abs(audio).max())
-    if peak * 10 ** (gain / 20) > PEAK_LIMIT:
-        gain = 20 * np.log10(PEAK_LIMIT / peak)
-    return float(gain)
 
 
 def render_music(windows: list[StitchWindow], model_sr: int, total: RationalTime, sr: int) -> np.ndarray:

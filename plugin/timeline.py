@@ -4,7 +4,7 @@ for Diff-V2M), every marker a musical hit point, every clip's source media resol
 
 Formats: .otio/.otioz/.otiod (OTIO core), FCP7 .xml (otio-fcp-adapter), Final Cut Pro X .fcpxml
 (otio-fcpx-xml-adapter), Avid .aaf (otio-aaf-adapter), CMX 3600 .edl (otio-cmx3600-adapter; an EDL
-carries no rate, so one must be given) and .kdenlive (cutscore's own adapter, plugin/otio_kdenlive.py,
+carries no rate, so one must be given) and .kdenlive (cutscore's own adapter, plugin/kdenlive/adapter.py,
 registered through plugin_manifest.json; the registry's otio-kdenlive-adapter is deprecated upstream
 and reads same-track mixes one frame off).
 
@@ -186,12 +186,10 @@ def _newer_schema_message(path: Path) -> str:
 
 
 def _exact_rate(rate: float) -> float:
-    """29.97 -> 30000/1001 etc.: NTSC rates as the exact fractions editors use."""
-    for nominal in (24, 30, 48, 60, 120):
-        ntsc = nominal * 1000 / 1001
-        if abs(rate - ntsc) < 0.005:
-            return ntsc
-    return float(rate)
+    """29.97 -> 30000/1001 etc.: a rate within 0.005 of a SMPTE timecode rate becomes that rate
+    exactly (OTIO's table of valid rates, NTSC fractions included); any other rate is kept."""
+    nearest = otio.opentime.RationalTime.nearest_valid_timecode_rate(float(rate))
+    return nearest if abs(nearest - rate) < 0.005 else float(rate)
 
 
 def _timeline_rate(tl: otio.schema.Timeline) -> float:

@@ -4,7 +4,7 @@ cutscore track replaced), everything else preserved (torch-free).
 - .otio / .otioz / .otiod / FCP7 .xml: a copy of the input's OTIO timeline with the track added,
   written by OTIO's adapters. Media paths are absolute and plain (no file://, which Resolve's
   import has been reported to reject).
-- .kdenlive: the ORIGINAL project text is patched (plugin/kdenlive_writer.py): the WAVs become bin
+- .kdenlive: the ORIGINAL project text is patched (plugin/kdenlive/writer.py): the WAVs become bin
   clips in a "cutscore" bin folder on a "cutscore music" audio track, as Kdenlive writes an imported
   clip, and every byte of the rest stays as it was, so Kdenlive keeps the music and melt renders it.
 """
@@ -21,7 +21,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine.errors import CutscoreError
 from engine.files import atomic_write
-from plugin.kdenlive_writer import MusicClip, patch_project
+from plugin.kdenlive.writer import MusicClip, patch_project
 from plugin.timeline import ADAPTERS, Timeline
 
 TRACK_NAME = "cutscore music"

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from engine.checkpoint import OFFICIAL_UNUSED, import_official, load_model, map_official, model_info
-from engine.config import default_vae_config, load_config
-from engine.diffusion import DiffV2M
 from engine.errors import CutscoreError
-from engine.vae import VAE
+from engine.model.checkpoint import OFFICIAL_UNUSED, import_official, load_model, map_official, model_info
+from engine.model.config import default_vae_config, load_config
+from engine.model.diffusion import DiffV2M
+from engine.model.vae import VAE
 from tests.conftest import FIXTURES, SHARED
 
 TSV = next((p for p in (FIXTURES / "reference" / "official_diffv2m_state_dict.tsv",
@@ -172,7 +172,7 @@ def test_full_size_checkpoint_laid_out_as_the_tsv_converts_and_loads(tmp_path):
 # ---- issue 13: the released forward, pinned semantic by semantic ------------------------------------
 
 def _features(cfg, m_valid=17, start=30.0, duration=17.4, seed=0):
-    from engine.encoders import Features
+    from engine.model.encoders import Features
 
     g = torch.Generator().manual_seed(seed)
     m = cfg.seconds
@@ -260,7 +260,7 @@ def test_format_1_models_load_with_their_names_and_normalisation(tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from engine.checkpoint import save_model
+    from engine.model.checkpoint import save_model
 
     cfg = load_config("debug")
     torch.manual_seed(0)

@@ -12,7 +12,8 @@ import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine.errors import CutscoreError
-from plugin.score import ScoreOptions, build_request, regenerate_clip, score_timeline
+from plugin.regenerate import regenerate_clip
+from plugin.score import ScoreOptions, build_request, score_timeline
 from plugin.timeline import read_timeline
 from plugin.writeback import TRACK_NAME, music_track
 from tests.conftest import FIXTURES, ROOT
@@ -93,7 +94,7 @@ def test_regenerate_works_on_our_own_xml_and_otioz_output(tmp_path, local_engine
 def test_plan_shows_the_windows_score_will_use(capsys):
     import json
 
-    from engine.client import model_window_s
+    from engine.info import model_window_s
     from plugin.score import default_model
     from ui.cli import main
 

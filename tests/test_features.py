@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from engine.errors import CutscoreError
-from engine.features import FeatureConfig, audio_rhythm_target, extract
+from engine.features import FeatureConfig, extract
+from engine.features.audio import audio_rhythm_target
 from engine.features.cuts import onsets_from_cuts
 from engine.features.video import decode_range
 from tests.conftest import media

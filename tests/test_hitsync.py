@@ -53,12 +53,12 @@ def test_onsets_move_onto_their_targets_and_nothing_else_moves():
 
 
 def test_without_rubber_band_the_music_is_left_and_the_reason_given(monkeypatch, tmp_path):
-    from plugin.score import _hit_sync
+    from plugin.score import sync_hits
 
     monkeypatch.setattr(hitsync.shutil, "which", lambda name: None)
     music = _music([1.08])
     notices = []
-    out, record = _hit_sync(music, SR, [1.0], True, notices)
+    out, record = sync_hits(music, SR, [1.0], True, notices)
     assert out is music and record is None
     assert len(notices) == 1 and "rubberband-cli" in notices[0]
 
@@ -83,7 +83,7 @@ def test_score_records_the_offsets_and_no_hit_sync_turns_it_off(tmp_path):
 def test_a_regenerated_take_starts_and_ends_exactly_on_the_old_audio():
     """Its neighbours keep their bytes, so the new take must meet them sample-exactly at both edges
     (the end blend once ran the wrong way and ended on the new audio)."""
-    from plugin.score import _blend_edges
+    from plugin.regenerate import _blend_edges
 
     rng = np.random.default_rng(1)
     old, new = rng.standard_normal((2, 2, 5000)).astype(np.float32)

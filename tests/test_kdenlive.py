@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from opentimelineio.opentime import RationalTime
 
-from plugin.kdenlive_writer import FOLDER_NAME, TRACK_NAME, file_hash
+from plugin.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
+from plugin.regenerate import regenerate_clip
 from plugin.render import read_wav
-from plugin.score import ScoreOptions, regenerate_clip, score_timeline
+from plugin.score import ScoreOptions, score_timeline
 from plugin.timeline import read_timeline
 from tests import kdenlive_app
 from tests.conftest import FIXTURES, ROOT

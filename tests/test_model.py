@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import DiTConfig, ModelConfig, load_config
-from engine.diffusion import DiffV2M, drop_streams, null_cond
-from engine.dit import DiT, HierarchicalBlock
-from engine.encoders import Features
-from engine.pipeline import Pipeline, WindowFeatures
-from engine.sampling import sample_ddim, sample_dpmpp_2m, schedule
+from engine.model.config import DiTConfig, ModelConfig, load_config
+from engine.model.diffusion import DiffV2M, drop_streams, null_cond
+from engine.model.dit import DiT, HierarchicalBlock
+from engine.model.encoders import Features
+from engine.model.pipeline import Pipeline, WindowFeatures
+from engine.model.sampling import sample_ddim, sample_dpmpp_2m, schedule
 
 
 def _features(cfg: ModelConfig, B: int = 2, M: int | None = None, seed: int = 0) -> Features:
@@ -207,7 +207,7 @@ def test_pipeline_is_seeded_and_exact_length():
 
 
 def test_save_load_round_trip_gives_identical_output(tmp_path):
-    from engine.checkpoint import load_model, save_model
+    from engine.model.checkpoint import load_model, save_model
 
     pipe = _pipeline()
     save_model(tmp_path / "m", pipe.model, pipe.vae)
@@ -275,7 +275,7 @@ def test_samplers_agree_on_an_analytic_denoiser():
 
 
 def test_odf_lr_of_a_click_track_peaks_in_the_right_seconds():
-    from engine.rhythm import odf_lr, rhythm_target
+    from engine.features.audio import odf_lr, rhythm_target
 
     sr, secs = 22050, 10
     y = np.random.default_rng(0).normal(0, 1e-4, sr * secs).astype(np.float32)

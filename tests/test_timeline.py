@@ -15,8 +15,9 @@ from opentimelineio.opentime import RationalTime
 from engine.api import JobResult, JobStatus, WindowResult
 from engine.errors import CutscoreError
 from plugin.plan import make_plan
+from plugin.regenerate import regenerate_clip
 from plugin.render import StitchWindow, read_wav, stitch, to_samples
-from plugin.score import ScoreOptions, regenerate_clip, score_timeline
+from plugin.score import ScoreOptions, score_timeline
 from plugin.timeline import load_otio, read_timeline
 from tests.conftest import FIXTURES, ROOT, SHARED, media
 
@@ -276,7 +277,7 @@ def test_regenerate_works_after_a_round_trip_that_drops_metadata(tmp_path):
             c.metadata.clear()
     stripped = tmp_path / "from_resolve.otio"
     otio.adapters.write_to_file(tl, str(stripped))
-    from plugin.score import find_sidecar
+    from plugin.state import find_sidecar
 
     assert find_sidecar(tl, stripped) == tmp_path / "scored.cutscore"
 

@@ -17,10 +17,10 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from engine.config import load_config
+    from engine.model.config import load_config
+    from engine.model.vae import VAE, save_vae
     from engine.train.preprocess import preprocess
     from engine.train.synth import write_corpus
-    from engine.vae import VAE, save_vae
 
     root = tmp_path_factory.mktemp("corpus")
     write_corpus(root / "src", count=5, seed=3, duration_s=12.0)
@@ -92,7 +92,7 @@ def test_tiny_training_learns_and_resumes_exactly(dataset, tmp_path):
     assert later and all(abs(resumed[s] - losses[s]) < 1e-6 for s in later if s in resumed), "same loss at the same step"
     assert set(later) <= set(resumed)
     # exported in cutscore's format, with the VAE, and it generates
-    from engine.pipeline import Pipeline, WindowFeatures
+    from engine.model.pipeline import Pipeline, WindowFeatures
 
     pipe = Pipeline.load(tmp_path / "full" / "model", device="cpu")
     gen = pipe.generate(WindowFeatures.zeros(8, 0.0, 8.0), seed=0, steps=2)
@@ -174,7 +174,7 @@ def test_two_process_ddp_on_cpu_ends_with_identical_weights(dataset, tmp_path):
 # ---- metric maths against independent values ----------------------------------------------------------
 
 def test_frechet_distance_of_two_gaussians_in_closed_form():
-    from engine.metrics import frechet_distance, frechet_from_embeddings
+    from engine.eval.metrics import frechet_distance, frechet_from_embeddings
 
     d = 4
     m = np.array([1.0, -2.0, 0.5, 0.0])
@@ -188,7 +188,7 @@ def test_frechet_distance_of_two_gaussians_in_closed_form():
 
 def test_density_coverage_match_the_prdc_package():
     prdc = pytest.importorskip("prdc")
-    from engine.metrics import density_coverage
+    from engine.eval.metrics import density_coverage
 
     rng = np.random.default_rng(1)
     real, fake = rng.normal(size=(300, 8)), rng.normal(0.3, 1.1, size=(250, 8))
@@ -198,7 +198,7 @@ def test_density_coverage_match_the_prdc_package():
 
 
 def test_kl_on_hand_made_distributions():
-    from engine.metrics import kl_divergence
+    from engine.eval.metrics import kl_divergence
 
     p, q = np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]])
     assert kl_divergence(p, q) == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1), rel=1e-6)
@@ -207,7 +207,7 @@ def test_kl_on_hand_made_distributions():
 
 
 def test_onset_f_measure_on_a_click_track():
-    from engine.metrics import cut_hit_rate, detect_onsets, onset_f_measure
+    from engine.eval.metrics import cut_hit_rate, detect_onsets, onset_f_measure
 
     sr = 22050
     y = np.zeros(sr * 8, np.float32)
@@ -253,8 +253,8 @@ def test_evaluate_computes_fad_fd_kl_with_the_real_networks(tmp_path, monkeypatc
     import soundfile as sf
     from torchvggish.torchvggish import _vgg
 
-    from engine import embeddings as emb
-    from engine.metrics import evaluate, frechet_from_embeddings, kl_divergence
+    from engine.eval import embeddings as emb
+    from engine.eval.metrics import evaluate, frechet_from_embeddings, kl_divergence
 
     torch.manual_seed(0)
     torch.save(_vgg(postprocess=False).state_dict(), tmp_path / emb.VGGISH_FILE)
@@ -272,7 +272,7 @@ def test_evaluate_computes_fad_fd_kl_with_the_real_networks(tmp_path, monkeypatc
         sf.write(tmp_path / "gen" / f"{i}.wav", 0.3 * rng.standard_normal(len(t)), sr)
     table = evaluate(tmp_path / "gen", tmp_path / "ref")
     v, c = emb.VGGish(), emb.Cnn14()
-    from engine.features import load_audio
+    from engine.features.audio import load_audio
 
     def files(side):
         return [load_audio(tmp_path / side / f"{i}.wav") for i in range(3)]
@@ -295,10 +295,9 @@ def test_evaluate_computes_fad_fd_kl_with_the_real_networks(tmp_path, monkeypatc
                     reason="needs fluidsynth and fluid-soundfont-gm (apt-get install)")
 def test_gm_corpus_is_deterministic_pitched_and_hits_the_cuts(tmp_path):
     """Issue 15's corpus: real instrument samples through FluidSynth, the same picture-to-music rules."""
-    import librosa
     import soundfile as sf
 
-    from engine.metrics import detect_onsets, onset_f_measure
+    from engine.eval.metrics import detect_onsets, onset_f_measure, spectral_flatness
     from engine.train.synth import GM_SR, write_pair
 
     _, a, cuts = write_pair(tmp_path, "a", 7, 20.0, music="gm")
@@ -307,9 +306,49 @@ def test_gm_corpus_is_deterministic_pitched_and_hits_the_cuts(tmp_path):
     assert a.read_bytes() == b.read_bytes(), "the same seed renders the same bytes"
     y, sr = sf.read(a, dtype="float32")
     assert sr == GM_SR and len(y) == 20 * GM_SR and cuts
-    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512)) ** 2
-    f = librosa.fft_frequencies(sr=sr, n_fft=2048)
-    band = S[(f >= 50) & (f <= 4000)] + 1e-12
-    flat = float(np.median(np.exp(np.log(band).mean(0)) / band.mean(0)))
-    assert flat < 0.05, flat  # pitched (white noise is about 0.4-0.5)
-    assert onset_f_measure(detect_onsets(y, sr), cuts)[2] >= 0.8  # every cut has its hit
+    flat = spectral_flatness(y, sr)
+    assert flat < 0.03, flat  # pitched, no cymbal noise (white noise is about 0.56)
+    f, _, recall = onset_f_measure(detect_onsets(y, sr), cuts)
+    assert recall >= 0.8 and f >= 0.5, (f, recall)  # every cut has its hit, and few onsets elsewhere
+
+
+def test_spectral_flatness_and_chroma_entropy_tell_noise_from_a_chord():
+    from engine.eval.metrics import chroma_entropy, spectral_flatness
+
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    chord = sum(np.sin(2 * np.pi * 261.63 * r * t) for r in (1, 1.26, 1.5)).astype(np.float32)
+    noise = np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32)
+    assert spectral_flatness(chord, sr) < 0.01 and spectral_flatness(noise, sr) > 0.4
+    assert chroma_entropy(chord, sr) < 3.0 and chroma_entropy(noise, sr) > 3.5  # STFT chroma leaks: a triad reads 2.8
+    assert np.isnan(spectral_flatness(np.zeros(sr, np.float32), sr))  # silence is not noise
+
+
+def test_vae_with_a_patched_pretransform_trains_saves_and_loads(tmp_path):
+    """The demo VAE's shape (issue 15): a lossless patched pretransform before a small oobleck
+    encoder/decoder. Training through the pretransform lowers the loss; save/load round-trips it
+    (a pretransform inside our own config is not mistaken for Stable Audio Open's wrapper)."""
+    import torch
+
+    from engine.model.vae import VAE, load_vae, save_vae
+    from engine.train.vae_train import train_vae
+
+    cfg = {"type": "autoencoder", "sample_rate": 8000, "audio_channels": 1, "model": {
+        "pretransform": {"type": "patched", "config": {"channels": 1, "patch_size": 4}},
+        "encoder": {"type": "oobleck", "config": {"in_channels": 4, "channels": 8, "c_mults": [1, 2], "strides": [2, 2],
+                                                  "latent_dim": 8, "use_snake": True}},
+        "decoder": {"type": "oobleck", "config": {"out_channels": 4, "channels": 8, "c_mults": [1, 2], "strides": [2, 2],
+                                                  "latent_dim": 4, "use_snake": True, "final_tanh": False}},
+        "bottleneck": {"type": "vae"}, "latent_dim": 4, "downsampling_ratio": 16, "io_channels": 1}}
+    vae = VAE(cfg)
+    t = np.arange(8000 * 2) / 8000
+    audio = [(0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)[None] for f in (220.0, 330.0, 440.0)]
+    losses = train_vae(vae, audio, steps=40, batch=4, crop_s=0.256, lr=3e-3)
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    x = torch.from_numpy(audio[0][None, :, :1600])
+    z = vae.encode(x)
+    assert z.shape == (1, 4, 100)  # 1600 samples / 16
+    save_vae(vae, tmp_path / "vae")
+    again = load_vae(tmp_path / "vae")
+    assert again.config == cfg
+    assert torch.equal(again.decode(z), vae.decode(z))

@@ -9,7 +9,6 @@ soundtrack. Choices and measurements: engine/features/README.md.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,50 +103,3 @@ def extract_report(path, start_s: float = 0.0, end_s: float | None = None, cuts_
             "scene_source": f.scene_source, "color_summary": f.color_summary,
             "clip_norm": [round(float(np.linalg.norm(v)), 4) for v in f.clip],
             "clip_model": config.clip_model, "cached": f.cached}
-
-
-def load_audio(path: str | Path, sr: int | None = None, start_s: float = 0.0, end_s: float | None = None):
-    """Audio of a file as (channels, samples) float32: soundfile for audio files, ffmpeg for the
-    soundtrack of a video. Returns (audio, sample_rate)."""
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.exists():
-        raise CutscoreError(f"{path}: no such file")
-    try:
-        info = sf.info(str(path))
-        rate = info.samplerate
-        a = int(start_s * rate)
-        b = None if end_s is None else int(end_s * rate)
-        y, rate = sf.read(str(path), start=a, stop=b, dtype="float32", always_2d=True)
-        y = y.T
-    except sf.LibsndfileError:
-        rate = sr or 44100
-        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-ss", str(start_s), "-i", str(path)]
-        if end_s is not None:
-            cmd += ["-t", str(end_s - start_s)]
-        cmd += ["-vn", "-ac", "2", "-ar", str(rate), "-f", "f32le", "-"]
-        try:
-            r = subprocess.run(cmd, capture_output=True, check=False)
-        except FileNotFoundError as e:
-            raise CutscoreError("ffmpeg is not installed (apt-get install ffmpeg); it reads video soundtracks") from e
-        if r.returncode != 0 or not r.stdout:
-            msg = r.stderr.decode(errors="replace").strip().splitlines()
-            raise CutscoreError(f"{path}: no audio could be read ({msg[-1] if msg else 'no audio stream'})") from None
-        y = np.frombuffer(r.stdout, np.float32).reshape(-1, 2).T.copy()
-    if sr is not None and rate != sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=rate, target_sr=sr)
-        rate = sr
-    return y, rate
-
-
-def audio_rhythm_target(path: str | Path, representation: str = "odf", start_s: float = 0.0,
-                        end_s: float | None = None, seconds: int | None = None) -> np.ndarray:
-    """The rhythm target (ODF_LR, Mel_LR or Tem_LR, z-scored) of an audio file or a video's own
-    soundtrack, for training and evaluation."""
-    from engine.rhythm import rhythm_target
-
-    y, rate = load_audio(path, 44100, start_s, end_s)
-    return rhythm_target(y, rate, representation, seconds)

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import CutscoreError
+from engine.paths import CONFIG_DIR, DEFAULT_CLIP
 
-DEFAULT_MODEL, DEFAULT_PRETRAINED = "ViT-B-32-quickgelu", "openai"
-LOCAL_CONFIGS = Path(__file__).resolve().parents[2] / "resources" / "configs" / "clip"
+DEFAULT_MODEL, DEFAULT_PRETRAINED = DEFAULT_CLIP
+LOCAL_CONFIGS = CONFIG_DIR / "clip"
 TINY = "cutscore-tiny-clip"
 
 

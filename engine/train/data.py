@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from engine.encoders import Features
 from engine.errors import CutscoreError
+from engine.model.encoders import Features
 
 
 def read_manifest(root: str | Path) -> list[dict]:

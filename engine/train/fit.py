@@ -19,8 +19,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from engine.config import ModelConfig, load_config
 from engine.errors import CutscoreError
+from engine.model.config import ModelConfig, load_config
 from engine.train.data import EpochShuffleSampler, SegmentDataset, collate
 from engine.train.module import DiffV2MModule, TrainConfig
 
@@ -105,8 +105,8 @@ def fit(config: str | Path | TrainConfig, callbacks=(), progress: bool = False) 
 
 
 def export(module: DiffV2MModule, tc: TrainConfig) -> None:
-    from engine.checkpoint import save_model
-    from engine.vae import load_vae
+    from engine.model.checkpoint import save_model
+    from engine.model.vae import load_vae
 
     meta = json.loads((Path(tc.dataset) / "dataset.json").read_text())
     vae = load_vae(Path(tc.dataset) / meta["vae"]) if meta.get("vae") else None

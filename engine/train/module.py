@@ -19,9 +19,9 @@ import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from engine.config import ModelConfig
-from engine.diffusion import DiffV2M
-from engine.encoders import Features
+from engine.model.config import ModelConfig
+from engine.model.diffusion import DiffV2M
+from engine.model.encoders import Features
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import CutscoreError
+from engine.paths import DEFAULT_CLIP
 
 VIDEO = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 AUDIO = {".wav", ".flac", ".mp3", ".ogg", ".m4a"}
@@ -88,26 +89,15 @@ def remove_vocals(y: np.ndarray, sr: int, warn: Callable[[str], None]) -> np.nda
     return librosa.resample(stems[keep].sum(0).numpy(), orig_sr=model.samplerate, target_sr=sr)
 
 
-def normalise_loudness(y: np.ndarray, sr: int, target: float = -23.0) -> np.ndarray:
-    import pyloudnorm
-
-    loud = pyloudnorm.Meter(sr).integrated_loudness(y.T.astype(np.float64))
-    if not np.isfinite(loud):
-        return y
-    out = y * 10 ** ((target - loud) / 20)
-    peak = np.abs(out).max()
-    return (out / peak * 0.99 if peak > 0.99 else out).astype(np.float32)
-
-
 def preprocess(src: str | Path, out: str | Path, vae_dir: str | Path | None = None, rhythm: str = "odf",
-               seconds: int = 30, hop: int = 10, clip_model: str | None = "ViT-B-32-quickgelu",
-               clip_pretrained: str | None = "openai", seed: int = 0, vocals: bool = True,
+               seconds: int = 30, hop: int = 10, clip_model: str | None = DEFAULT_CLIP[0],
+               clip_pretrained: str | None = DEFAULT_CLIP[1], seed: int = 0, vocals: bool = True,
                log: Callable[[str], None] = lambda s: None) -> dict:
     import torch
 
-    from engine.features import FeatureConfig, extract, load_audio
-    from engine.rhythm import rhythm_target
-    from engine.vae import load_vae, pad_or_trim
+    from engine.features import FeatureConfig, extract
+    from engine.features.audio import load_audio, normalise_loudness, rhythm_target
+    from engine.model.vae import load_vae, pad_or_trim
 
     src, out = Path(src), Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,12 @@ Everything (number of shots, lengths, colours, speeds, timbres) is drawn from th
 
 `music="gm"` renders the same rules with real instrument samples instead (issue 15): a MIDI score
 (mido) played by FluidSynth with a General MIDI SoundFont (Debian's fluid-soundfont-gm), 16 kHz
-mono: an instrument per shot (piano, e-piano, vibraphone, organ, guitar, harp, strings, choir,
-brass, flute), its chord (root from hue, register from brightness) attacked at the cut and held,
-a soft arpeggio on the beat (tempo from motion), and a crash, bass drum and low tom at every cut.
+mono: one major key per piece (from the first shot's hue), an instrument per shot (piano, e-piano,
+vibraphone, organ, guitar, harp, strings, choir, brass, flute), its chord (the key's I, IV,
+V or vi picked by the shot's hue, register from brightness) attacked at the cut and held, swelling
+on the beat (MIDI expression; tempo from motion; no new attacks, so onsets mark the cuts), over the
+key's tonic held by strings, and at every cut a bass drum, a low tom and the chord's
+root on an acoustic bass (no cymbals: their noise is not what the demo should learn).
 FluidSynth renders a given MIDI file byte-identically, so the corpus stays deterministic.
 """
 
@@ -117,6 +120,7 @@ def render_music(shots: list[Shot], duration: float, seed: int) -> np.ndarray:
 GM_SR = 16000
 GM_PROGRAMS = (0, 4, 11, 19, 24, 46, 48, 52, 61, 73)  # piano, e-piano, vibraphone, organ, guitar, harp,
 #                                                     strings, choir, brass, flute
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
 GM_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
                  "/usr/share/sounds/sf2/TimGM6mb.sf2")
 
@@ -141,26 +145,37 @@ def gm_score(shots: list[Shot], seed: int, path: Path) -> None:
 
     rng = np.random.default_rng(seed + 2)
     events = []  # (seconds, order, message): note-offs before note-ons at the same time
+    tonic = int(shots[0].hue * 12)  # one key per piece (major), from the first shot's hue
+    events.append((0.0, 0, mido.Message("program_change", channel=2, program=32)))  # acoustic bass for the hits
+    events.append((0.0, 0, mido.Message("program_change", channel=3, program=48)))  # strings: the key's tonic held
+    end = shots[-1].end
+    for n in (36 + tonic, 48 + tonic):
+        events.append((0.001, 2, mido.Message("note_on", channel=3, note=n, velocity=50)))
+        events.append((end - 0.02, 1, mido.Message("note_off", channel=3, note=n, velocity=0)))
     for k, s in enumerate(shots):
         ch = k % 2  # alternate channels so each shot's instrument starts clean
         events.append((s.start, 0, mido.Message("program_change", channel=ch,
                                                 program=GM_PROGRAMS[int(rng.integers(len(GM_PROGRAMS)))])))
-        root = 36 + int(s.hue * 12) + 12 * int(round(s.brightness * 2))
-        chord = (root, root + 4, root + 7)
+        degree = (0, 3, 4, 5)[int(s.hue * 4) % 4]  # the shot's hue picks the chord: I, IV, V or vi of the key
+        octave = 48 + 12 * int(round(s.brightness * 2)) - 12  # brightness picks the register
+        chord = tuple(octave + tonic + (MAJOR[(degree + j) % 7] + 12 * ((degree + j) // 7)) for j in (0, 2, 4))
         for n in chord:  # attacked at the cut, held through the shot
             events.append((s.start + 0.001, 2, mido.Message("note_on", channel=ch, note=n, velocity=72)))
             events.append((s.end - 0.02, 1, mido.Message("note_off", channel=ch, note=n, velocity=0)))
         beat = 60 / (60 + 120 * s.speed)
-        t, i = s.start + beat, 0
-        while t < s.end - 0.1:  # a soft arpeggio on the beat, an octave up
-            n = chord[i % 3] + 12
-            events.append((t, 2, mido.Message("note_on", channel=ch, note=n, velocity=38)))
-            events.append((min(t + 0.9 * beat, s.end - 0.02), 1, mido.Message("note_off", channel=ch, note=n, velocity=0)))
-            t, i = t + beat, i + 1
-        if s.start > 0:  # the hit at the cut: crash cymbal, bass drum, low tom (GM drums, channel 10)
-            for n, v in ((49, 120), (36, 127), (41, 110)):
+        t = s.start
+        while t < s.end - 0.05:  # the pulse: the chord swells on the beat (expression, 20 a second; no new attacks)
+            phase = ((t - s.start) / beat) % 1.0
+            level = int(round(96 + 31 * np.cos(2 * np.pi * phase)))
+            events.append((t, 1, mido.Message("control_change", channel=ch, control=11, value=level)))
+            t += 0.05
+        if s.start > 0:  # the hit at the cut: bass drum and low tom (GM drums, channel 10) and the chord's root in the bass
+            for n, v in ((36, 127), (41, 110)):
                 events.append((s.start, 2, mido.Message("note_on", channel=9, note=n, velocity=v)))
                 events.append((s.start + 0.3, 1, mido.Message("note_off", channel=9, note=n, velocity=0)))
+            bass = 28 + (chord[0] - 28) % 12
+            events.append((s.start, 2, mido.Message("note_on", channel=2, note=bass, velocity=120)))
+            events.append((min(s.start + 0.8, s.end - 0.02), 1, mido.Message("note_off", channel=2, note=bass, velocity=0)))
     mid = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000)])
     mid.tracks.append(track)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from engine.vae import VAE
+from engine.model.vae import VAE
 
 RESOLUTIONS = ((2048, 512), (1024, 256), (512, 128), (256, 64), (128, 32))
 

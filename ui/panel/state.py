@@ -64,12 +64,10 @@ class PanelState:
         return self.plan
 
     def _onsets(self) -> np.ndarray:
+        from engine.features.cuts import onsets_from_cuts
+
         tl = self.plan.timeline
-        n = int(np.ceil(tl.duration.to_seconds()))
-        e = np.zeros(n, np.float32)
-        for c in tl.cuts:
-            e[min(int(c.to_seconds()), n - 1)] = 1
-        return e
+        return onsets_from_cuts([c.to_seconds() for c in tl.cuts], 0.0, tl.duration.to_seconds())
 
     @property
     def duration_s(self) -> float:

@@ -211,7 +211,7 @@ class PanelWindow(QMainWindow):
 
     def _compute_lanes(self, _progress):
         """Visual beats per second of the timeline, from each clip's media (no CLIP needed)."""
-        from engine.client import extract_features
+        from engine.features import FeatureConfig, extract_report
 
         st = self.state
         beats = np.zeros(int(np.ceil(st.duration_s)), np.float32)
@@ -220,7 +220,8 @@ class PanelWindow(QMainWindow):
                 continue
             a = c.file_range.start_time.to_seconds()
             try:
-                f = extract_features(str(c.media_path), a, a + c.range.duration.to_seconds(), cuts_s=[], clip_model=None)
+                f = extract_report(str(c.media_path), a, a + c.range.duration.to_seconds(), cuts_s=[],
+                                   config=FeatureConfig(clip_model=None))
             except CutscoreError:
                 continue
             t0 = c.range.start_time.to_seconds()
@@ -284,7 +285,7 @@ class PanelWindow(QMainWindow):
         self._start(lambda emit: score_timeline(st.path, out, client, opts, on_progress=emit), self._generated)
 
     def _generated(self, result) -> None:
-        from plugin.score import music_of
+        from plugin.state import music_of
 
         st = self.state
         st.scored_path = Path(result["out"])
@@ -299,7 +300,7 @@ class PanelWindow(QMainWindow):
         self.generated.emit()
 
     def regenerate(self) -> None:
-        from plugin.score import regenerate_clip
+        from plugin.regenerate import regenerate_clip
 
         st, s = self.state, self._settings()
         if st.scored_path is None or st.selected_clip is None:
@@ -311,7 +312,7 @@ class PanelWindow(QMainWindow):
                                                  on_progress=emit), self._regenerated)
 
     def _regenerated(self, result) -> None:
-        from plugin.score import music_of
+        from plugin.state import music_of
 
         st = self.state
         st.music, st.music_rate, rhythm = music_of(st.scored_path)
@@ -329,7 +330,7 @@ class PanelWindow(QMainWindow):
             self._sync()
 
     def export(self) -> None:
-        from plugin.score import export_scored
+        from plugin.state import export_scored
 
         st = self.state
         if st.scored_path is None:

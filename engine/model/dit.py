@@ -14,8 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from engine.config import DiTConfig
-from engine.layers import Attention, FeedForward, FourierFeatures, LayerNorm, RotaryEmbedding
+from engine.model.config import DiTConfig
+from engine.model.layers import Attention, FeedForward, FourierFeatures, LayerNorm, RotaryEmbedding
 
 
 class Cond(NamedTuple):

@@ -27,8 +27,8 @@ from pydantic import ValidationError
 
 from engine.api import parse_request
 from engine.errors import CutscoreError
-from engine.jobs import JobManager, JobStore, Pipelines
-from engine.paths import config_dir, token_path
+from engine.paths import DEFAULT_PORT, config_dir, token_path
+from engine.service.jobs import JobManager, JobStore, Pipelines
 
 VERSION = "0.1.0"
 
@@ -130,8 +130,9 @@ def create_app(manager: JobManager, token: str, preload: str | None = None) -> F
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, model: str | None = None, store: str | Path | None = None,
-          announce=lambda message: None) -> None:
+def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None, store: str | Path | None = None,
+          announce=lambda message: None, compile: str | None = None) -> None:
+    """compile: a torch.compile mode for every model's DiT (Pipeline), e.g. "reduce-overhead" on a GPU."""
     import socket
 
     import uvicorn
@@ -145,7 +146,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, model: str | None = None, s
         except OSError as e:
             raise CutscoreError(f"cannot listen on {host}:{port} ({e.strerror}); is another engine running? "
                                 f"try --port") from None
-    pipelines = Pipelines()
+    pipelines = Pipelines(compile=compile)
     if model:
         pipelines.get(model)  # warm before the first request
     manager = JobManager(JobStore(store_path), pipelines)

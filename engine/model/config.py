@@ -3,7 +3,7 @@ Explicit Rhythmic Modeling for Video-to-Music Generation"), one per component, r
 JSON. The numbers and their sources are in shared/design/MODEL_SPEC.md; the three shipped presets
 live in resources/configs/ (`paper`, `official`, `debug`).
 
-    from engine.config import load_config
+    from engine.model.config import load_config
     cfg = load_config("paper")          # a preset name, a config.json, or a model folder
 """
 
@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import CutscoreError
+from engine.paths import CONFIG_DIR, DEFAULT_CLIP
 
 FUSIONS = ("weighted", "additive", "select", "film_pre", "film_post", "film_select")
 NORM_PLACEMENTS = ("pre", "replace")
 RHYTHM_REPRESENTATIONS = {"odf": 1, "mel": 16, "tem": 16}  # name -> channels per second
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "resources" / "configs"
 
 
 @dataclass
@@ -112,8 +111,8 @@ class ModelConfig:
     # stable-audio-tools autoencoder config ({"type": "autoencoder", "config": {...}}); None means
     # Stable Audio Open 1.0's VAE (resources/configs/vae_sao.json)
     vae: dict | None = None
-    clip_model: str = "ViT-B-32-quickgelu"  # the open_clip model whose features the model was trained on
-    clip_pretrained: str | None = "openai"  # None: random init (the debug model's tiny CLIP)
+    clip_model: str = DEFAULT_CLIP[0]  # the open_clip model whose features the model was trained on
+    clip_pretrained: str | None = DEFAULT_CLIP[1]  # None: random init (the debug model's tiny CLIP)
 
     def validate(self) -> ModelConfig:
         if self.dit.fusion not in FUSIONS:

@@ -108,7 +108,10 @@ def load_vae(folder: str | Path | None = None) -> VAE:
         if not p.exists():
             raise CutscoreError(f"{p}: missing; a VAE folder holds model_config.json and model.safetensors")
     cfg = json.loads(cfg_path.read_text())
-    vae_cfg = cfg["model"]["pretransform"]["config"] if "pretransform" in cfg.get("model", {}) else cfg
+    outer = cfg.get("model", {}).get("pretransform", {})
+    # Stable Audio Open's whole-model config holds the VAE as an "autoencoder" pretransform; an
+    # autoencoder config of our own may hold a pretransform of its own (e.g. "patched") and is used as is
+    vae_cfg = outer["config"] if outer.get("type") == "autoencoder" else cfg
     if "model" not in vae_cfg:  # Stable Audio Open's pretransform block: wrap it as an autoencoder config
         vae_cfg = {"model": vae_cfg, "sample_rate": cfg["sample_rate"], "audio_channels": cfg.get("audio_channels", 2)}
     vae = VAE(vae_cfg)

@@ -14,10 +14,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from engine.config import ModelConfig
-from engine.dit import Cond
-from engine.layers import LearnedFourier
-from engine.rhythm import RhythmPredictor
+from engine.model.config import ModelConfig
+from engine.model.dit import Cond
+from engine.model.layers import LearnedFourier
+from engine.model.rhythm import RhythmPredictor
 
 
 class Features(NamedTuple):

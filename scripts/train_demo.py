@@ -1,15 +1,17 @@
 """The recipe of the shipped demo model (resources/models/demo), end to end on a CPU:
 
-    .venv/bin/python -m engine.train.demo --work /tmp/cutscore-demo --out resources/models/demo
+    .venv/bin/python scripts/train_demo.py --work /tmp/cutscore-demo --out resources/models/demo
 
-1. a synthetic corpus (`cutscore train synth`): COUNT training pairs and 20 held-out pairs, 30 s each;
-2. a small VAE (stable-audio-tools oobleck, 8 kHz mono, /512, 16 latent channels) trained on the
-   corpus's music (engine/train/vae_train.py);
+1. a synthetic corpus (`cutscore train synth --music gm`): COUNT training pairs and 20 held-out
+   pairs, 30 s each, General MIDI instruments through FluidSynth at 16 kHz;
+2. a small VAE (stable-audio-tools: a patched pretransform (8 samples -> 8 channels) before an
+   oobleck encoder/decoder, 16 kHz mono, /512, 32 latent channels) trained on the corpus's music
+   (engine/train/vae_train.py), or an already trained one copied from --vae;
 3. preprocessing (`cutscore train preprocess`): 10 s segments with a 5 s hop, the true cuts from
    cuts.json, the tiny random-init CLIP (no download), ODF_LR targets, latents of the new VAE;
 4. training (`cutscore train fit`) of the `demo` preset (resources/configs/demo.json): the same
    Diff-V2M code as the paper model, smaller, with its rhythm predictor and scheduled conditioning;
-5. export: the EMA weights in half precision (under 30 MB) with the VAE and the config.
+5. export: the EMA weights in half precision with the VAE and the config.
 Every step logs to WORK/log.txt; times go to WORK/times.json for the model card.
 """
 
@@ -18,25 +20,33 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: scripts/ is no package
 
-def vae_onset_f(vae, heldout: Path, n: int = 8) -> float:
-    """How well the VAE keeps the hits: onset F (+-100 ms) of its reconstructions against the cuts."""
+
+def vae_quality(vae, heldout: Path, n: int = 8) -> dict:
+    """How well the VAE keeps the music: on held-out clips, the spectral flatness of originals and
+    reconstructions (pitch kept: both near 0), their waveform correlation, and the reconstructions'
+    onset F (+-100 ms) against the cuts (the hits kept)."""
     import numpy as np
     import soundfile as sf
     import torch
 
-    from engine.metrics import detect_onsets, onset_f_measure
+    from engine.eval.metrics import detect_onsets, onset_f_measure, spectral_flatness
 
     cuts = json.loads((heldout / "cuts.json").read_text())
-    fs = []
+    rows = []
     for k in sorted(cuts)[:n]:
         y, sr = sf.read(heldout / f"{k}.wav", dtype="float32")
         r = vae.decode(vae.encode(torch.from_numpy(y)[None, None]), num_samples=len(y))[0, 0].numpy()
-        fs.append(onset_f_measure(detect_onsets(r, sr), cuts[k])[0])
-    return float(np.mean(fs))
+        rows.append((spectral_flatness(y, sr), spectral_flatness(r, sr), float(np.corrcoef(y, r)[0, 1]),
+                     onset_f_measure(detect_onsets(r, sr), cuts[k])[0]))
+    m = np.mean(rows, axis=0)
+    return {"vae_flatness_original": float(m[0]), "vae_flatness_recon": float(m[1]), "vae_recon_corr": float(m[2]),
+            "vae_recon_onset_f": float(m[3])}
 
 
 def main(argv=None) -> None:
@@ -44,21 +54,22 @@ def main(argv=None) -> None:
     ap.add_argument("--work", required=True, help="a scratch folder")
     ap.add_argument("--out", default="resources/models/demo", help="the model folder to write")
     ap.add_argument("--count", type=int, default=150, help="training pairs (default 150)")
-    ap.add_argument("--vae-steps", type=int, default=1500)
+    ap.add_argument("--vae-steps", type=int, default=4000)
+    ap.add_argument("--vae", help="a trained VAE folder to use instead of training one (step 2)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
     import numpy as np
 
-    from engine.config import load_config
-    from engine.features import load_audio
+    from engine.features.audio import load_audio
+    from engine.model.config import load_config
+    from engine.model.vae import VAE, load_vae, save_vae
     from engine.train.fit import fit
     from engine.train.module import TrainConfig
     from engine.train.preprocess import preprocess
     from engine.train.synth import write_corpus
     from engine.train.vae_train import train_vae
-    from engine.vae import VAE, save_vae
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -82,18 +93,25 @@ def main(argv=None) -> None:
         log(f"{name}: {times[name]:.0f} s")
 
     cfg = load_config("demo")
-    step("synth", lambda: (write_corpus(work / "corpus", args.count, args.seed, 30.0),
-                           write_corpus(work / "heldout", 20, args.seed + 1, 30.0)))
+    step("synth", lambda: (write_corpus(work / "corpus", args.count, args.seed, 30.0, music="gm"),
+                           write_corpus(work / "heldout", 20, args.seed + 1, 30.0, music="gm")))
 
     def vae_step():
-        vae = VAE(cfg.vae)
-        audio = [load_audio(p, cfg.sample_rate)[0].mean(0, keepdims=True) for p in sorted((work / "corpus").glob("*.wav"))]
-        losses = train_vae(vae, audio, steps=args.vae_steps, batch=8, crop_s=1.024, seed=args.seed,
-                           kl_weight=1e-5, log=log)
+        if args.vae:
+            vae = load_vae(args.vae)
+            if vae.config != cfg.vae:
+                raise SystemExit(f"{args.vae}: its VAE config differs from the demo preset's (resources/configs/demo.json)")
+            log(f"VAE: using the trained one in {args.vae}")
+        else:
+            vae = VAE(cfg.vae)
+            audio = [load_audio(p, cfg.sample_rate)[0].mean(0, keepdims=True)
+                     for p in sorted((work / "corpus").glob("*.wav"))]
+            losses = train_vae(vae, audio, steps=args.vae_steps, batch=8, crop_s=1.024, seed=args.seed,
+                               kl_weight=1e-5, log=log)
+            times["vae_final_loss"] = float(np.mean(losses[-100:]))
         save_vae(vae, work / "vae")
-        times["vae_final_loss"] = float(np.mean(losses[-100:]))
-        times["vae_recon_onset_f"] = vae_onset_f(vae, work / "heldout")
-        log(f"VAE reconstructions of held-out music: onset F against the cuts {times['vae_recon_onset_f']:.3f}")
+        times.update(vae_quality(vae, work / "heldout"))
+        log("VAE on held-out music: " + ", ".join(f"{k} {v:.3f}" for k, v in times.items() if k.startswith("vae_")))
 
     step("vae", vae_step)
     step("preprocess", lambda: preprocess(work / "corpus", work / "dataset", vae_dir=work / "vae", seconds=10, hop=5,

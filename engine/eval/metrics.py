@@ -2,7 +2,7 @@
 network.
 
 - FAD (VGGish, 16 kHz) and FD and KL (PANNs CNN14, 16 kHz; KL pairs files by name), computed with
-  the networks of engine/embeddings.py when their packages and weights are on this machine, else the
+  the networks of engine/eval/embeddings.py when their packages and weights are on this machine, else the
   column reads "unavailable: <what to install or download>". Density and coverage (k = 5) and the
   ImageBind score: the maths is here and tested, their networks (LAION-CLAP, ImageBind) are not
   wired yet, so those columns always read "unavailable".
@@ -109,8 +109,8 @@ def cut_hit_rate(onsets, cuts, window: float = ONSET_WINDOW_S) -> float:
 def _distribution_metrics(gen: list[Path], ref: list[Path]) -> dict[str, object]:
     """FAD (VGGish), FD and KL (PANNs CNN14 16 kHz; KL(ref || gen) per pair, averaged), density and
     coverage (LAION-CLAP), ImageBind: a number where the network loads here, else what is missing."""
-    from engine import embeddings as emb
-    from engine.features import load_audio
+    from engine.eval import embeddings as emb
+    from engine.features.audio import load_audio
 
     avail = emb.available()
     out: dict[str, object] = {}
@@ -140,7 +140,7 @@ def _distribution_metrics(gen: list[Path], ref: list[Path]) -> dict[str, object]
 def evaluate(generated: str | Path, reference: str | Path, videos: str | Path | None = None) -> dict:
     """The table for two folders of audio paired by file name (and their videos, for the cuts)."""
     from engine.errors import CutscoreError
-    from engine.features import load_audio
+    from engine.features.audio import load_audio
 
     gen_dir, ref_dir = Path(generated), Path(reference)
     for d in (gen_dir, ref_dir):
@@ -175,3 +175,46 @@ def evaluate(generated: str | Path, reference: str | Path, videos: str | Path | 
         table["onset F (cuts, +-100 ms)"] = float(np.mean(fs)) if fs else "unavailable: no videos paired by name"
         table["cuts with an onset (+-100 ms)"] = float(np.mean(hits)) if hits else "unavailable: no cuts"
     return table
+
+
+def cut_alignment(audio, sr: int, cuts_s: list[float]) -> dict:
+    """How well music follows the cuts: onsets within 100 ms of a cut (torch-free)."""
+    import numpy as np
+
+    on = detect_onsets(audio, sr)
+    f, p, r = onset_f_measure(on, cuts_s)
+    nearest = [float(1000 * (on[np.argmin(np.abs(on - c))] - c)) if len(on) else float("nan") for c in cuts_s]
+    return {"f": f, "p": p, "r": r, "hit": match_count(on, cuts_s), "nearest_ms": nearest, "onsets": len(on)}
+
+
+def spectral_flatness(audio: np.ndarray, sr: int, fmin: float = 50.0, fmax: float = 4000.0) -> float:
+    """Median over frames of the power spectrum's flatness (geometric / arithmetic mean) between
+    fmin and fmax (n_fft 2048 at 44.1 kHz scaled to sr, hop a quarter). Pitched music is near 0,
+    white noise about 0.56. Frames 60 dB below the loudest are left out (silence is not noise)."""
+    import librosa
+
+    y = np.asarray(audio, np.float32)
+    y = y.mean(0) if y.ndim == 2 else y
+    n_fft = int(2 ** round(np.log2(2048 * sr / 44100)))
+    p = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=n_fft // 4)) ** 2
+    f = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    band = p[(f >= fmin) & (f <= fmax)]
+    energy = band.sum(0)
+    keep = energy > energy.max() * 1e-6 if energy.size and energy.max() > 0 else np.zeros_like(energy, bool)
+    if not keep.any():
+        return float("nan")
+    band = band[:, keep] + 1e-12
+    flat = np.exp(np.log(band).mean(0)) / band.mean(0)
+    return float(np.median(flat))
+
+
+def chroma_entropy(audio: np.ndarray, sr: int) -> float:
+    """Entropy in bits of the average chroma (12 pitch classes): uniform (no key) is log2 12 = 3.58,
+    music in a key well below."""
+    import librosa
+
+    y = np.asarray(audio, np.float32)
+    y = y.mean(0) if y.ndim == 2 else y
+    c = librosa.feature.chroma_stft(y=y, sr=sr).mean(1)
+    c = c / max(float(c.sum()), 1e-12)
+    return float(-(c * np.log2(np.maximum(c, 1e-12))).sum())

@@ -69,17 +69,17 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 class Pipelines:
     """Models loaded once per process and kept warm (the worker owns this)."""
 
-    def __init__(self, device: str | None = None):
-        self.device = device
+    def __init__(self, device: str | None = None, compile: str | None = None):
+        self.device, self.compile = device, compile
         self._loaded: dict[str, object] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str):
-        from engine.pipeline import Pipeline
+        from engine.model.pipeline import Pipeline
 
         with self._lock:
             if name not in self._loaded:
-                self._loaded[name] = Pipeline.load(name, device=self.device)
+                self._loaded[name] = Pipeline.load(name, device=self.device, compile=self.compile)
             return self._loaded[name]
 
 
@@ -105,7 +105,7 @@ def window_features(req: Request, index: int, clip_feats: dict, clip_dim: int = 
     """Per-second features of one window, from the clips under each second's middle; the scene
     onsets are the timeline's cuts and hit points (the editor's cuts ARE the scene transitions)."""
     from engine.features.cuts import onsets_from_cuts
-    from engine.pipeline import WindowFeatures
+    from engine.model.pipeline import WindowFeatures
 
     w = req.windows[index]
     m = int(math.ceil(w.duration_s - 1e-9))

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from engine.config import ModelConfig, load_config, upgrade_model_dict
-from engine.diffusion import DiffV2M
 from engine.errors import CutscoreError
+from engine.model.config import ModelConfig, load_config, upgrade_model_dict
+from engine.model.diffusion import DiffV2M
 
 FORMAT_VERSION = 2
 # Format 1 (cutscore before issue 13) named the semantic projection `proj_out`; format 2 follows the
@@ -44,7 +44,7 @@ def save_model(folder: str | Path, model: DiffV2M, vae=None) -> Path:
     that is renamed into place."""
     from safetensors.torch import save_file
 
-    from engine.vae import save_vae
+    from engine.model.vae import save_vae
 
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -97,7 +97,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     _load_strict(model, state, weights)
     vae = None
     if meta.get("vae"):
-        from engine.vae import load_vae
+        from engine.model.vae import load_vae
 
         vae = load_vae(folder / meta["vae"]).to(device)
     return model.to(device).eval(), vae
@@ -199,8 +199,8 @@ def import_official(ckpt: str | Path, out_dir: str | Path, ema: bool = False, al
     _load_strict(model, {k: v.to(torch.float32) for k, v in ours.items()}, ckpt)
     vae = None
     if vae_state:
-        from engine.config import default_vae_config
-        from engine.vae import VAE
+        from engine.model.config import default_vae_config
+        from engine.model.vae import VAE
 
         vae = VAE(cfg.vae or default_vae_config())
         _load_strict(vae.model, {k: v.to(torch.float32) for k, v in vae_state.items()}, f"{ckpt} (VAE)")
@@ -214,8 +214,8 @@ def import_official(ckpt: str | Path, out_dir: str | Path, ema: bool = False, al
 
 def model_info(config_or_dir: str | Path) -> dict:
     """Parameter counts by part, built on the meta device (no memory, even for the full model)."""
-    from engine.config import default_vae_config
-    from engine.vae import VAE
+    from engine.model.config import default_vae_config
+    from engine.model.vae import VAE
 
     p = Path(config_or_dir)
     cfg = ModelConfig.from_dict(read_meta(p)["model"]) if p.is_dir() else load_config(config_or_dir)

@@ -1,21 +1,63 @@
-"""Explicit rhythm in Diff-V2M (paper, section 3.2): the audio rhythm representations used as
-targets (ODF_LR, Mel_LR, Tem_LR, computed from a waveform exactly as MODEL_SPEC.md says) and the
-rhythm predictor that estimates ODF_LR from the video's per-second features.
-
-Predictor input: X = zscore(CLIP) + Embed(scene onset) + MLP(beat strength), a class token
-prepended, a 12-layer pre-norm transformer (512 wide, 8 heads, RoPE on 32 dims), Linear(512 -> 1).
-The z-score is the authors' by default (over the whole zero-padded window, unbiased std + 1e-6, no
-key mask: `input_norm="window"`), or over the valid seconds with a key mask (`"valid"`).
-"""
+"""Audio in and out of the engine (torch-free): reading any file's audio, the rhythm targets
+Diff-V2M learns (ODF_LR, Mel_LR, Tem_LR, computed from a waveform exactly as MODEL_SPEC.md says) and
+the one loudness normaliser (ITU-R BS.1770 integrated loudness via pyloudnorm, peak-limited)."""
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import nn
+import subprocess
+from pathlib import Path
 
-from engine.config import RhythmPredictorConfig
-from engine.layers import Transformer
+import numpy as np
+
+from engine.errors import CutscoreError
+
+PEAK_LIMIT = 10 ** (-1 / 20)  # -1 dBFS
+
+
+def load_audio(path: str | Path, sr: int | None = None, start_s: float = 0.0, end_s: float | None = None):
+    """Audio of a file as (channels, samples) float32: soundfile for audio files, ffmpeg for the
+    soundtrack of a video. Returns (audio, sample_rate)."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise CutscoreError(f"{path}: no such file")
+    try:
+        info = sf.info(str(path))
+        rate = info.samplerate
+        a = int(start_s * rate)
+        b = None if end_s is None else int(end_s * rate)
+        y, rate = sf.read(str(path), start=a, stop=b, dtype="float32", always_2d=True)
+        y = y.T
+    except sf.LibsndfileError:
+        rate = sr or 44100
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-ss", str(start_s), "-i", str(path)]
+        if end_s is not None:
+            cmd += ["-t", str(end_s - start_s)]
+        cmd += ["-vn", "-ac", "2", "-ar", str(rate), "-f", "f32le", "-"]
+        try:
+            r = subprocess.run(cmd, capture_output=True, check=False)
+        except FileNotFoundError as e:
+            raise CutscoreError("ffmpeg is not installed (apt-get install ffmpeg); it reads video soundtracks") from e
+        if r.returncode != 0 or not r.stdout:
+            msg = r.stderr.decode(errors="replace").strip().splitlines()
+            raise CutscoreError(f"{path}: no audio could be read ({msg[-1] if msg else 'no audio stream'})") from None
+        y = np.frombuffer(r.stdout, np.float32).reshape(-1, 2).T.copy()
+    if sr is not None and rate != sr:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=rate, target_sr=sr)
+        rate = sr
+    return y, rate
+
+
+def audio_rhythm_target(path: str | Path, representation: str = "odf", start_s: float = 0.0,
+                        end_s: float | None = None, seconds: int | None = None) -> np.ndarray:
+    """The rhythm target (ODF_LR, Mel_LR or Tem_LR, z-scored) of an audio file or a video's own
+    soundtrack, for training and evaluation."""
+    y, rate = load_audio(path, 44100, start_s, end_s)
+    return rhythm_target(y, rate, representation, seconds)
+
 
 REF_SR, REF_HOP = 44100, 512  # the paper's onset hop at 44.1 kHz; other rates keep the same hop time
 
@@ -98,45 +140,22 @@ def rhythm_target(y: np.ndarray, sr: int, representation: str = "odf", seconds: 
     return zscore(fns[representation](y, sr, seconds)).astype(np.float32)
 
 
-def masked_zscore(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """z-score each sample of x (B, M, C) over its valid seconds (mask (B, M)) and channels."""
-    m = mask[..., None].to(x.dtype)  # (B, M, 1)
-    n = (m.sum(dim=(1, 2)) * x.shape[-1]).clamp(min=1)  # (B,)
-    mean = (x * m).sum(dim=(1, 2)) / n
-    var = (((x - mean[:, None, None]) * m) ** 2).sum(dim=(1, 2)) / n
-    return (x - mean[:, None, None]) / var.clamp(min=1e-10).sqrt()[:, None, None] * m
+def loudness_gain_db(audio: np.ndarray, sr: int, target_lufs: float, peak_limit: float = PEAK_LIMIT) -> float:
+    """audio (channels, samples): the gain that brings the integrated loudness to the target,
+    lowered so the peak stays at or below peak_limit. Silence and clips under 0.4 s get 0 dB."""
+    import pyloudnorm
+
+    if audio.shape[1] < int(0.4 * sr) or not np.any(audio):
+        return 0.0
+    loud = pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
+    if not np.isfinite(loud):
+        return 0.0
+    gain = target_lufs - loud
+    peak = float(np.abs(audio).max())
+    if peak * 10 ** (gain / 20) > peak_limit:
+        gain = 20 * np.log10(peak_limit / peak)
+    return float(gain)
 
 
-def window_zscore(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """The released code's normalisation: each sample of x (B, M, C) z-scored over all its rows
-    and channels, padding included, with the unbiased std plus eps (so padded rows become
-    -mean/std, not 0)."""
-    mean = x.mean(dim=(1, 2), keepdim=True)
-    std = x.std(dim=(1, 2), keepdim=True) + eps  # unbiased (n - 1), as torch.std defaults
-    return (x - mean) / std
-
-
-class RhythmPredictor(nn.Module):
-    """Video features -> predicted per-second rhythm (B, M, out_channels)."""
-
-    def __init__(self, cfg: RhythmPredictorConfig):
-        super().__init__()
-        self.input_norm = cfg.input_norm
-        # the inputs are summed in CLIP space (clip_dim), then projected to the transformer's width
-        self.transformer = Transformer(cfg.clip_dim, cfg.dim, cfg.out_channels, cfg.depth, cfg.num_heads,
-                                       cfg.ff_mult, cfg.rope_dim)
-        self.class_embedding = nn.Embedding(cfg.num_classes, cfg.clip_dim)
-        self.scene_embedding = nn.Embedding(2, cfg.clip_dim)
-        self.pseudo_linear = nn.Sequential(nn.Linear(1, cfg.beat_hidden), nn.ReLU(),
-                                           nn.Linear(cfg.beat_hidden, cfg.clip_dim))
-
-    def forward(self, clip: torch.Tensor, scene: torch.Tensor, beat: torch.Tensor, mask: torch.Tensor,
-                class_id: torch.Tensor) -> torch.Tensor:
-        if self.input_norm == "window":
-            x, key_mask = window_zscore(clip), None  # (B, M, 512); every key attended, as released
-        else:
-            x = masked_zscore(clip, mask)  # (B, M, 512)
-            key_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)  # (B, 1+M)
-        x = x + self.scene_embedding(scene.long()) + self.pseudo_linear(beat[..., None].to(x.dtype))
-        x = torch.cat([self.class_embedding(class_id)[:, None, :], x], dim=1)  # (B, 1+M, 512)
-        return self.transformer(x, key_mask)[:, 1:]  # (B, M, out_channels)
+def normalise_loudness(audio: np.ndarray, sr: int, target_lufs: float = -23.0, peak_limit: float = 0.99) -> np.ndarray:
+    return (audio * np.float32(10 ** (loudness_gain_db(audio, sr, target_lufs, peak_limit) / 20))).astype(np.float32)

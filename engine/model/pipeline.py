@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.config import ModelConfig, default_vae_config, load_config
-from engine.diffusion import DiffV2M
-from engine.encoders import Features
 from engine.errors import CutscoreError
-from engine.sampling import Callback, Inpaint, get_sampler, schedule
-from engine.vae import VAE
+from engine.model.config import ModelConfig, default_vae_config, load_config
+from engine.model.diffusion import DiffV2M
+from engine.model.encoders import Features
+from engine.model.sampling import Callback, Inpaint, get_sampler, schedule
+from engine.model.vae import VAE
 
 
 @dataclass
@@ -86,14 +86,14 @@ class Pipeline:
              **options) -> Pipeline:
         """A model folder (ours, see checkpoint.py), or a preset name: `debug` builds a random-init
         model for tests (seeded, so every process builds the same one). options: compile, decode_chunk."""
-        from engine.checkpoint import load_model
+        from engine.model.checkpoint import load_model
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         p = Path(name_or_dir)
         if p.is_dir():
             model, vae = load_model(p, device)
             if vae is None:
-                from engine.vae import load_vae
+                from engine.model.vae import load_vae
 
                 vae = load_vae(vae_dir)  # Stable Audio Open's VAE: a folder, or the HF cache
             return cls(model, vae, device, name=str(p), **options)

@@ -4,6 +4,8 @@ pure noise at ts[0] = 1 and ts is a decreasing schedule ending at 0.
 
 - sample_ddim: the paper's DDIM (eta 0), 250 steps over t = linspace(1, 0, 251).
 - sample_dpmpp_2m: DPM-Solver++(2M) (Lu et al. 2022) on the data prediction, for few steps.
+Both work on the data prediction x0 (k-diffusion's denoiser interface): `data_prediction` turns
+the network's v into x0 = alpha x - sigma v once, so no sampler repeats that conversion.
 Both support inpainting: latents where `inpaint.mask` is True are held to the known latents (noised
 to the current t with fixed noise, exactly the known values at t = 0), so a region can be
 regenerated while its neighbours stay bit-identical.
@@ -16,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-from engine.diffusion import Denoiser, alpha_sigma
+from engine.model.diffusion import Denoiser, alpha_sigma
 
 Callback = Callable[[int, int], None]  # (step done, total steps); may raise to cancel
 
@@ -43,15 +45,25 @@ def _hold(x: torch.Tensor, t: torch.Tensor, inpaint: Inpaint | None) -> torch.Te
     return torch.where(inpaint.mask, a * inpaint.known + s * inpaint.noise, x)
 
 
+def data_prediction(denoiser: Denoiser) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """v(x, t) -> x0(x, t) for a scalar t: x0 = alpha(t) x - sigma(t) v."""
+    def x0(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, s = alpha_sigma(t)
+        return a * x - s * denoiser(x, t.expand(x.shape[0]).to(x.dtype))
+
+    return x0
+
+
 def sample_ddim(denoiser: Denoiser, x: torch.Tensor, ts: torch.Tensor, callback: Callback | None = None,
                 inpaint: Inpaint | None = None) -> torch.Tensor:
     n = len(ts) - 1
+    x0_of = data_prediction(denoiser)
     x = _hold(x, ts[0], inpaint)
     for i in range(n):
         t, t_next = ts[i], ts[i + 1]
-        v = denoiser(x, t.expand(x.shape[0]).to(x.dtype))
+        x0 = x0_of(x, t)
         a, s = alpha_sigma(t)
-        x0, eps = a * x - s * v, s * x + a * v
+        eps = (x - a * x0) / s  # s > 0: every t evaluated here is ts[i] > 0 (i < n)
         a_n, s_n = alpha_sigma(t_next)
         x = _hold(a_n * x0 + s_n * eps, t_next, inpaint)
         if callback is not None:
@@ -62,13 +74,13 @@ def sample_ddim(denoiser: Denoiser, x: torch.Tensor, ts: torch.Tensor, callback:
 def sample_dpmpp_2m(denoiser: Denoiser, x: torch.Tensor, ts: torch.Tensor, callback: Callback | None = None,
                     inpaint: Inpaint | None = None) -> torch.Tensor:
     n = len(ts) - 1
+    x0_of = data_prediction(denoiser)
     x = _hold(x, ts[0], inpaint)
     x0_prev, h_prev = None, None
     for i in range(n):
         t, t_next = ts[i], ts[i + 1]
-        v = denoiser(x, t.expand(x.shape[0]).to(x.dtype))
+        x0 = x0_of(x, t)
         a, s = alpha_sigma(t)
-        x0 = a * x - s * v
         a_n, s_n = alpha_sigma(t_next)
         if float(t_next) == 0.0:
             x = x0  # the last step lands on the data prediction (first order)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from engine.config import ModelConfig
-from engine.dit import Cond, DiT
-from engine.encoders import ConditionEncoders, Features
+from engine.model.config import ModelConfig
+from engine.model.dit import Cond, DiT
+from engine.model.encoders import ConditionEncoders, Features
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B,C,T), t (B,)) -> v
 

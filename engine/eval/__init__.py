@@ -1,0 +1,1 @@
+"""Evaluation: onset/cut alignment and the paper's distribution metrics (FAD, FD, KL)."""

@@ -1,0 +1,172 @@
+"""Regenerating one clip's music (torch-free): scored timeline -> its sidecar (found from the music
+clips' WAV paths) -> the engine re-samples the clip's span (+- REGEN_MARGIN_S of held context) by
+inpainting with the neighbours' latents held -> the clip's new take is a new versioned WAV, its edges
+blended into the old audio so the joins stay continuous; the other WAVs are not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from engine.api import JobStatus, RegenerateRequest
+from engine.client import EngineClient, run_job
+from engine.errors import CutscoreError
+from engine.files import atomic_write, atomic_write_text
+from plugin.render import (
+    StitchWindow,
+    apply_gain,
+    read_wav,
+    render_music,
+    to_samples,
+    write_wav,
+)
+from plugin.score import sync_hits
+from plugin.state import STATE_FILE, load_state, take_pattern, wav_path
+from plugin.timeline import ADAPTERS
+from plugin.writeback import music_track
+
+EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
+
+
+REGEN_MARGIN_S = 1.5  # a regenerate samples the clip plus this much context either side (held)
+
+
+def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, out_path: str | Path | None = None,
+                    seed: int | None = None, force: bool = False,
+                    on_progress: Callable[[JobStatus], None] | None = None) -> dict:
+    from plugin.timeline import load_otio
+
+    scored_path = Path(scored_path)
+    scored = load_otio(scored_path)
+    side, state = load_state(scored_path, scored)
+    segs = [s for s in state["segments"] if s["kind"] == "clip"]
+    target = next((s for s in segs if str(s["index"]) == clip), None) or next((s for s in segs if s["name"] == clip), None)
+    if target is None:
+        names = ", ".join(f"{s['index']} {s['name']!r}" for s in segs)
+        raise CutscoreError(f"{scored_path}: no clip {clip!r}; the clips are {names}")
+    rate = target["rate"]
+    rng = TimeRange(RationalTime(target["start"], rate), RationalTime(target["duration"], rate))
+    a_s, b_s = rng.start_time.to_seconds(), rng.end_time_exclusive().to_seconds()
+    windows = state["windows"]
+    mid = (a_s + b_s) / 2
+    wi = next(i for i, w in enumerate(windows) if w["start_s"] <= mid <= w["start_s"] + w["duration_s"]
+              or i == len(windows) - 1)
+    w = windows[wi]
+    region = (max(a_s, w["start_s"]), min(b_s, w["start_s"] + w["duration_s"]))
+    # regenerate by the clip: sample the clip plus a margin each side, not the whole window
+    span = (max(w["start_s"], region[0] - REGEN_MARGIN_S), min(w["start_s"] + w["duration_s"], region[1] + REGEN_MARGIN_S))
+    old_seed = w["seed"] - wi
+    new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+    if new_seed == old_seed:
+        new_seed += 1
+    req_data = dict(state["request"])
+    req_data["settings"] = dict(req_data["settings"], seed=new_seed)
+    req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
+                            region_end_s=region[1], latents=w["latents"], span_start_s=span[0], span_end_s=span[1])
+    takes = [int(m.group(1)) for p in side.glob(f"clip{target['index']:03d}-v*.wav")
+             if (m := re.fullmatch(r"clip\d+-v(\d+)", p.stem))]
+    version = 1 + max(takes, default=0)
+    out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
+    if out_path.exists() and not force:
+        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
+    if not out_path.parent.is_dir():
+        raise CutscoreError(f"{out_path.parent}: no such folder for the output")
+    if out_path.suffix.lower() != scored_path.suffix.lower():
+        raise CutscoreError(f"{out_path}: regenerate writes the scored timeline's own format "
+                            f"({scored_path.suffix}); name the output {out_path.stem}{scored_path.suffix}")
+    result = run_job(client, req, on_progress)
+    new_w = result.windows[0].model_dump()  # the span [span_start, span_end), not the whole window
+    sr = state["sample_rate"]
+    span_range = TimeRange(RationalTime.from_seconds(new_w["start_s"], rate).round(),
+                           RationalTime.from_seconds(new_w["duration_s"], rate).round())
+    music = render_music([StitchWindow(0.0, new_w["duration_s"], 0.0, read_wav(new_w["audio"])[0])],
+                         state["model_sample_rate"], span_range.duration, sr)
+    if state.get("hit_sync"):  # the same warps as the score, so the new take lands its hits too
+        targets = [o["target_s"] - new_w["start_s"] for o in state["hit_sync"]["offsets"]]
+        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w["duration_s"]], True, [])
+    music = apply_gain(music, state["gain_db"])
+    old_audio, _ = read_wav(side / target["wav"])
+    new_audio = _splice(old_audio, music, to_samples(span_range.start_time - rng.start_time, sr),
+                        (to_samples(RationalTime.from_seconds(region[0], rate) - rng.start_time, sr),
+                         to_samples(RationalTime.from_seconds(region[1], rate) - rng.start_time, sr)),
+                        int(EDGE_BLEND_S * sr))
+    wav = side / f"clip{target['index']:03d}-v{version}.wav"
+    write_wav(wav, new_audio, sr)
+    target_wav_old = target["wav"]
+    target["wav"] = wav.name
+    state.setdefault("history", []).append({"clip": target["index"], "seed": new_seed, "window": wi,
+                                            "span_s": list(span), "replaced": target_wav_old, "wav": wav.name,
+                                            "latents": new_w["latents"]})
+    atomic_write_text(side / STATE_FILE, json.dumps(state, indent=2))
+    _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path, target["name"])
+    return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
+            "window": wi}
+
+
+def _splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:
+    """The clip's audio: the old take outside `region` (samples from the clip's start), the new
+    span's audio inside it (span_audio starts span_offset samples after the clip's start), blended
+    over n samples at the region's edges so it starts and ends on the old audio."""
+    a, b = max(region[0], 0), min(region[1], old.shape[1])
+    new = old.copy()
+    src = span_audio[:, a - span_offset:b - span_offset]
+    new[:, a:a + src.shape[1]] = src
+    new[:, a:b] = _blend_edges(old[:, a:b], new[:, a:b], n)
+    return new
+
+
+def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
+    """Start and end exactly on the old audio (continuous with the untouched neighbours), fading
+    into the new audio over n samples at each edge."""
+    n = min(n, new.shape[1] // 2)
+    if n <= 0 or old.shape != new.shape:
+        return new
+    out = new.copy()
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float64))  # 0 -> 1
+    out[:, :n] = old[:, :n] * (1 - ramp) + new[:, :n] * ramp
+    out[:, -n:] = old[:, -n:] * ramp + new[:, -n:] * (1 - ramp)  # ends exactly on the old audio
+    return out.astype(np.float32)
+
+
+def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Path, wav: Path,
+                       out_path: Path, name: str = "") -> None:
+    """The scored timeline with the clip's music pointing at `wav` instead of `old`."""
+    suffix = scored_path.suffix.lower()
+    if suffix == ".kdenlive":
+        from plugin.kdenlive.writer import replace_clip_wav
+
+        atomic_write_text(out_path, replace_clip_wav(scored_path.read_text(encoding="utf-8"), old, wav,
+                                                     f"cutscore music: {name}"))
+        return
+    track = music_track(scored)
+    take = take_pattern(old.name)
+    found = 0
+    for c in track.find_clips():  # found by its WAV's take name, which survives editors that drop metadata
+        p = wav_path(c)
+        if p is not None and take.fullmatch(p.name):
+            new_url = wav.resolve().as_uri() if out_path.suffix.lower() == ".xml" else str(wav.resolve())
+            c.media_reference.target_url = new_url  # FCP7 XML: a file:// URL; OTIO: a plain path (Resolve)
+            found += 1
+    if not found:
+        raise CutscoreError(f"{scored_path}: no music clip plays a take of {old.name}; was the music track edited?")
+    side = wav.parent
+    out_suffix = out_path.suffix.lower()
+    kwargs = {}
+    if out_suffix in (".otioz", ".otiod"):
+        for c in track.find_clips():  # the bundle's own copies of the other takes: the sidecar's originals
+            p = wav_path(c)
+            if p is not None and not p.is_absolute() and (side / p.name).exists():
+                c.media_reference.target_url = str((side / p.name).resolve())
+        from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
+
+        kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
+    atomic_write(out_path, lambda tmp: otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix],
+                                                                   **kwargs))
