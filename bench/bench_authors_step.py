@@ -69,9 +69,13 @@ def main() -> None:
     cond = Cond(emo=emo, emo_mask=masks[2], sem=sem, sem_mask=masks[0], rhy=rhy, rhy_mask=masks[1], global_cond=glob)
     denoise = ours.denoiser(cond, 3.0)
 
+    # their first cross-attention reads the third stream of the list: in the released model that is the
+    # rhythm stream (cutscore's official preset says so with emotion_source="rhythm")
+    third = (rhy, masks[1]) if ours.cfg.dit.emotion_source == "rhythm" else (emo, masks[2])
+
     def theirs_step():
-        return theirs(x, t, cross_attn_cond=[sem.clone(), rhy.clone(), emo.clone()], cross_attn_cond_mask=list(masks),
-                      global_embed=glob, cfg_scale=3.0)
+        return theirs(x, t, cross_attn_cond=[sem.clone(), rhy.clone(), third[0].clone()],
+                      cross_attn_cond_mask=[masks[0], masks[1], third[1]], global_embed=glob, cfg_scale=3.0)
 
     def ours_step():
         return denoise(x, t)

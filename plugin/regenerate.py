@@ -41,7 +41,9 @@ REGEN_MARGIN_S = 1.5  # a regenerate samples the clip plus this much context eit
 
 def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, out_path: str | Path | None = None,
                     seed: int | None = None, force: bool = False,
-                    on_progress: Callable[[JobStatus], None] | None = None) -> dict:
+                    on_progress: Callable[[JobStatus], None] | None = None, hits_s: list[float] | None = None) -> dict:
+    """hits_s: hit points to add to the score's (seconds from the timeline start, e.g. placed in the
+    panel since): scene onsets for the clip's new take, kept in the sidecar's request."""
     from plugin.timeline import load_otio
 
     scored_path = Path(scored_path)
@@ -69,6 +71,11 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
         new_seed += 1
     req_data = dict(state["request"])
     req_data["settings"] = dict(req_data["settings"], seed=new_seed)
+    if hits_s is not None:
+        on_frames = (RationalTime.from_seconds(float(h), rate).round().to_seconds() for h in hits_s)  # as score does
+        req_data["hits_s"] = sorted({round(h, 6) for h in [*req_data.get("hits_s", []), *on_frames]
+                                     if 0 <= h <= state["request"]["duration_s"]})
+        state["request"]["hits_s"] = req_data["hits_s"]
     req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
                             region_end_s=region[1], latents=w["latents"], span_start_s=span[0], span_end_s=span[1])
     takes = [int(m.group(1)) for p in side.glob(f"clip{target['index']:03d}-v*.wav")
@@ -170,3 +177,26 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
         kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
     atomic_write(out_path, lambda tmp: otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix],
                                                                    **kwargs))
+
+
+def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | Path | None = None) -> dict:
+    """Make the timeline play `take` (a WAV name from takes_of) for the clip: the sidecar records the
+    choice and the scored timeline (or out_path, in the same format) points the clip's music at it."""
+    from plugin.timeline import load_otio
+
+    scored_path = Path(scored_path)
+    scored = load_otio(scored_path)
+    side, state = load_state(scored_path, scored)
+    target = next((s for s in state["segments"] if s["kind"] == "clip" and s["index"] == clip), None)
+    if target is None:
+        raise CutscoreError(f"{scored_path}: no clip {clip}")
+    if not take_pattern(target["wav"]).fullmatch(take) or not (side / take).exists():
+        raise CutscoreError(f"{take}: not a take of clip {clip} in {side}")
+    old = target["wav"]
+    if old != take:
+        target["wav"] = take
+        state.setdefault("choices", []).append({"clip": clip, "from": old, "to": take})
+        atomic_write_text(side / STATE_FILE, json.dumps(state, indent=2))
+        _write_regenerated(scored_path, scored, side / old, side / take, Path(out_path or scored_path), target["name"])
+    return {"clip": clip, "take": take, "previous": old}
+

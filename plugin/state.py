@@ -114,6 +114,21 @@ def find_sidecar(scored: otio.schema.Timeline, scored_path: Path) -> Path:
                         "keep the `.cutscore` folder beside the WAVs")
 
 
+def takes_of(scored_path: str | Path) -> dict[int, dict]:
+    """Per clip index of a scored timeline: its name, every take's WAV name in order (v1 is the
+    score's, then one per regenerate) and the take the timeline plays now."""
+    side, state = load_state(scored_path)
+    out = {}
+    for seg in state["segments"]:
+        if seg["kind"] != "clip":
+            continue
+        pattern = take_pattern(seg["wav"])
+        takes = sorted((p.name for p in side.glob("*.wav") if pattern.fullmatch(p.name)),
+                       key=lambda n: int(n.rsplit("-v", 1)[1][:-4]))
+        out[seg["index"]] = {"name": seg["name"], "takes": takes, "current": seg["wav"]}
+    return out
+
+
 def take_pattern(wav_name: str) -> re.Pattern:
     """Any take of the same music segment: clip003-v1.wav, clip003-v2.wav, ..."""
     stem = wav_name.rsplit("-v", 1)[0]

@@ -144,3 +144,132 @@ def test_cancel_stops_a_generation(panel, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not panel.state.busy, timeout=30000)
     assert errors and "cancelled" in errors[0]
     assert panel.state.scored_path is None and not (tmp_path / "demo-scored.otio").exists()
+
+
+def test_monitor_shows_the_source_frame_under_the_playhead(panel, tmp_path):
+    """The picture at a playhead time is the clip's source frame at its source time."""
+    import cv2
+
+    assert panel.open(_demo(tmp_path))
+    for t in (1.0, 10.5, 17.2):
+        panel.go(t)
+        clip = panel.state.clip_at(t)
+        src = clip.file_range.start_time.to_seconds() + t - clip.range.start_time.to_seconds()
+        cap = cv2.VideoCapture(str(clip.media_path))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, round(src * cap.get(cv2.CAP_PROP_FPS)))
+        ok, bgr = cap.read()
+        cap.release()
+        assert ok and panel.monitor.frame is not None
+        expected = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
+        assert np.abs(panel.monitor.frame.astype(np.float32) - expected).mean() < 2.0, t
+        shown = panel.monitor.grab().toImage()
+        assert shown.pixelColor(shown.width() // 2, shown.height() // 2).name() != "#000000"  # drawn, not black
+    first = panel.monitor.frame.copy()
+    panel.go(1.0)
+    assert np.abs(panel.monitor.frame.astype(np.float32) - first.astype(np.float32)).mean() > 10  # another shot
+
+
+def test_keyboard_moves_the_playhead_and_places_and_removes_hit_points(panel, qtbot, tmp_path):
+    from PyQt6.QtCore import Qt
+
+    assert panel.open(_demo(tmp_path))
+    panel.activateWindow()
+    panel.setFocus()
+    rate = panel.state.plan.timeline.rate
+    qtbot.keyClick(panel, Qt.Key.Key_End)
+    assert panel.view.playhead_s == pytest.approx(panel.state.duration_s)
+    qtbot.keyClick(panel, Qt.Key.Key_Home)
+    assert panel.view.playhead_s == 0.0
+    for _ in range(3):
+        qtbot.keyClick(panel, Qt.Key.Key_Right)
+    assert panel.view.playhead_s == pytest.approx(3 / rate)
+    qtbot.keyClick(panel, Qt.Key.Key_M)
+    assert panel.state.user_hits == [pytest.approx(3 / rate, abs=1e-3)]
+    qtbot.keyClick(panel, Qt.Key.Key_Delete)
+    assert panel.state.user_hits == []
+    markers_before = list(panel.state.plan.timeline.hits)
+    qtbot.keyClick(panel, Qt.Key.Key_Delete)  # nothing selected: the timeline's own markers stay
+    assert panel.state.plan.timeline.hits == markers_before
+
+
+class RecordingClient:
+    """The real engine, with the requests the panel sends kept for the test to read."""
+
+    def __init__(self, engine):
+        self.engine, self.requests = engine, []
+
+    def submit(self, request):
+        self.requests.append(request)
+        return self.engine.submit(request)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
+    """A hit point placed and dragged in the panel reaches the engine as a scene onset; two
+    regenerates make takes v2 and v3; choosing v1 again points the timeline (and its export) at
+    v1's WAV; reopening the scored timeline shows the takes and the hit point again."""
+    from PyQt6.QtCore import QPoint, Qt
+
+    from plugin.state import wav_path
+    from plugin.timeline import load_otio
+
+    rec = RecordingClient(engine)
+    panel = PanelWindow(client_factory=lambda: rec)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel.open(_demo(tmp_path))
+    panel.model_edit.setText("debug")
+    panel.steps.setValue(2)
+    panel.go(6.0)
+    panel.add_hit()  # what M does (the keyboard test drives the key itself)
+    assert panel.state.user_hits == [6.0]
+    x = int(panel.view.x_of(6.0))
+    y = int(panel.view.lane_rect("music").center().y())
+    qtbot.mousePress(panel.view, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
+    qtbot.mouseMove(panel.view, QPoint(int(panel.view.x_of(7.0)), y))
+    assert panel.state.user_hits == [pytest.approx(7.0, abs=0.1)]
+    assert panel.grab().save(str(ROOT / "out" / "panel_hit_drag.png"))
+    qtbot.mouseRelease(panel.view, Qt.MouseButton.LeftButton, pos=QPoint(int(panel.view.x_of(7.0)), y))
+    hit = panel.state.user_hits[0]
+    with qtbot.waitSignal(panel.generated, timeout=120000):
+        panel.generate_btn.click()
+    frame = 1 / panel.state.plan.timeline.rate
+
+    def sent(req):  # the score snaps hit points to the timeline's frames
+        return any(abs(h - hit) <= frame for h in req.hits_s)
+
+    assert sent(rec.requests[-1])  # a scene onset for the engine (jobs: onsets_from_cuts over cuts + hits)
+    panel.state.selected_clip = 2
+    panel._sync()
+    for _ in range(2):
+        with qtbot.waitSignal(panel.generated, timeout=120000):
+            panel.regen_btn.click()
+        assert sent(rec.requests[-1])
+    takes = panel.state.takes[2]
+    assert takes["takes"] == ["clip002-v1.wav", "clip002-v2.wav", "clip002-v3.wav"] and takes["current"] == "clip002-v3.wav"
+    assert panel.takes.count() == 3 and "in the timeline" in panel.takes.item(2).text()
+    assert panel.grab().save(str(ROOT / "out" / "panel_takes.png"))
+    v3 = panel.state.music.copy()
+    panel.takes.setCurrentRow(0)
+    panel.use_take_btn.click()
+    assert panel.state.takes[2]["current"] == "clip002-v1.wav" and "in the timeline" in panel.takes.item(0).text()
+    assert not np.array_equal(panel.state.music, v3)
+    scored = panel.state.scored_path
+
+    def music_wavs(path):
+        tl = load_otio(path)
+        track = next(t for t in tl.tracks if t.name == "cutscore music")
+        return [wav_path(c).name for c in track.find_clips()]
+
+    assert "clip002-v1.wav" in music_wavs(scored) and "clip002-v3.wav" not in music_wavs(scored)
+    panel.fmt.setCurrentText(".otio")
+    panel.export_btn.click()
+    exported = tmp_path / "demo-cutscore.otio"
+    assert exported.exists() and "clip002-v1.wav" in music_wavs(exported)
+    again = PanelWindow(client_factory=lambda: rec)
+    qtbot.addWidget(again)
+    assert again.open(scored)
+    assert again.state.scored_path == scored and again.state.takes[2]["current"] == "clip002-v1.wav"
+    assert again.state.user_hits == [pytest.approx(hit, abs=frame)]

@@ -51,6 +51,10 @@ class PanelState:
     error_details: str = ""
     busy: bool = False
     recent: list[str] = field(default_factory=list)
+    user_hits: list[float] = field(default_factory=list)  # hit points placed in the panel, seconds
+    selected_hit: int | None = None  # index into user_hits
+    takes: dict[int, dict] = field(default_factory=dict)  # clip index -> {"name", "takes", "current"} (sidecar)
+    started_at: float = 0.0  # when the running job started (monotonic), for the time left
 
     def open(self, path: str | Path, rate: float | None = None) -> Plan:
         """Read a timeline (raises CutscoreError with a one-line message on bad input)."""
@@ -58,7 +62,9 @@ class PanelState:
         self.path, self.plan = Path(path), make_plan(tl)
         self.beats = self.rhythm = self.music = None
         self.scored_path, self.selected_clip, self.error, self.error_details = None, None, "", ""
+        self.user_hits, self.selected_hit, self.takes = [], None, {}
         self.onsets = self._onsets()
+        self._reopen_scored()
         p = str(Path(path).resolve())
         self.recent = [p] + [r for r in self.recent if r != p][:9]
         return self.plan
@@ -68,6 +74,57 @@ class PanelState:
 
         tl = self.plan.timeline
         return onsets_from_cuts([c.to_seconds() for c in tl.cuts], 0.0, tl.duration.to_seconds())
+
+    def _reopen_scored(self) -> None:
+        """A timeline cutscore scored (its sidecar found from the music's WAVs) opens with its music,
+        takes and the hit points placed in the panel before."""
+        from engine.errors import CutscoreError
+        from plugin.state import load_state
+
+        try:
+            _, saved = load_state(self.path)
+        except (CutscoreError, OSError, KeyError, ValueError):
+            return
+        self.scored_path = self.path
+        self.load_music()
+        marks = {round(h.to_seconds(), 3) for h in self.plan.timeline.hits}
+        self.user_hits = sorted(h for h in saved["request"].get("hits_s", []) if round(h, 3) not in marks)
+
+    def load_music(self) -> None:
+        """The scored music, its predicted rhythm and the clips' takes, from the sidecar."""
+        from plugin.state import music_of, takes_of
+
+        self.music, self.music_rate, rhythm = music_of(self.scored_path)
+        self.rhythm = np.asarray(rhythm, np.float32)
+        self.takes = takes_of(self.scored_path)
+
+    # -- hit points placed in the panel (the timeline's own markers are read-only here) ----------
+    def add_hit(self, t: float) -> int:
+        t = round(min(max(t, 0.0), self.duration_s), 3)
+        if t not in self.user_hits:
+            self.user_hits.append(t)
+            self.user_hits.sort()
+        self.selected_hit = self.user_hits.index(t)
+        return self.selected_hit
+
+    def move_hit(self, i: int, t: float) -> None:
+        self.user_hits[i] = round(min(max(t, 0.0), self.duration_s), 3)
+        moved = self.user_hits[i]
+        self.user_hits.sort()
+        self.selected_hit = self.user_hits.index(moved)
+
+    def remove_hit(self, i: int | None = None) -> bool:
+        i = self.selected_hit if i is None else i
+        if i is None or not 0 <= i < len(self.user_hits):
+            return False
+        del self.user_hits[i]
+        self.selected_hit = None
+        return True
+
+    def time_left_s(self, now: float) -> float | None:
+        if not self.busy or self.progress <= 0.02 or not self.started_at:
+            return None
+        return (now - self.started_at) * (1 - self.progress) / self.progress
 
     @property
     def duration_s(self) -> float:

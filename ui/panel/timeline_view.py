@@ -1,8 +1,11 @@
 """The timeline as the editor sees it: a ruler in the timeline's own timecode, the flattened
-picture's clips as blocks (names, thumbnails where the media is found), the cut lines, the markers
-as hit points; under it the lanes: visual beats and scene onsets per second, the predicted rhythm,
-and the music's waveform. Ctrl+wheel zooms, the scroll area scrolls, a click selects a clip and
-moves the playhead. It only renders PanelState.
+picture's clips as blocks (names, thumbnails where the media is found), the cuts as lines on their
+frame, the timeline's markers (yellow, read-only here) and the hit points placed in the panel
+(orange: drag to move); under it the lanes, which grow with the window: the music as a min/max
+waveform per pixel, left channel above and right below, one block per music clip with its take
+name; the predicted rhythm as a curve at the model's resolution (one value a second); the visual
+beats (per second, the feature's resolution). Ctrl+wheel zooms, "fit" zooms to the window, a click
+selects a clip and moves the playhead. It only renders PanelState.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from PyQt6.QtWidgets import QWidget
 
 from ui.panel.state import PanelState
 
-RULER, CLIPS, LANE = 22, 64, 40
-LANES = ("beats", "onsets", "rhythm", "music")
+RULER, CLIPS = 24, 64
+LANES = ("music", "rhythm", "beats")
+LANE_SHARE = {"music": 0.6, "rhythm": 0.25, "beats": 0.15}  # of the height under the clips
+HIT_GRAB_PX = 6
 CLIP_COLORS = [QColor("#3d6e9e"), QColor("#4f8a5b"), QColor("#8a6a3d"), QColor("#7a4f8a"), QColor("#3d8a86")]
 
 
@@ -42,6 +47,7 @@ def thumbnail(path, at_s: float, height: int = 48) -> QPixmap | None:
 class TimelineView(QWidget):
     clipSelected = pyqtSignal(int)
     seek = pyqtSignal(float)
+    hitsChanged = pyqtSignal()
 
     def __init__(self, state: PanelState, parent=None):
         super().__init__(parent)
@@ -49,8 +55,11 @@ class TimelineView(QWidget):
         self.px_per_s = 40.0
         self.playhead_s = 0.0
         self._thumbs: dict[int, QPixmap | None] = {}
-        self.setMinimumHeight(RULER + CLIPS + LANE * len(LANES) + 8)
+        self._drag: int | None = None  # the user hit point being dragged
+        self.fit = True  # zoomed to fit the window (until the editor zooms)
+        self.setMinimumHeight(RULER + CLIPS + 150)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setMouseTracking(True)
 
     # -- geometry ---------------------------------------------------------------------------------
     def x_of(self, t: float) -> float:
@@ -72,26 +81,71 @@ class TimelineView(QWidget):
         self.px_per_s = float(np.clip(px_per_s, 2, 800))
         self.relayout()
 
-    def lane_top(self, name: str) -> int:
-        return RULER + CLIPS + LANE * LANES.index(name)
+    def zoom_to_fit(self, width: int | None = None) -> None:
+        """The whole timeline in `width` pixels (default: the scroll area's viewport, the parent)."""
+        self.fit = True
+        width = width or (self.parentWidget().width() if self.parentWidget() is not None else self.width())
+        if self.state.duration_s > 0 and width > 40:
+            self.set_zoom((width - 16) / self.state.duration_s)
+
+    def resizeEvent(self, e):
+        super().resizeEvent(e)
+        parent = self.parentWidget()
+        if self.fit and parent is not None and abs(self.x_of(self.state.duration_s) + 12 - parent.width()) > 2:
+            self.zoom_to_fit(parent.width())
+
+    def lane_rect(self, name: str) -> QRectF:
+        top, avail = RULER + CLIPS, max(self.height() - RULER - CLIPS - 4, 90)
+        y = top + sum(LANE_SHARE[n] for n in LANES[:LANES.index(name)]) * avail
+        return QRectF(0, y, self.width(), LANE_SHARE[name] * avail)
+
+    def hit_near(self, x: float) -> int | None:
+        best = min(range(len(self.state.user_hits)), key=lambda i: abs(self.x_of(self.state.user_hits[i]) - x),
+                   default=None)
+        if best is not None and abs(self.x_of(self.state.user_hits[best]) - x) <= HIT_GRAB_PX:
+            return best
+        return None
 
     # -- input ------------------------------------------------------------------------------------
     def wheelEvent(self, e):
         if e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.fit = False
             self.set_zoom(self.px_per_s * (1.25 if e.angleDelta().y() > 0 else 0.8))
             e.accept()
         else:
             super().wheelEvent(e)
 
     def mousePressEvent(self, e):
-        t = self.t_of(e.position().x())
+        x, y = e.position().x(), e.position().y()
+        hit = self.hit_near(x)
+        if hit is not None:  # grab a hit point placed in the panel
+            self._drag = self.state.selected_hit = hit
+            self.update()
+            return
+        self.state.selected_hit = None
+        t = self.t_of(x)
         self.playhead_s = min(t, self.state.duration_s)
         clip = self.state.clip_at(t)
-        if clip is not None and RULER <= e.position().y() < RULER + CLIPS:
+        if clip is not None and RULER <= y < RULER + CLIPS:
             self.state.selected_clip = clip.index
             self.clipSelected.emit(clip.index)
         self.seek.emit(self.playhead_s)
         self.update()
+
+    def mouseMoveEvent(self, e):
+        x = e.position().x()
+        if self._drag is not None:
+            self.state.move_hit(self._drag, self.t_of(x))
+            self._drag = self.state.selected_hit
+            self.update()
+        else:
+            near = self.hit_near(x) is not None
+            self.setCursor(Qt.CursorShape.SizeHorCursor if near else Qt.CursorShape.ArrowCursor)
+
+    def mouseReleaseEvent(self, e):
+        if self._drag is not None:
+            self._drag = None
+            self.hitsChanged.emit()
 
     # -- painting ---------------------------------------------------------------------------------
     def paintEvent(self, _):
@@ -119,27 +173,32 @@ class TimelineView(QWidget):
             p.setFont(QFont("Sans", 8))
             p.drawText(r.adjusted(3, 0, -3, -2), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
                        c.name + ("" if c.media_found or not c.media else "  (offline)"))
+        labels = {"beats": "visual beats (per second)", "rhythm": "predicted rhythm (per second)", "music": "music"}
         for name in LANES:
-            y = self.lane_top(name)
-            p.fillRect(QRectF(0, y + 1, self.width(), LANE - 2), QColor("#26282c"))
-            p.setPen(QColor("#777777"))
-            p.setFont(QFont("Sans", 7))
-            p.drawText(6, y + 11, {"beats": "visual beats", "onsets": "scene onsets", "rhythm": "predicted rhythm",
-                                   "music": "music"}[name])
-        self._bars(p, st.beats, "beats", QColor("#6fc3ff"))
-        self._bars(p, st.onsets, "onsets", QColor("#ff6f6f"))
+            r = self.lane_rect(name)
+            p.fillRect(r.adjusted(0, 1, 0, -1), QColor("#25272b"))
+            p.setPen(QColor("#9a9a9a"))
+            p.setFont(QFont("Sans", 8))
+            p.drawText(int(r.left()) + 6, int(r.top()) + 13, labels[name])
+        self._beats(p)
         self._rhythm(p)
-        self._waveform(p)
-        height = RULER + CLIPS + LANE * len(LANES)
+        self._music(p)
+        height = int(self.lane_rect(LANES[-1]).bottom())
         p.setPen(QPen(QColor("#ff5050"), 1))
         for c in tl.cuts:
             x = self.x_of(c.to_seconds())
             p.drawLine(int(x), RULER, int(x), height)
         p.setPen(QPen(QColor("#ffd54a"), 1, Qt.PenStyle.DashLine))
-        for h in tl.hits:
+        for h in tl.hits:  # the timeline's markers: read-only here
             x = self.x_of(h.to_seconds())
             p.drawLine(int(x), 0, int(x), height)
             p.fillRect(QRectF(x - 4, 0, 8, 6), QColor("#ffd54a"))
+        for i, h in enumerate(st.user_hits):  # hit points placed in the panel: drag, Delete
+            x = self.x_of(h)
+            chosen = i == st.selected_hit
+            p.setPen(QPen(QColor("#ffc27a" if chosen else "#ff9d3b"), 3 if chosen else 1))
+            p.drawLine(int(x), 0, int(x), height)
+            p.fillRect(QRectF(x - 5, 0, 10, 10), QColor("#ffc27a" if chosen else "#ff9d3b"))
         p.setPen(QPen(QColor("#ffffff"), 2))
         x = self.x_of(self.playhead_s)
         p.drawLine(int(x), 0, int(x), height)
@@ -157,41 +216,71 @@ class TimelineView(QWidget):
             p.drawText(int(x) + 2, 12, tc)
             t += step
 
-    def _bars(self, p: QPainter, values, lane: str, color: QColor) -> None:
-        if values is None:
+    def _beats(self, p: QPainter) -> None:
+        values = self.state.beats
+        if values is None or not len(values):
             return
-        y0, h = self.lane_top(lane) + LANE - 3, LANE - 16
+        r = self.lane_rect("beats")
+        y0, h = r.bottom() - 3, r.height() - 18
         top = max(float(np.max(values)), 1e-6)
+        w = max(2.0, min(6.0, self.px_per_s / 6))
         for s, v in enumerate(values):
             if v > 0:
-                x = self.x_of(s)
-                p.fillRect(QRectF(x + 1, y0 - h * v / top, max(self.px_per_s - 2, 1), h * v / top), color)
+                x = self.x_of(s + 0.5)
+                p.fillRect(QRectF(x - w / 2, y0 - h * v / top, w, h * v / top), QColor("#6fc3ff"))
 
     def _rhythm(self, p: QPainter) -> None:
         r = self.state.rhythm
         if r is None or len(r) == 0:
             return
-        y0, h = self.lane_top("rhythm") + LANE - 4, LANE - 16
+        lane = self.lane_rect("rhythm")
+        y0, h = lane.bottom() - 4, lane.height() - 20
         lo, hi = float(np.min(r)), float(np.max(r))
         span = max(hi - lo, 1e-6)
         p.setPen(QPen(QColor("#b08cff"), 2))
-        pts = [(self.x_of(s + 0.5), y0 - h * (v - lo) / span) for s, v in enumerate(r)]
+        pts = [(self.x_of(s + 0.5), y0 - h * (float(v) - lo) / span) for s, v in enumerate(np.ravel(r))]
         for (xa, ya), (xb, yb) in zip(pts, pts[1:]):
             p.drawLine(int(xa), int(ya), int(xb), int(yb))
+        p.setBrush(QColor("#b08cff"))
+        for x, y in pts:
+            p.drawEllipse(QRectF(x - 2, y - 2, 4, 4))
+        p.setBrush(Qt.BrushStyle.NoBrush)
 
-    def _waveform(self, p: QPainter) -> None:
+    def _music(self, p: QPainter) -> None:
+        """Min/max per pixel of each channel (left above the centre line, right below), per music
+        clip block with its take name."""
         m = self.state.music
         if m is None or m.size == 0:
             return
-        mono = m.mean(axis=0)
+        lane = self.lane_rect("music")
+        top, h = lane.top() + 16, lane.height() - 18
+        chans = m if m.shape[0] > 1 else np.repeat(m, 2, axis=0)
         sr = self.state.music_rate
-        mid, half = self.lane_top("music") + LANE / 2, LANE / 2 - 3
-        peak = max(float(np.abs(mono).max()), 1e-6)
+        peak = max(float(np.abs(chans).max()), 1e-6)
+        half = h / 4 - 1
+        mids = (top + h / 4, top + 3 * h / 4)
+        blocks = [(c.range.start_time.to_seconds(), c.range.end_time_exclusive().to_seconds(), c.index)
+                  for c in self.state.clips] or [(0.0, m.shape[1] / sr, -1)]
+        for a, b, idx in blocks:
+            xa, xb = self.x_of(a), self.x_of(b)
+            chosen = idx == self.state.selected_clip
+            p.fillRect(QRectF(xa, top - 14, max(xb - xa - 1, 1), h + 14), QColor("#2f3b33" if not chosen else "#3d5544"))
+            take = self.state.takes.get(idx, {}).get("current", "")
+            if take:
+                p.setPen(QColor("#cfe8d4"))
+                p.setFont(QFont("Sans", 8))
+                label = take.rsplit("-", 1)[-1].removesuffix(".wav")  # v1, v2, ...
+                n = len(self.state.takes[idx]["takes"])
+                p.drawText(QRectF(xa + 4, top - 14, max(xb - xa - 8, 1), 13), Qt.AlignmentFlag.AlignLeft,
+                           f"take {label}" + (f" of {n}" if n > 1 else ""))
         p.setPen(QColor("#7fd18b"))
-        width = int(self.x_of(len(mono) / sr))
         per_px = max(1, int(sr / self.px_per_s))
-        for x in range(4, width):
+        for x in range(int(self.x_of(0)), int(self.x_of(m.shape[1] / sr))):
             a = int(self.t_of(x) * sr)
-            seg = mono[a:a + per_px]
-            if seg.size:
-                p.drawLine(x, int(mid - half * seg.max() / peak), x, int(mid - half * seg.min() / peak))
+            for ch, mid in zip(chans[:2], mids):
+                seg = ch[a:a + per_px]
+                if seg.size:
+                    p.drawLine(x, int(mid - half * seg.max() / peak), x, int(mid - half * seg.min() / peak))
+        p.setPen(QColor("#3c5a44"))
+        for mid in mids:
+            p.drawLine(int(self.x_of(0)), int(mid), int(self.x_of(m.shape[1] / sr)), int(mid))
