@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_demo import timeline_for  # noqa: E402
 from engine.client import LocalEngine  # noqa: E402
+from plugin import regenerate as rg  # noqa: E402
 from plugin import score as sc  # noqa: E402
 
 
@@ -46,18 +47,18 @@ def main() -> None:
             k = min(range(1, len(bounds) - 1), key=lambda i: abs((bounds[i + 1] - bounds[i]) - 3.0))
             clip_s = bounds[k + 1] - bounds[k]
             t0 = time.perf_counter()
-            sc.regenerate_clip(out, str(k), eng, d / f"r{minutes}.otio", seed=1, force=True)
+            rg.regenerate_clip(out, str(k), eng, d / f"r{minutes}.otio", seed=1, force=True)
             t_clip = time.perf_counter() - t0
             (d / f"alone{minutes}").mkdir(exist_ok=True)
             alone = timeline_for(d / f"src{minutes}" / f"{key}.avi", [], clip_s, d / f"alone{minutes}")
             t0 = time.perf_counter()
             sc.score_timeline(alone, d / f"alone{minutes}.otio", eng, opts)
             t_alone = time.perf_counter() - t0
-            margin, sc.REGEN_MARGIN_S = sc.REGEN_MARGIN_S, 1e9  # the span becomes the whole window
+            margin, rg.REGEN_MARGIN_S = rg.REGEN_MARGIN_S, 1e9  # the span becomes the whole window
             t0 = time.perf_counter()
-            sc.regenerate_clip(out, str(k), eng, d / f"w{minutes}.otio", seed=2, force=True)
+            rg.regenerate_clip(out, str(k), eng, d / f"w{minutes}.otio", seed=2, force=True)
             t_window = time.perf_counter() - t0
-            sc.REGEN_MARGIN_S = margin
+            rg.REGEN_MARGIN_S = margin
             print(f"{minutes:>7.0f} m {clip_s:>7.1f} {t_clip:>10.2f}s {t_alone:>16.2f}s {t_window:>12.2f}s "
                   f"{t_clip / t_alone:>11.2f}")
     eng.close()
