@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--demo-dir", type=Path, help="the output folder of `make demo` (default: not measured)")
+    ap.add_argument("--spectrogram", type=Path, help="write a PNG: the first held-out timeline's corpus music, "
+                    "its VAE reconstruction and the demo model's music (and --demo-dir's), as log spectrograms")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cutscore-demo-bench-"))
     if args.heldout:
@@ -109,6 +111,7 @@ def main():
     pipe = Pipeline.load(args.model, device="cpu")
     sr = pipe.cfg.sample_rate
     rows = {"corpus": [], "vae": [], "full": [], "ablated": []}
+    examples = []  # (title, audio, sample rate, cuts) of the first timeline, for --spectrogram
     t0 = time.time()
     for k, video in enumerate(sorted(held.glob("*.avi"))[: args.count]):
         cuts = cuts_all[video.stem]
@@ -117,10 +120,15 @@ def main():
         x = torch.from_numpy(ref if rsr == sr else __import__("librosa").resample(ref, orig_sr=rsr, target_sr=sr))
         rec = pipe.vae.decode(pipe.vae.encode(x[None, None]), num_samples=len(x))[0, 0].numpy()
         rows["vae"].append(measures(rec, sr, cuts))
+        if k == 0:
+            examples += [("corpus (FluidSynth)", ref, rsr, cuts), ("demo VAE reconstruction", rec, sr, cuts)]
         tl_path = timeline_for(video, cuts, 30.0, tmp)
         for name, abl in (("full", frozenset()), ("ablated", frozenset({"rhythm", "scene"}))):
             music, tl_cuts = score(pipe, tl_path, tmp / f"{video.stem}-{name}", args.steps, seed=k, ablate=abl)
-            rows[name].append(measures(music.mean(0) if music.ndim == 2 else music, sr, tl_cuts))
+            mono = music.mean(0) if music.ndim == 2 else music
+            rows[name].append(measures(mono, sr, tl_cuts))
+            if k == 0 and name == "full":
+                examples.append(("demo model", mono, sr, tl_cuts))
     n = len(rows["full"])
     print(f"{n} held-out synthetic timelines (30 s, cuts on whole seconds), {args.steps} DPM-Solver++ steps, "
           f"{time.time() - t0:.0f} s")
@@ -138,6 +146,32 @@ def main():
         f, c, o = measures(y, dsr, cuts)
         print(f"{'`make demo` music (' + str(args.demo_dir) + ')':<40} {f:>9.4f} {c:>12.3f} {o:>12.3f}"
               f"  (goal: flatness <= 0.03, chroma <= 3.0 bits)")
+        examples.append(("`make demo` (resources/demo, real footage)", y, dsr, cuts))
+    if args.spectrogram:
+        spectrograms(examples, args.spectrogram)
+        print(f"wrote {args.spectrogram}")
+
+
+def spectrograms(examples, path: Path) -> None:
+    import librosa
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(examples), 1, figsize=(10, 2.2 * len(examples)), constrained_layout=True)
+    for ax, (title, y, sr, cuts) in zip(np.atleast_1d(axes), examples):
+        y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=16000) if sr != 16000 else y
+        S = librosa.amplitude_to_db(np.abs(librosa.stft(np.asarray(y, np.float32), n_fft=1024, hop_length=256)), ref=np.max)
+        ax.imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0,
+                  extent=(0, len(y) / 16000, 0, 8000))
+        for c in cuts:
+            ax.axvline(c, color="#4fc3ff", lw=0.8, ls="--")
+        ax.set_ylim(0, 4000)
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_ylabel("Hz")
+    np.atleast_1d(axes)[-1].set_xlabel("seconds (dashed: cuts)")
+    fig.savefig(path, dpi=90)
 
 
 if __name__ == "__main__":

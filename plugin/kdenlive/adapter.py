@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import NamedTuple
 
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
@@ -92,10 +93,17 @@ def _mix_trims(sub: ET.Element, playlists: list[ET.Element], rate: float) -> dic
     return out
 
 
-def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio.schema.Timeline:
-    root = ET.fromstring(input_str)
-    if root.tag != "mlt":
-        raise ValueError("not an MLT/Kdenlive project (the root element is not <mlt>)")
+class _Doc(NamedTuple):
+    """What every track of a project reads: its producers, rate and bin clips' names and markers.
+    (A NamedTuple, not a dataclass: OTIO loads this adapter as a module outside sys.modules.)"""
+
+    producers: dict[str, ET.Element]
+    rate: float
+    bin_names: dict[str, str]
+    bin_markers: dict[str, list[tuple[int, str]]]
+
+
+def _profile_rate(root: ET.Element) -> float:
     profile = root.find("profile")
     if profile is None or not profile.get("frame_rate_num"):
         raise ValueError("the project has no <profile> with a frame rate")
@@ -105,80 +113,116 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
         raise ValueError("the profile's frame rate is not a number") from None
     if num <= 0 or den <= 0 or not 1 <= num / den <= 1000:
         raise ValueError(f"the profile's frame rate {num}/{den} is impossible; choose a project profile in Kdenlive")
-    rate = num / den
+    return num / den
+
+
+def _bin_clips(root: ET.Element, producers: dict[str, ET.Element]) -> tuple[dict, dict]:
+    """kdenlive:id -> clip name, and -> clip markers (source frames) of the clips in the project bin."""
+    names, markers = {}, {}
+    main_bin = root.find("playlist[@id='main_bin']")
+    bin_ids = {e.get("producer") for e in main_bin.findall("entry")} if main_bin is not None else set()
+    for el in producers.values():
+        p = _props(el)
+        if p.get("kdenlive:id") and p.get("kdenlive:clipname"):
+            names[p["kdenlive:id"]] = p["kdenlive:clipname"]
+        if el.get("id") in bin_ids and p.get("kdenlive:id") and p.get("kdenlive:markers"):
+            markers[p["kdenlive:id"]] = _clip_markers(p["kdenlive:markers"])
+    return names, markers
+
+
+def _media_reference(pp: dict) -> otio.core.MediaReference:
+    resource, service = pp.get("resource", ""), pp.get("mlt_service", "")
+    if service.startswith("avformat") or service in ("qimage", "pixbuf", "timewarp"):
+        if service == "timewarp" and ":" in resource:
+            resource = resource.split(":", 1)[1]
+        length = pp.get("length", "")
+        avail = (TimeRange(RationalTime(0, float(pp["_rate"])), RationalTime(int(length), float(pp["_rate"])))
+                 if length.isdigit() and 0 < int(length) < 2**31 - 1 else None)
+        return otio.schema.ExternalReference(target_url=resource, available_range=avail)
+    return otio.schema.GeneratorReference(generator_kind=service or "unknown", parameters={"resource": resource})
+
+
+def _entry_items(el: ET.Element, doc: _Doc, head: int, tail: int) -> list:
+    """One playlist <entry>: its clip, with the gaps a same-track mix leaves (see _mix_trims)."""
+    rate = doc.rate
+    prod = doc.producers.get(el.get("producer"))
+    if prod is None:
+        raise ValueError(f"entry refers to a missing producer {el.get('producer')!r}")
+    pp = _props(prod)
+    start = _time(el.get("in"), rate)
+    dur = _time(el.get("out"), rate) - start + RationalTime(1, rate)
+    if dur.value <= 0:
+        raise ValueError(f"an entry of producer {el.get('producer')!r} has a negative duration")
+    items = []
+    if head or tail:  # a same-track mix: the picture cuts inside it
+        if head + tail >= dur.value:
+            raise ValueError(f"a mix is longer than its clip (producer {el.get('producer')!r})")
+        if head:
+            items.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(head, rate))))
+        start += RationalTime(head, rate)
+        dur -= RationalTime(head + tail, rate)
+    service, resource = pp.get("mlt_service", ""), pp.get("resource", "")
+    kid = _props(el).get("kdenlive:id") or pp.get("kdenlive:id", "")
+    name = doc.bin_names.get(kid) or pp.get("kdenlive:clipname") or Path(resource).name or service
+    clip = otio.schema.Clip(name=name, media_reference=_media_reference({**pp, "_rate": rate}),
+                            source_range=TimeRange(start, dur))
+    clip.metadata["kdenlive"] = {"producer": el.get("producer"), "mlt_service": service}
+    for pos, comment in doc.bin_markers.get(kid, []):  # source frames; shown where the clip uses them
+        if start.value <= pos < start.value + dur.value:
+            clip.markers.append(otio.schema.Marker(
+                name=comment, marked_range=TimeRange(RationalTime(pos, rate), RationalTime(0, rate))))
+    items.append(clip)
+    if tail:
+        items.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(tail, rate))))
+    return items
+
+
+def _build_track(playlist: ET.Element, name: str, audio: bool, doc: _Doc, trims: dict | None = None) -> otio.schema.Track:
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio if audio else otio.schema.TrackKind.Video)
+    for idx, el in enumerate(playlist):
+        if el.tag == "blank":
+            track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, doc.rate), _time(el.get("length"), doc.rate))))
+        elif el.tag == "entry":
+            for item in _entry_items(el, doc, *(trims or {}).get(idx, (0, 0))):
+                track.append(item)
+    return track
+
+
+def _guides(root: ET.Element, rate: float) -> list:
+    src = None
+    for el in root.iter("property"):
+        if el.get("name") in ("kdenlive:docproperties.guides", "kdenlive:sequenceproperties.guides"):
+            src = el.text
+    if not src:
+        return []
+    try:
+        return [otio.schema.Marker(name=g.get("comment", ""),
+                                   marked_range=TimeRange(RationalTime(int(g["pos"]), rate), RationalTime(0, rate)))
+                for g in json.loads(src)]
+    except (ValueError, KeyError, TypeError):
+        return []  # guides are decoration: a malformed list must not stop reading the edit
+
+
+def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio.schema.Timeline:
+    root = ET.fromstring(input_str)
+    if root.tag != "mlt":
+        raise ValueError("not an MLT/Kdenlive project (the root element is not <mlt>)")
+    rate = _profile_rate(root)
     producers = {el.get("id"): el for el in root if el.tag in ("producer", "chain")}
     playlists = {el.get("id"): el for el in root if el.tag == "playlist"}
     tractors = [el for el in root if el.tag == "tractor"]
     if not tractors:
         raise ValueError("the project has no sequence (no <tractor>)")
-    bin_names, bin_markers = {}, {}
-    main_bin_el = root.find("playlist[@id='main_bin']")
-    bin_ids = {e.get("producer") for e in main_bin_el.findall("entry")} if main_bin_el is not None else set()
-    for el in producers.values():
-        p = _props(el)
-        if p.get("kdenlive:id") and p.get("kdenlive:clipname"):
-            bin_names[p["kdenlive:id"]] = p["kdenlive:clipname"]
-        if el.get("id") in bin_ids and p.get("kdenlive:id") and p.get("kdenlive:markers"):
-            bin_markers[p["kdenlive:id"]] = _clip_markers(p["kdenlive:markers"])
-    main = tractors[-1]
+    doc = _Doc(producers, rate, *_bin_clips(root, producers))
     main_bin = root.find("playlist[@id='main_bin']")
     title = _props(main_bin).get("kdenlive:docproperties.projectName", "") if main_bin is not None else ""
     tl = otio.schema.Timeline(name=title)
     tractor_by_id = {t.get("id"): t for t in tractors}
-
-    def build_track(playlist: ET.Element, name: str, audio: bool, trims: dict | None = None) -> otio.schema.Track:
-        kind = otio.schema.TrackKind.Audio if audio else otio.schema.TrackKind.Video
-        track = otio.schema.Track(name=name, kind=kind)
-        for idx, el in enumerate(playlist):
-            head, tail = (trims or {}).get(idx, (0, 0))
-            if el.tag == "blank":
-                track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), _time(el.get("length"), rate))))
-            elif el.tag == "entry":
-                prod = producers.get(el.get("producer"))
-                if prod is None:
-                    raise ValueError(f"entry refers to a missing producer {el.get('producer')!r}")
-                pp = _props(prod)
-                start = _time(el.get("in"), rate)
-                dur = _time(el.get("out"), rate) - start + RationalTime(1, rate)
-                if dur.value <= 0:
-                    raise ValueError(f"an entry of producer {el.get('producer')!r} has a negative duration")
-                if head or tail:  # a same-track mix: the picture cuts inside it (see _mix_trims)
-                    if head + tail >= dur.value:
-                        raise ValueError(f"a mix is longer than its clip (producer {el.get('producer')!r})")
-                    if head:
-                        track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(head, rate))))
-                    start += RationalTime(head, rate)
-                    dur -= RationalTime(head + tail, rate)
-                resource = pp.get("resource", "")
-                service = pp.get("mlt_service", "")
-                if service.startswith("avformat") or service in ("qimage", "pixbuf", "timewarp"):
-                    if service == "timewarp" and ":" in resource:
-                        resource = resource.split(":", 1)[1]
-                    length = pp.get("length", "")
-                    avail = (TimeRange(RationalTime(0, rate), RationalTime(int(length), rate))
-                             if length.isdigit() and 0 < int(length) < 2**31 - 1 else None)
-                    ref = otio.schema.ExternalReference(target_url=resource, available_range=avail)
-                else:
-                    ref = otio.schema.GeneratorReference(generator_kind=service or "unknown",
-                                                         parameters={"resource": resource})
-                kid = _props(el).get("kdenlive:id") or pp.get("kdenlive:id", "")
-                name = bin_names.get(kid) or pp.get("kdenlive:clipname") or Path(resource).name or service
-                clip = otio.schema.Clip(name=name, media_reference=ref, source_range=TimeRange(start, dur))
-                clip.metadata["kdenlive"] = {"producer": el.get("producer"), "mlt_service": service}
-                for pos, comment in bin_markers.get(kid, []):  # source frames; shown where the clip uses them
-                    if start.value <= pos < start.value + dur.value:
-                        clip.markers.append(otio.schema.Marker(
-                            name=comment, marked_range=TimeRange(RationalTime(pos, rate), RationalTime(0, rate))))
-                track.append(clip)
-                if tail:
-                    track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(tail, rate))))
-        return track
-
-    for tr in main.findall("track"):
+    for tr in tractors[-1].findall("track"):
         pid = tr.get("producer")
         if pid == "black_track" or pid in producers:
             continue
-        if pid in tractor_by_id:
+        if pid in tractor_by_id:  # a Kdenlive track: a tractor of two playlists
             sub = tractor_by_id[pid]
             sp = _props(sub)
             audio = sp.get("kdenlive:audio_track") == "1" or all(t.get("hide") == "video" for t in sub.findall("track"))
@@ -188,24 +232,15 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
             for i, pl in enumerate(pls):
                 if pl is None:
                     continue
-                track = build_track(pl, name if i == 0 else f"{name} (2)", audio, trims.get(pl.get("id")))
+                track = _build_track(pl, name if i == 0 else f"{name} (2)", audio, doc, trims.get(pl.get("id")))
                 if i == 0 or len(track):
                     tl.tracks.append(track)
         elif pid in playlists:
             pl = playlists[pid]
             audio = _props(pl).get("kdenlive:audio_track") == "1" or tr.get("hide") == "video"
-            tl.tracks.append(build_track(pl, pid, audio))
-    guides_src = None
-    for el in root.iter("property"):
-        if el.get("name") in ("kdenlive:docproperties.guides", "kdenlive:sequenceproperties.guides"):
-            guides_src = el.text
-    if guides_src:
-        try:
-            for g in json.loads(guides_src):
-                tl.tracks.markers.append(otio.schema.Marker(
-                    name=g.get("comment", ""), marked_range=TimeRange(RationalTime(int(g["pos"]), rate), RationalTime(0, rate))))
-        except (ValueError, KeyError, TypeError):
-            pass  # guides are decoration: a malformed list must not stop reading the edit
+            tl.tracks.append(_build_track(pl, pid, audio, doc))
+    for marker in _guides(root, rate):
+        tl.tracks.markers.append(marker)
     return tl
 
 
