@@ -39,16 +39,9 @@ EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new 
 REGEN_MARGIN_S = 1.5  # a regenerate samples the clip plus this much context either side (held)
 
 
-def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, out_path: str | Path | None = None,
-                    seed: int | None = None, force: bool = False,
-                    on_progress: Callable[[JobStatus], None] | None = None, hits_s: list[float] | None = None) -> dict:
-    """hits_s: hit points to add to the score's (seconds from the timeline start, e.g. placed in the
-    panel since): scene onsets for the clip's new take, kept in the sidecar's request."""
-    from plugin.timeline import load_otio
-
-    scored_path = Path(scored_path)
-    scored = load_otio(scored_path)
-    side, state = load_state(scored_path, scored)
+def _locate(state: dict, clip: str, scored_path: Path):
+    """The clip's segment (by index or name), its timeline range, the window that holds its middle,
+    the region to regenerate (the clip within that window) and the span to sample (+- the margin)."""
     segs = [s for s in state["segments"] if s["kind"] == "clip"]
     target = next((s for s in segs if str(s["index"]) == clip), None) or next((s for s in segs if s["name"] == clip), None)
     if target is None:
@@ -65,6 +58,21 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     region = (max(a_s, w["start_s"]), min(b_s, w["start_s"] + w["duration_s"]))
     # regenerate by the clip: sample the clip plus a margin each side, not the whole window
     span = (max(w["start_s"], region[0] - REGEN_MARGIN_S), min(w["start_s"] + w["duration_s"], region[1] + REGEN_MARGIN_S))
+    return target, rng, wi, region, span
+
+
+def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, out_path: str | Path | None = None,
+                    seed: int | None = None, force: bool = False,
+                    on_progress: Callable[[JobStatus], None] | None = None, hits_s: list[float] | None = None) -> dict:
+    """hits_s: hit points to add to the score's (seconds from the timeline start, e.g. placed in the
+    panel since): scene onsets for the clip's new take, kept in the sidecar's request."""
+    from plugin.timeline import load_otio
+
+    scored_path = Path(scored_path)
+    scored = load_otio(scored_path)
+    side, state = load_state(scored_path, scored)
+    target, rng, wi, region, span = _locate(state, clip, scored_path)
+    rate, w = target["rate"], state["windows"][wi]
     old_seed = w["seed"] - wi
     new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
     if new_seed == old_seed:

@@ -110,7 +110,7 @@ class PanelWindow(QMainWindow):
 
     # ---- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
-        s = self.state.settings
+        """Monitor and settings on top, the timeline below (a splitter: both grow with the window)."""
         menu = self.menuBar().addMenu("&File")
         act = QAction("&Open…", self, shortcut=QKeySequence.StandardKey.Open, triggered=self._open_dialog)
         menu.addAction(act)
@@ -127,6 +127,13 @@ class PanelWindow(QMainWindow):
         self.scroll = scroll
         self.monitor = Monitor(self.state)
 
+        form = self._build_settings()
+        self._build_buttons()
+        self._build_layout(form, scroll)
+        self._build_shortcuts()
+
+    def _build_settings(self) -> QFormLayout:
+        s = self.state.settings
         self.model_edit = QLineEdit(s.model)
         self.model_edit.setPlaceholderText("default: the demo model, else debug")
         self.seed = QSpinBox(maximum=2**31 - 2, value=s.seed)
@@ -147,6 +154,9 @@ class PanelWindow(QMainWindow):
                          ("Guidance", self.guidance), ("Loudness", self.loudness), ("Output", self.fmt)):
             form.addRow(label, w)
 
+        return form
+
+    def _build_buttons(self) -> None:
         self.generate_btn = QPushButton("Generate", clicked=self.generate)
         self.regen_btn = QPushButton("Regenerate clip", clicked=self.regenerate)
         self.cancel_btn = QPushButton("Cancel", clicked=self.cancel)
@@ -167,6 +177,8 @@ class PanelWindow(QMainWindow):
         self.takes.itemClicked.connect(lambda item: self.audition(item.data(Qt.ItemDataRole.UserRole)))
         self.use_take_btn = QPushButton("Use this take", clicked=self.use_take)
 
+
+    def _build_layout(self, form: QFormLayout, scroll: QScrollArea) -> None:
         side = QVBoxLayout()
         side.addLayout(form)
         for row in ((self.generate_btn, self.regen_btn, self.cancel_btn), (self.play_btn, self.export_btn)):
@@ -202,6 +214,8 @@ class PanelWindow(QMainWindow):
         split.setSizes([400, 360])
         scroll.setMinimumHeight(280)
         self.setCentralWidget(split)
+
+    def _build_shortcuts(self) -> None:
         for key, fn in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_J, lambda: self.step(-1.0)),
                         (Qt.Key.Key_K, self.stop), (Qt.Key.Key_L, self.play), (Qt.Key.Key_Home, lambda: self.go(0.0)),
                         (Qt.Key.Key_End, lambda: self.go(self.state.duration_s)),
