@@ -1,5 +1,5 @@
 """Drive the real Kdenlive under Xvfb: open a project, let Kdenlive load it, Save As through its own
-dialog, return what Kdenlive wrote. Used by tests/test_kdenlive_app.py; by hand:
+dialog, return what Kdenlive wrote. Used by tests/test_kdenlive.py; by hand:
 
     python tests/kdenlive_app.py PROJECT.kdenlive SAVED.kdenlive [SCREENSHOT.png]
 
