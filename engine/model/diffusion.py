@@ -101,12 +101,13 @@ class DiffV2M(nn.Module):
         """v(x, t) with classifier-free guidance: conditional and unconditional stacked in ONE
         forward; v = v_u + g (v_c - v_u). guidance 1 runs the conditional branch only."""
         if guidance == 1.0:
-            return lambda x, t: self.dit(x, t, cond, x_mask)
-        both = cond.cat(null_cond(cond))
+            once = self.dit.embed_cond(cond)  # the conditions' projections: once per window, not per step
+            return lambda x, t: self.dit(x, t, once, x_mask, embedded=True)
+        both = self.dit.embed_cond(cond.cat(null_cond(cond)))
         mask2 = None if x_mask is None else torch.cat([x_mask, x_mask])
 
         def v(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            out = self.dit(torch.cat([x, x]), torch.cat([t, t]), both, mask2)
+            out = self.dit(torch.cat([x, x]), torch.cat([t, t]), both, mask2, embedded=True)
             v_c, v_u = out.chunk(2)
             return v_u + guidance * (v_c - v_u)
 

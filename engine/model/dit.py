@@ -157,13 +157,20 @@ class DiT(nn.Module):
                 "sem": rot.at(_token_positions(cond.sem.shape[1], seconds, fps, dev)),
                 "rhy": rot.at(_token_positions(cond.rhy.shape[1], seconds, fps, dev))}
 
+    def embed_cond(self, cond: Cond) -> Cond:
+        """The condition streams through to_cond_embed and the global vector through
+        to_global_embed: what every step of a window shares, so a sampler computes it once
+        (forward(..., embedded=True)) instead of at every step."""
+        return cond._replace(emo=self.to_cond_embed(cond.emo), sem=self.to_cond_embed(cond.sem),
+                             rhy=self.to_cond_embed(cond.rhy), global_cond=self.to_global_embed(cond.global_cond))
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Cond,
-                x_mask: torch.Tensor | None = None) -> torch.Tensor:
+                x_mask: torch.Tensor | None = None, embedded: bool = False) -> torch.Tensor:
         B, C, T = x.shape
         t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(x.dtype)))  # (B, D)
-        global_embed = self.to_global_embed(cond.global_cond) + t_embed  # (B, D)
-        cond = cond._replace(emo=self.to_cond_embed(cond.emo), sem=self.to_cond_embed(cond.sem),
-                             rhy=self.to_cond_embed(cond.rhy))
+        if not embedded:
+            cond = self.embed_cond(cond)
+        global_embed = cond.global_cond + t_embed  # (B, D)
         x = self.preprocess_conv(x) + x
         h = self.transformer.project_in(x.transpose(1, 2))  # (B, T, D)
         h = torch.cat([global_embed[:, None, :], h], dim=1)  # (B, 1+T, D): the prepended global token
