@@ -87,6 +87,7 @@ def demo_music(folder: Path) -> tuple[np.ndarray, int, list[float]]:
 
 
 def main():
+    import librosa
     import soundfile as sf
     import torch
 
@@ -117,7 +118,7 @@ def main():
         cuts = cuts_all[video.stem]
         ref, rsr = sf.read(held / f"{video.stem}.wav", dtype="float32")
         rows["corpus"].append(measures(ref, rsr, cuts))
-        x = torch.from_numpy(ref if rsr == sr else __import__("librosa").resample(ref, orig_sr=rsr, target_sr=sr))
+        x = torch.from_numpy(ref if rsr == sr else librosa.resample(ref, orig_sr=rsr, target_sr=sr))
         rec = pipe.vae.decode(pipe.vae.encode(x[None, None]), num_samples=len(x))[0, 0].numpy()
         rows["vae"].append(measures(rec, sr, cuts))
         if k == 0:

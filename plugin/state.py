@@ -58,10 +58,10 @@ def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = No
     return side, state
 
 
-def music_of(scored_path: str | Path) -> tuple[np.ndarray, int, list[float]]:
+def music_of(scored_path: str | Path, loaded: tuple[Path, dict] | None = None) -> tuple[np.ndarray, int, list[float]]:
     """The current music of a scored timeline (its segments' WAVs in order), its rate, and the
-    predicted rhythm per second of the timeline."""
-    side, state = load_state(scored_path)
+    predicted rhythm per second of the timeline. loaded: load_state's answer, when the caller has it."""
+    side, state = loaded or load_state(scored_path)
     audio = np.concatenate([read_wav(side / s["wav"])[0] for s in state["segments"]], axis=1)
     total = int(np.ceil(sum(s["duration"] for s in state["segments"]) / state["segments"][0]["rate"]))
     rhythm = [0.0] * total
@@ -114,10 +114,10 @@ def find_sidecar(scored: otio.schema.Timeline, scored_path: Path) -> Path:
                         "keep the `.cutscore` folder beside the WAVs")
 
 
-def takes_of(scored_path: str | Path) -> dict[int, dict]:
+def takes_of(scored_path: str | Path, loaded: tuple[Path, dict] | None = None) -> dict[int, dict]:
     """Per clip index of a scored timeline: its name, every take's WAV name in order (v1 is the
-    score's, then one per regenerate) and the take the timeline plays now."""
-    side, state = load_state(scored_path)
+    score's, then one per regenerate) and the take the timeline plays now. loaded: as music_of."""
+    side, state = loaded or load_state(scored_path)
     out = {}
     for seg in state["segments"]:
         if seg["kind"] != "clip":

@@ -112,6 +112,14 @@ class Pipeline:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
 
+    def _sampling(self, steps, guidance, sampler, windows: list[WindowFeatures]):
+        """The model's defaults for what was not asked for; each window's duration checked."""
+        d = self.cfg.diffusion
+        for w in windows:
+            if w.duration_s <= 0 or w.duration_s > self.cfg.window_seconds + 1e-6:
+                raise CutscoreError(f"window duration must be in (0, {self.cfg.window_seconds}] s, got {w.duration_s}")
+        return steps or d.steps, d.guidance if guidance is None else guidance, sampler or d.sampler
+
     # 1. features -> tensors ------------------------------------------------------------------------
     def _features(self, w: WindowFeatures) -> Features:
         m_max = self.cfg.seconds
@@ -142,10 +150,8 @@ class Pipeline:
         window and holds every other latent frame of `latents` fixed. ablate may hold "rhythm"
         (condition on zeros instead of the predicted rhythm) and "scene" (no scene onsets), for
         measuring what those conditions contribute."""
-        cfg, d = self.cfg, self.cfg.diffusion
-        steps, guidance, sampler = steps or d.steps, d.guidance if guidance is None else guidance, sampler or d.sampler
-        if w.duration_s <= 0 or w.duration_s > cfg.window_seconds + 1e-6:
-            raise CutscoreError(f"window duration must be in (0, {cfg.window_seconds}] s, got {w.duration_s}")
+        cfg = self.cfg
+        steps, guidance, sampler = self._sampling(steps, guidance, sampler, [w])
         sample_fn = get_sampler(sampler)
         # 2. predict the rhythm from the video features; 3. build the conditions
         f = self._features(w)
@@ -191,11 +197,8 @@ class Pipeline:
         continue each other. Each window keeps its own seeded noise."""
         if len(windows) != len(seeds) or not windows:
             raise CutscoreError("generate_batch needs one seed per window, and at least one window")
-        cfg, d = self.cfg, self.cfg.diffusion
-        steps, guidance, sampler = steps or d.steps, d.guidance if guidance is None else guidance, sampler or d.sampler
-        for w in windows:
-            if w.duration_s <= 0 or w.duration_s > cfg.window_seconds + 1e-6:
-                raise CutscoreError(f"window duration must be in (0, {cfg.window_seconds}] s, got {w.duration_s}")
+        cfg = self.cfg
+        steps, guidance, sampler = self._sampling(steps, guidance, sampler, windows)
         feats = [self._features(w) for w in windows]
         f = Features(*(torch.cat(parts) for parts in zip(*feats)))
         with self._autocast():

@@ -82,21 +82,23 @@ class PanelState:
         from plugin.state import load_state
 
         try:
-            _, saved = load_state(self.path)
+            loaded = load_state(self.path)
         except (CutscoreError, OSError, KeyError, ValueError):
             return
         self.scored_path = self.path
-        self.load_music()
+        self.load_music(loaded)
+        saved = loaded[1]
         marks = {round(h.to_seconds(), 3) for h in self.plan.timeline.hits}
         self.user_hits = sorted(h for h in saved["request"].get("hits_s", []) if round(h, 3) not in marks)
 
-    def load_music(self) -> None:
-        """The scored music, its predicted rhythm and the clips' takes, from the sidecar."""
-        from plugin.state import music_of, takes_of
+    def load_music(self, loaded: tuple[Path, dict] | None = None) -> None:
+        """The scored music, its predicted rhythm and the clips' takes, from the sidecar (read once)."""
+        from plugin.state import load_state, music_of, takes_of
 
-        self.music, self.music_rate, rhythm = music_of(self.scored_path)
+        loaded = loaded or load_state(self.scored_path)
+        self.music, self.music_rate, rhythm = music_of(self.scored_path, loaded)
         self.rhythm = np.asarray(rhythm, np.float32)
-        self.takes = takes_of(self.scored_path)
+        self.takes = takes_of(self.scored_path, loaded)
 
     # -- hit points placed in the panel (the timeline's own markers are read-only here) ----------
     def add_hit(self, t: float) -> int:

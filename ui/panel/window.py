@@ -12,6 +12,7 @@ previous take in turn (A/B), F zooms the timeline to fit.
 
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class PanelWindow(QMainWindow):
         self._player_source: str | None = None
         self._play_offset_s = 0.0  # timeline time of the player's position 0 (a take auditions from its clip)
         self._ab_next = 0  # which take the next A/B press plays (0 = current, 1 = previous)
+        self._takes_shown: tuple | None = None  # what the takes list shows now
         self._play_timer = QTimer(self, interval=40, timeout=self._tick_playhead)
         self._sync()
 
@@ -245,7 +247,7 @@ class PanelWindow(QMainWindow):
         self.progress.setValue(int(st.progress * 1000))
         self.stage.setText("")
         if st.stage:
-            left = st.time_left_s(__import__("time").monotonic())
+            left = st.time_left_s(time.monotonic())
             self.stage.setText(f"{st.stage}: {st.message}" + (f"  (about {left:.0f} s left)" if left is not None else ""))
         self.error.setText(st.error)
         self.details_btn.setVisible(bool(st.error_details))
@@ -341,8 +343,6 @@ class PanelWindow(QMainWindow):
         thread.finished.connect(lambda: self._threads.remove((thread, task)) if (thread, task) in self._threads else None)
         self._threads.append((thread, task))
         if busy:
-            import time
-
             self.state.busy, self.state.error, self.state.error_details = True, "", ""
             self.state.stage, self.state.progress, self.state.message = "features", 0.0, "starting"
             self.state.started_at = time.monotonic()
@@ -439,8 +439,15 @@ class PanelWindow(QMainWindow):
 
     # ---- takes ----------------------------------------------------------------------------------
     def _sync_takes(self) -> None:
+        """The selected clip's takes; rebuilt only when they change (a progress tick or a dragged
+        hit point must not reset the take the editor clicked)."""
         st = self.state
         info = st.takes.get(st.selected_clip) if st.selected_clip is not None else None
+        self.use_take_btn.setEnabled(bool(info) and not st.busy)
+        key = (st.selected_clip, info["current"] if info else None, tuple(info["takes"]) if info else ())
+        if key == self._takes_shown:
+            return
+        self._takes_shown = key
         self.takes.clear()
         self.takes_label.setText(f"Takes of clip {st.selected_clip} {info['name']!r}" if info else
                                  "Takes (select a clip of a scored timeline)")
@@ -451,7 +458,6 @@ class PanelWindow(QMainWindow):
             item.setData(Qt.ItemDataRole.UserRole, name)
             if name == info["current"]:
                 self.takes.setCurrentItem(item)
-        self.use_take_btn.setEnabled(bool(info) and not st.busy)
 
     def _take_audio(self, take: str):
         from plugin.render import read_wav
@@ -615,8 +621,7 @@ def run_panel(timeline: str | None = None, screenshot: str | None = None) -> int
     import sys
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    dark_theme(app)
-    win = PanelWindow()
+    win = PanelWindow()  # applies the dark theme to the application
     if timeline and not win.open(timeline):
         if screenshot:
             raise CutscoreError(win.state.error)
