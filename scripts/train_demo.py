@@ -6,7 +6,8 @@
    pairs, 30 s each, General MIDI instruments through FluidSynth at 16 kHz;
 2. a small VAE (stable-audio-tools: a patched pretransform (8 samples -> 8 channels) before an
    oobleck encoder/decoder, 16 kHz mono, /512, 32 latent channels) trained on the corpus's music
-   (engine/train/vae_train.py), or an already trained one copied from --vae;
+   (engine/train/vae_train.py), or an already trained one copied from --vae; its latent `scale` set
+   to the latents' standard deviation on the corpus, so the DiT learns unit-variance latents;
 3. preprocessing (`cutscore train preprocess`): 10 s segments with a 5 s hop, the true cuts from
    cuts.json, the tiny random-init CLIP (no download), ODF_LR targets, latents of the new VAE;
 4. training (`cutscore train fit`) of the `demo` preset (resources/configs/demo.json): the same
@@ -64,7 +65,9 @@ def main(argv=None) -> None:
 
     from engine.features.audio import load_audio
     from engine.model.config import load_config
-    from engine.model.vae import VAE, load_vae, save_vae
+    import torch
+
+    from engine.model.vae import VAE, latent_std, load_vae, save_vae, with_scale
     from engine.train.fit import fit
     from engine.train.module import TrainConfig
     from engine.train.preprocess import preprocess
@@ -99,7 +102,7 @@ def main(argv=None) -> None:
     def vae_step():
         if args.vae:
             vae = load_vae(args.vae)
-            if vae.config != cfg.vae:
+            if {k: v for k, v in vae.config.items() if k != "scale"} != cfg.vae:
                 raise SystemExit(f"{args.vae}: its VAE config differs from the demo preset's (resources/configs/demo.json)")
             log(f"VAE: using the trained one in {args.vae}")
         else:
@@ -109,6 +112,10 @@ def main(argv=None) -> None:
             losses = train_vae(vae, audio, steps=args.vae_steps, batch=8, crop_s=1.024, seed=args.seed,
                                kl_weight=1e-5, log=log)
             times["vae_final_loss"] = float(np.mean(losses[-100:]))
+        clips = [torch.from_numpy(load_audio(p, cfg.sample_rate)[0].mean(0, keepdims=True).astype(np.float32))
+                 for p in sorted((work / "corpus").glob("*.wav"))[:16]]
+        with_scale(vae, latent_std(vae, clips))  # unit-variance latents for the diffusion model
+        times["vae_latent_scale"] = vae.scale
         save_vae(vae, work / "vae")
         times.update(vae_quality(vae, work / "heldout"))
         log("VAE on held-out music: " + ", ".join(f"{k} {v:.3f}" for k, v in times.items() if k.startswith("vae_")))

@@ -223,6 +223,24 @@ def test_onset_f_measure_on_a_click_track():
     assert cut_hit_rate(on, cuts) == pytest.approx(0.75)
 
 
+@pytest.mark.parametrize("sr", [16000, 22050, 48000])
+def test_one_onset_per_hit_at_any_sample_rate(sr):
+    """A decaying low note with a noisy attack is one onset at 16 kHz as at 22.05 kHz (librosa's own
+    frame sizes at 16 kHz read each such hit as two onsets 32 ms apart)."""
+    from engine.eval.metrics import detect_onsets
+
+    rng = np.random.default_rng(0)
+    t = np.arange(sr * 10) / sr
+    y = 0.05 * np.sin(2 * np.pi * 261.6 * t)
+    hits = [1.0, 3.0, 4.5, 7.0, 8.2]
+    for h in hits:
+        i, tt = int(h * sr), np.arange(int(0.8 * sr)) / sr
+        y[i:i + len(tt)] += (np.sin(2 * np.pi * 110 * tt) + 0.5 * np.sin(2 * np.pi * 220 * tt)
+                             + 0.3 * rng.standard_normal(len(tt)) * np.exp(-tt * 60)) * np.exp(-tt * 4)
+    on = detect_onsets(y.astype(np.float32), sr)
+    assert len(on) == len(hits) and np.max(np.abs(on - hits)) < 0.05
+
+
 def test_evaluate_cli_reports_unavailable_backbones(tmp_path, capsys, monkeypatch):
     import soundfile as sf
 
@@ -352,3 +370,28 @@ def test_vae_with_a_patched_pretransform_trains_saves_and_loads(tmp_path):
     again = load_vae(tmp_path / "vae")
     assert again.config == cfg
     assert torch.equal(again.decode(z), vae.decode(z))
+    # a latent scale (issue 15: the demo VAE's latents have std 0.24): measured, kept by save/load,
+    # latents unit-variance, the decoded audio unchanged
+    from engine.model.vae import latent_std, with_scale
+
+    before = vae.decode(vae.encode(x))
+    clips = [torch.from_numpy(a) for a in audio]
+    std = latent_std(vae, clips)
+    with_scale(vae, std)
+    assert vae.scale == pytest.approx(std) and torch.cat([vae.encode(c[None]).flatten() for c in clips]).std() == pytest.approx(1.0, rel=1e-4)
+    assert torch.allclose(vae.decode(vae.encode(x)), before, atol=1e-5)
+    save_vae(vae, tmp_path / "scaled")
+    scaled = load_vae(tmp_path / "scaled")
+    assert scaled.scale == pytest.approx(std) and torch.allclose(scaled.encode(x), z / std, atol=1e-5)
+    # Stable Audio Open's layout: the VAE as the model's "autoencoder" pretransform, its scale beside it
+    import json
+
+    from safetensors.torch import save_file
+
+    sao = tmp_path / "sao"
+    sao.mkdir()
+    (sao / "model_config.json").write_text(json.dumps({"sample_rate": 8000, "audio_channels": 1, "model": {
+        "pretransform": {"type": "autoencoder", "scale": 2.0, "config": cfg["model"]}}}))
+    save_file({"pretransform.model." + k: v.contiguous() for k, v in scaled.model.state_dict().items()},
+              str(sao / "model.safetensors"))
+    assert load_vae(sao).scale == 2.0

@@ -66,12 +66,19 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[fl
 
 # ---- rhythm metrics ---------------------------------------------------------------------------------
 
+ONSET_FRAME_S = 512 / 22050  # librosa's default frame hop at its default rate: 23.2 ms
+
+
 def detect_onsets(audio: np.ndarray, sr: int) -> np.ndarray:
-    """Onset times (s) of music: librosa's onset detector on the mono mix."""
+    """Onset times (s) of music: librosa's onset detector on the mono mix, with its frames at 23.2 ms
+    whatever the rate. librosa sizes its peak picking in frames from seconds (pre_max and wait 30 ms,
+    averages 100 ms) and its defaults assume 22,050 Hz with a 512 hop; at 16 kHz the same hop is 32 ms,
+    pre_max and wait round to 0 frames, and one hit reads as two onsets a frame apart."""
     import librosa
 
     y = audio.mean(axis=0) if audio.ndim == 2 else audio
-    return librosa.onset.onset_detect(y=y.astype(np.float32), sr=sr, units="time", backtrack=False)
+    hop = max(1, int(round(sr * ONSET_FRAME_S)))
+    return librosa.onset.onset_detect(y=y.astype(np.float32), sr=sr, hop_length=hop, units="time", backtrack=False)
 
 
 def match_count(est: np.ndarray, ref: np.ndarray, window: float = ONSET_WINDOW_S) -> int:

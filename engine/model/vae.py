@@ -2,6 +2,11 @@
 paper; MODEL_SPEC.md "Audio and latents"): build it from a config, load only its weights from a
 local folder (model_config.json + model.safetensors of Stable Audio Open, or our own vae folder)
 or the Hugging Face cache, encode/decode, and pad/trim to an exact sample count.
+
+Latents are divided by the config's `scale` on encoding and multiplied by it on decoding, as
+stable-audio-tools' AutoencoderPretransform does: a VAE whose latents are far from unit variance
+(the demo's: std 0.27) gives the diffusion model unit-variance data, for which its noise schedule
+is made. Stable Audio Open's VAE has no scale (1.0).
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ class VAE(nn.Module):
         self.downsampling = int(vae_cfg["model"]["downsampling_ratio"])
         self.latent_dim = int(vae_cfg["model"]["latent_dim"])
         self.channels = int(vae_cfg["model"]["io_channels"])
+        self.scale = float(vae_cfg.get("scale", 1.0))
+        if not self.scale > 0:
+            raise CutscoreError(f"the VAE config's scale must be positive, got {self.scale}")
         self.requires_grad_(False)
         self.eval()
 
@@ -48,9 +56,9 @@ class VAE(nn.Module):
         """The posterior mean by default; sample=True draws from it (as the released code does)."""
         audio = pad_or_trim(audio, -(-audio.shape[-1] // self.downsampling) * self.downsampling)
         if sample:
-            return self.model.encode(audio)
+            return self.model.encode(audio) / self.scale
         h = self.model.encode(audio, skip_bottleneck=True)  # (B, 2 * latent_dim, frames)
-        return h.chunk(2, dim=1)[0]
+        return h.chunk(2, dim=1)[0] / self.scale
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, num_samples: int | None = None, chunk_frames: int | None = None,
@@ -58,6 +66,7 @@ class VAE(nn.Module):
         """chunk_frames: decode in chunks of that many latent frames, `overlap` frames shared by
         neighbours (half of it dropped on each side, stable-audio-tools' decode_audio), so memory stays
         bounded for long windows; None or a window no longer than one chunk decodes at once."""
+        latents = latents * self.scale
         if chunk_frames and latents.shape[-1] > chunk_frames:
             if not 0 <= overlap < chunk_frames:
                 raise ValueError(f"decode overlap must be in [0, {chunk_frames}), got {overlap}")
@@ -114,9 +123,25 @@ def load_vae(folder: str | Path | None = None) -> VAE:
     vae_cfg = outer["config"] if outer.get("type") == "autoencoder" else cfg
     if "model" not in vae_cfg:  # Stable Audio Open's pretransform block: wrap it as an autoencoder config
         vae_cfg = {"model": vae_cfg, "sample_rate": cfg["sample_rate"], "audio_channels": cfg.get("audio_channels", 2)}
+    if outer.get("type") == "autoencoder" and "scale" in outer:  # stable-audio-tools keeps it on the pretransform
+        vae_cfg = {**vae_cfg, "scale": outer["scale"]}
     vae = VAE(vae_cfg)
     state = _state_from_safetensors(weights, SAO_PREFIX)
     vae.model.load_state_dict(state, strict=True)
+    return vae
+
+
+def latent_std(vae: VAE, clips: list[torch.Tensor]) -> float:
+    """The standard deviation of the VAE's unscaled latents (posterior means) over some audio clips
+    (each (channels, samples)): the `scale` that makes them unit-variance."""
+    lat = torch.cat([vae.encode(c[None]).flatten() for c in clips]) * vae.scale
+    return float(lat.std())
+
+
+def with_scale(vae: VAE, scale: float) -> VAE:
+    """The same VAE with another latent scale (kept in its config, so save_vae writes it)."""
+    vae.config = {**vae.config, "scale": float(scale)}
+    vae.scale = float(scale)
     return vae
 
 
