@@ -186,15 +186,16 @@ def test_frechet_distance_of_two_gaussians_in_closed_form():
     assert frechet_from_embeddings(a, b) == pytest.approx(m @ m + d, rel=0.03)
 
 
-def test_density_coverage_match_the_prdc_package():
-    prdc = pytest.importorskip("prdc")
+def test_density_coverage_on_sets_that_overlap_or_not():
     from engine.eval.metrics import density_coverage
 
     rng = np.random.default_rng(1)
-    real, fake = rng.normal(size=(300, 8)), rng.normal(0.3, 1.1, size=(250, 8))
-    ref = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
-    dens, cov = density_coverage(real, fake, k=5)
-    assert dens == pytest.approx(ref["density"]) and cov == pytest.approx(ref["coverage"])
+    real = rng.normal(size=(300, 8))
+    assert density_coverage(real, real, k=5)[1] == 1.0  # every real ball holds its own point
+    assert density_coverage(real, real + 100.0, k=5) == (0.0, 0.0)  # far away: nothing inside
+    near, half = density_coverage(real, rng.normal(size=(300, 8))), density_coverage(real, rng.normal(size=(150, 8)) + np.eye(8)[0] * 3)
+    assert 0.7 < near[0] < 1.3 and near[1] > 0.9  # the same distribution: density about 1, coverage near 1
+    assert half[1] < near[1] and half[0] < near[0]
 
 
 def test_kl_on_hand_made_distributions():
@@ -246,6 +247,7 @@ def test_evaluate_cli_reports_unavailable_backbones(tmp_path, capsys, monkeypatc
 
     monkeypatch.setenv("CUTSCORE_VGGISH", str(tmp_path / "none.pth"))
     monkeypatch.setenv("CUTSCORE_PANNS", str(tmp_path / "none.pth"))
+    monkeypatch.setenv("CUTSCORE_CLAP", str(tmp_path / "none.pt"))
 
     from engine.train.synth import write_pair
     from ui.cli import main
@@ -307,6 +309,47 @@ def test_evaluate_computes_fad_fd_kl_with_the_real_networks(tmp_path, monkeypatc
     same = evaluate(tmp_path / "ref", tmp_path / "ref")
     assert abs(same["FAD"]) < table["FAD"] / 100 and same["KL"] == pytest.approx(0.0, abs=1e-6)
     assert table["KL"] > 1e-6
+
+
+def test_evaluate_computes_density_coverage_with_laion_clap(tmp_path, monkeypatch):
+    """LAION-CLAP's audio tower (laion_clap's own CLAP class, HTSAT-tiny) with random weights saved as
+    its published checkpoint is saved (state under "state_dict", "module." prefixes, a text tower
+    beside it): evaluate loads the audio tower and computes density and coverage on its embeddings."""
+    import soundfile as sf
+
+    from engine.errors import CutscoreError
+    from engine.eval import embeddings as emb
+    from engine.eval.metrics import density_coverage, evaluate
+
+    torch.manual_seed(0)
+    state = {"module." + k: v for k, v in emb.clap_model().state_dict().items()}
+    state["module.text_branch.embeddings.word_embeddings.weight"] = torch.zeros(4, 4)  # roberta's, not ours: ignored
+    torch.save({"epoch": 45, "state_dict": state}, tmp_path / emb.CLAP_FILE)
+    monkeypatch.setenv("CUTSCORE_CLAP", str(tmp_path / emb.CLAP_FILE))
+    for name in ("VGGISH", "PANNS"):
+        monkeypatch.setenv(f"CUTSCORE_{name}", str(tmp_path / "none.pth"))
+    assert emb.available()["clap"] is None
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(2 * sr) / sr
+    for side in ("gen", "ref"):
+        (tmp_path / side).mkdir()
+    for i in range(7):
+        sf.write(tmp_path / "ref" / f"{i}.wav", 0.3 * np.sin(2 * np.pi * (220 + 55 * i) * t), sr)
+        sf.write(tmp_path / "gen" / f"{i}.wav", 0.3 * rng.standard_normal(len(t)), sr)
+    table = evaluate(tmp_path / "gen", tmp_path / "ref")
+    net = emb.Clap()
+    from engine.features.audio import load_audio
+
+    g = np.concatenate([net.embed(*load_audio(tmp_path / "gen" / f"{i}.wav")) for i in range(7)])
+    r = np.concatenate([net.embed(*load_audio(tmp_path / "ref" / f"{i}.wav")) for i in range(7)])
+    assert g.shape == (7, 512) and np.allclose(np.linalg.norm(g, axis=1), 1.0, atol=1e-5)
+    assert (table["Density"], table["Coverage"]) == pytest.approx(density_coverage(r, g, k=5))
+    assert net.embed(np.zeros(sr * 25, np.float32), sr).shape == (3, 512)  # 25 s: three 10 s chunks
+    assert evaluate(tmp_path / "ref", tmp_path / "ref")["Coverage"] == 1.0
+    state.pop("module.audio_projection.0.weight")
+    torch.save({"state_dict": state}, tmp_path / "broken.pt")
+    with pytest.raises(CutscoreError, match="broken.pt: not a LAION-CLAP"):
+        emb.Clap(tmp_path / "broken.pt")
 
 
 @pytest.mark.skipif(not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists() or not __import__("shutil").which("fluidsynth"),

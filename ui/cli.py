@@ -489,7 +489,7 @@ def _model_commands(add) -> None:
              "weights as local files), and the onsets against the videos' cuts.")
     sp.add_argument("generated")
     sp.add_argument("reference")
-    sp.add_argument("--videos", metavar="DIR", help="the videos, for the ImageBind score and cut alignment")
+    sp.add_argument("--videos", metavar="DIR", help="the videos (their cuts.json or scene detection), for cut alignment")
     sp.add_argument("--json", action="store_true", help="print JSON")
 
     sp = add("import-official", cmd_import_official, "Convert the authors' Diff-V2M checkpoint (model_odf.ckpt).")

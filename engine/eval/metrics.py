@@ -3,9 +3,9 @@ network.
 
 - FAD (VGGish, 16 kHz) and FD and KL (PANNs CNN14, 16 kHz; KL pairs files by name), computed with
   the networks of engine/eval/embeddings.py when their packages and weights are on this machine, else the
-  column reads "unavailable: <what to install or download>". Density and coverage (k = 5) and the
-  ImageBind score: the maths is here and tested, their networks (LAION-CLAP, ImageBind) are not
-  wired yet, so those columns always read "unavailable".
+  column reads "unavailable: <what to install or download>"; density and coverage (k = 5, the `prdc`
+  package) on LAION-CLAP audio embeddings the same way. The ImageBind score is not implemented: its
+  column says so.
 - Rhythm: onset F-measure of the music against the video's cuts (+-100 ms), the share of cuts with
   an onset within 100 ms, and the rhythm predictor's error against the ground-truth ODF_LR.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ONSET_WINDOW_S = 0.1
+DC_K = 5  # the paper's k for density and coverage
 
 
 # ---- distribution metrics ------------------------------------------------------------------------
@@ -46,22 +47,19 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-8) -> float:
     return float(np.mean(np.sum(p * np.log(p / q), axis=-1)))
 
 
-def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    return np.sqrt(np.clip(d, 0, None))
-
-
 def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
-    """Naeem et al. 2020: density = mean over fake of (real k-NN balls containing it) / k; coverage =
-    share of real samples whose k-NN ball holds at least one fake sample."""
-    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-    rr = _pairwise(real, real)
-    radii = np.sort(rr, axis=1)[:, k]  # the k-th neighbour, self (distance 0) at index 0
-    rf = _pairwise(real, fake)  # (N real, M fake)
-    inside = rf < radii[:, None]
-    density = inside.sum() / (k * fake.shape[0])
-    coverage = float((rf.min(axis=1) < radii).mean())
-    return float(density), coverage
+    """Density and coverage (Naeem et al. 2020) of fake embeddings against real ones, by the authors'
+    `prdc` package: density = mean over fake of (real k-NN balls containing it) / k; coverage = share
+    of real samples whose k-NN ball holds at least one fake sample."""
+    import contextlib
+    import io
+
+    from prdc import compute_prdc
+
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+        m = compute_prdc(real_features=np.asarray(real, np.float64), fake_features=np.asarray(fake, np.float64),
+                         nearest_k=k)
+    return float(m["density"]), float(m["coverage"])
 
 
 # ---- rhythm metrics ---------------------------------------------------------------------------------
@@ -139,8 +137,18 @@ def _distribution_metrics(gen: list[Path], ref: list[Path]) -> dict[str, object]
         out["KL"] = kl_divergence(np.stack(rp), np.stack(gp))
     else:
         out["FD"] = out["KL"] = f"unavailable: {avail['panns']}"
-    out["Density"] = out["Coverage"] = f"unavailable: {avail['clap']}"
-    out["IB"] = "unavailable: the ImageBind score is not wired into cutscore yet"
+    if avail["clap"] is None:
+        net = emb.Clap()
+        g = np.concatenate([net.embed(*audio[p]) for p in gen])
+        r = np.concatenate([net.embed(*audio[p]) for p in ref])
+        if len(r) > DC_K:
+            out["Density"], out["Coverage"] = density_coverage(r, g, k=DC_K)
+        else:
+            out["Density"] = out["Coverage"] = (f"unavailable: density and coverage need more than {DC_K} reference "
+                                                f"chunks of 10 s ({len(r)} here)")
+    else:
+        out["Density"] = out["Coverage"] = f"unavailable: {avail['clap']}"
+    out["IB"] = "unavailable: the ImageBind score is not implemented in cutscore (it needs ImageBind-Huge)"
     return out
 
 
