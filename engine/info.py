@@ -80,7 +80,7 @@ def model_info(config_or_dir: str) -> dict:
 
 def import_official(checkpoint: str, out_dir, ema: bool = False, allow_pickle: bool = False,
                     config: str = "official") -> dict:
-    from engine.model.checkpoint import import_official as _import
+    from engine.model.official import import_official as _import
 
     return _import(checkpoint, out_dir, ema=ema, allow_pickle=allow_pickle, config=config)
 

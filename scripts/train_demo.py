@@ -62,11 +62,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     import numpy as np
+    import torch
 
     from engine.features.audio import load_audio
     from engine.model.config import load_config
-    import torch
-
     from engine.model.vae import VAE, latent_std, load_vae, save_vae, with_scale
     from engine.train.fit import fit
     from engine.train.module import TrainConfig

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from engine.errors import CutscoreError
-from engine.model.checkpoint import OFFICIAL_UNUSED, import_official, load_model, map_official, model_info
+from engine.model.checkpoint import load_model, model_info
 from engine.model.config import default_vae_config, load_config
 from engine.model.diffusion import DiffV2M
+from engine.model.official import OFFICIAL_UNUSED, import_official, map_official
 from engine.model.vae import VAE
 from tests.conftest import FIXTURES, SHARED
 

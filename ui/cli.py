@@ -66,7 +66,7 @@ def cmd_model_info(args) -> int:
 
 
 def cmd_import_official(args) -> int:
-    from engine.model.checkpoint import import_official
+    from engine.model.official import import_official
 
     out = Path(args.output)
     if out.exists() and not args.force:
