@@ -3,7 +3,7 @@ video features and the window's start time and duration -> the DiT's three token
 (emotional, semantic, rhythmic) and its global vector. Every encoder returns (tokens, mask).
 
 Module names mirror the released checkpoint (`conditioner.conditioners.<name>`), so importing it is
-a prefix rename (checkpoint.py). The rhythm predictor lives inside the semantic conditioner there
+a prefix rename (official.py). The rhythm predictor lives inside the semantic conditioner there
 (`semantic.extractor`), and so it does here.
 """
 
