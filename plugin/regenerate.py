@@ -89,25 +89,13 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     takes = [int(m.group(1)) for p in side.glob(f"clip{target['index']:03d}-v*.wav")
              if (m := re.fullmatch(r"clip\d+-v(\d+)", p.stem))]
     version = 1 + max(takes, default=0)
-    out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
-    if out_path.exists() and not force:
-        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
-    if not out_path.parent.is_dir():
-        raise CutscoreError(f"{out_path.parent}: no such folder for the output")
-    if out_path.suffix.lower() != scored_path.suffix.lower():
-        raise CutscoreError(f"{out_path}: regenerate writes the scored timeline's own format "
-                            f"({scored_path.suffix}); name the output {out_path.stem}{scored_path.suffix}")
+    out_path = _output_path(scored_path, out_path, version, force)
     result = run_job(client, req, on_progress)
     new_w = result.windows[0].model_dump()  # the span [span_start, span_end), not the whole window
     sr = state["sample_rate"]
     span_range = TimeRange(RationalTime.from_seconds(new_w["start_s"], rate).round(),
                            RationalTime.from_seconds(new_w["duration_s"], rate).round())
-    music = render_music([StitchWindow(0.0, new_w["duration_s"], 0.0, read_wav(new_w["audio"])[0])],
-                         state["model_sample_rate"], span_range.duration, sr)
-    if state.get("hit_sync"):  # the same warps as the score, so the new take lands its hits too
-        targets = [o["target_s"] - new_w["start_s"] for o in state["hit_sync"]["offsets"]]
-        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w["duration_s"]], True, [])
-    music = apply_gain(music, state["gain_db"])
+    music = _span_music(state, new_w, span_range.duration)
     old_audio, _ = read_wav(side / target["wav"])
     new_audio = _splice(old_audio, music, to_samples(span_range.start_time - rng.start_time, sr),
                         (to_samples(RationalTime.from_seconds(region[0], rate) - rng.start_time, sr),
@@ -124,6 +112,31 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path, target["name"])
     return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
             "window": wi}
+
+
+def _output_path(scored_path: Path, out_path: str | Path | None, version: int, force: bool) -> Path:
+    """Where the regenerated timeline goes: -o, else `<scored>-r<take>`, in the scored timeline's format."""
+    out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
+    if out_path.exists() and not force:
+        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
+    if not out_path.parent.is_dir():
+        raise CutscoreError(f"{out_path.parent}: no such folder for the output")
+    if out_path.suffix.lower() != scored_path.suffix.lower():
+        raise CutscoreError(f"{out_path}: regenerate writes the scored timeline's own format "
+                            f"({scored_path.suffix}); name the output {out_path.stem}{scored_path.suffix}")
+    return out_path
+
+
+def _span_music(state: dict, new_w: dict, duration: RationalTime) -> np.ndarray:
+    """The engine's new span as the score's music was made: rendered at the score's rate, its hits
+    warped as the score's were (so the new take lands them too), the score's gain."""
+    sr = state["sample_rate"]
+    music = render_music([StitchWindow(0.0, new_w["duration_s"], 0.0, read_wav(new_w["audio"])[0])],
+                         state["model_sample_rate"], duration, sr)
+    if state.get("hit_sync"):
+        targets = [o["target_s"] - new_w["start_s"] for o in state["hit_sync"]["offsets"]]
+        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w["duration_s"]], True, [])
+    return apply_gain(music, state["gain_db"])
 
 
 def _splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:

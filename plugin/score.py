@@ -103,22 +103,13 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
                    rate: float | None = None, relink: str | None = None,
                    on_progress: Callable[[JobStatus], None] | None = None, limits: Limits = Limits()) -> dict:
     timeline_path, out_path = Path(timeline_path), Path(out_path)
-    if out_path.resolve() == timeline_path.resolve():
-        raise CutscoreError(f"{out_path}: is the input; cutscore never modifies your timeline, choose another -o")
-    check_output(timeline_path, out_path)
-    if out_path.exists() and not opts.force:
-        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
-    if not out_path.parent.is_dir():
-        raise CutscoreError(f"{out_path.parent}: no such folder for the output")
-    side = sidecar_dir(out_path)
-    if side.exists() and not opts.force:
-        raise CutscoreError(f"{side}: already exists (the music of an earlier score); pass --force to replace it")
+    side = _check_paths(timeline_path, out_path, opts.force)
     tl = read_timeline(timeline_path, rate=rate, relink=relink, limits=limits)
     if opts.hits_s:
         extra = [RationalTime.from_seconds(s, tl.duration.rate).round() for s in opts.hits_s]
         tl.hits = _unique_sorted([h for h in tl.hits + extra if h <= tl.duration])
-    model = opts.model
     notices = list(tl.warnings)
+    model = opts.model
     if model is None:
         model, notice = default_model()
         if notice:
@@ -142,36 +133,71 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
         music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync, notices)
         gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)
         music = apply_gain(music, gain)
-        segments = []
-        for kind, idx, name, rng in picture_segments(tl):
-            wav = side / f"{kind}{idx:03d}-v1.wav"
-            write_wav(work / wav.name, _cut(music, rng, opts.sample_rate), opts.sample_rate)
-            segments.append(Segment(kind, idx, name, rng, wav))
+        segments = _write_segments(tl, music, opts.sample_rate, side, work)
         state = {
             "version": STATE_VERSION, "timeline": str(timeline_path.resolve()), "scored": str(out_path.resolve()),
             "model": model, "settings": settings.model_dump(), "loudness_lufs": opts.loudness, "gain_db": gain,
             "sample_rate": opts.sample_rate, "model_sample_rate": result.sample_rate,
             "request": json.loads(req.model_dump_json()), "windows": windows, "hit_sync": sync,
-            "segments": [{"kind": s.kind, "index": s.index, "name": s.name, "start": s.range.start_time.value,
-                          "duration": s.range.duration.value, "rate": s.range.duration.rate, "wav": s.wav.name}
-                         for s in segments],
+            "segments": [_segment_entry(s) for s in segments],
         }
-        rebase_state(state, work / "engine", side / "engine")
-        (work / STATE_FILE).write_text(json.dumps(state, indent=2))
-        if side.exists():
-            shutil.rmtree(side)
-        os.replace(work, side)
-        meta = {"model": model, "seed": opts.seed, "settings": settings.model_dump(), "sidecar": str(side.resolve()),
-                "loudness_lufs": opts.loudness, "gain_db": round(gain, 3), "sample_rate": opts.sample_rate,
-                "windows": [{"start_s": w["start_s"], "duration_s": w["duration_s"], "latents": w["latents"]}
-                            for w in state["windows"]]}
-        write_scored(tl, segments, meta, out_path)
+        _commit_sidecar(state, work, side)
+        write_scored(tl, segments, _scored_meta(state, opts.seed, side), out_path)
     finally:
         if work.exists():
             shutil.rmtree(work)
     return {"out": str(out_path), "sidecar": str(side), "segments": len(segments), "model": model,
             "gain_db": gain, "notices": notices, "cuts_s": [c.to_seconds() for c in tl.cuts],
             "music": music, "sample_rate": opts.sample_rate, "windows": state["windows"]}
+
+
+def _check_paths(timeline_path: Path, out_path: Path, force: bool) -> Path:
+    """The sidecar folder of out_path, once nothing the user has would be overwritten unasked."""
+    if out_path.resolve() == timeline_path.resolve():
+        raise CutscoreError(f"{out_path}: is the input; cutscore never modifies your timeline, choose another -o")
+    check_output(timeline_path, out_path)
+    if out_path.exists() and not force:
+        raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
+    if not out_path.parent.is_dir():
+        raise CutscoreError(f"{out_path.parent}: no such folder for the output")
+    side = sidecar_dir(out_path)
+    if side.exists() and not force:
+        raise CutscoreError(f"{side}: already exists (the music of an earlier score); pass --force to replace it")
+    return side
+
+
+def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path) -> list[Segment]:
+    """The music under each picture clip or gap, as take v1 WAVs written into the work folder (they
+    reach `side` when the sidecar is committed)."""
+    segments = []
+    for kind, idx, name, rng in picture_segments(tl):
+        wav = side / f"{kind}{idx:03d}-v1.wav"
+        write_wav(work / wav.name, _cut(music, rng, sr), sr)
+        segments.append(Segment(kind, idx, name, rng, wav))
+    return segments
+
+
+def _segment_entry(s: Segment) -> dict:
+    return {"kind": s.kind, "index": s.index, "name": s.name, "start": s.range.start_time.value,
+            "duration": s.range.duration.value, "rate": s.range.duration.rate, "wav": s.wav.name}
+
+
+def _commit_sidecar(state: dict, work: Path, side: Path) -> None:
+    """The state into the work folder, then the work folder in place of the sidecar, in one rename."""
+    rebase_state(state, work / "engine", side / "engine")
+    (work / STATE_FILE).write_text(json.dumps(state, indent=2))
+    if side.exists():
+        shutil.rmtree(side)
+    os.replace(work, side)
+
+
+def _scored_meta(state: dict, seed: int, side: Path) -> dict:
+    """What the scored timeline's metadata says of the music (the sidecar has the rest)."""
+    return {"model": state["model"], "seed": seed, "settings": state["settings"], "sidecar": str(side.resolve()),
+            "loudness_lufs": state["loudness_lufs"], "gain_db": round(state["gain_db"], 3),
+            "sample_rate": state["sample_rate"],
+            "windows": [{"start_s": w["start_s"], "duration_s": w["duration_s"], "latents": w["latents"]}
+                        for w in state["windows"]]}
 
 
 def sync_hits(music: np.ndarray, sr: int, targets: list[float], enabled: bool, notices: list[str]):

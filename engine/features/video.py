@@ -141,15 +141,21 @@ def decode_range(path: str | Path, start_s: float = 0.0, end_s: float | None = N
                             f"({start_s + decoded_s:.3f} s)")
     duration = limit if limit is not None else decoded_s
     m = int(np.ceil(duration - 1e-9))
+    return Decoded(info=info, start_s=start_s, duration_s=duration, key_frames=_per_second(keys, fallback, m),
+                   key_times=np.minimum(np.arange(m) + 0.5, duration), grey=np.stack(grey), grey_times=np.asarray(grey_t))
+
+
+def _per_second(keys: dict[int, np.ndarray], fallback: dict[int, np.ndarray], m: int) -> np.ndarray:
+    """(m, H, W, 3): each second's key frame (else its first frame); a second without a frame of its
+    own (a very low frame rate) reuses the previous one, leading empty seconds the first; one size."""
+    import cv2
+
     frames, prev = [], None
-    for k in range(m):  # a second without a frame of its own (a very low frame rate) reuses the previous one
+    for k in range(m):
         f = keys.get(k, fallback.get(k, prev))
         frames.append(f)
         prev = f if f is not None else prev
     first = next(f for f in frames if f is not None)
     frames = [first if f is None else f for f in frames]
     shape = first.shape
-    frames = [f if f.shape == shape else cv2.resize(f, (shape[1], shape[0])) for f in frames]
-    key_times = np.minimum(np.arange(m) + 0.5, duration)
-    return Decoded(info=info, start_s=start_s, duration_s=duration, key_frames=np.stack(frames),
-                   key_times=key_times, grey=np.stack(grey), grey_times=np.asarray(grey_t))
+    return np.stack([f if f.shape == shape else cv2.resize(f, (shape[1], shape[0])) for f in frames])

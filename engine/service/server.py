@@ -56,6 +56,37 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+async def _submit(manager: JobManager, request: Request) -> str:
+    """A job from the request's JSON body; 422 for a body that is not a valid request, 400 for one the
+    engine cannot run."""
+    try:
+        job_id = manager.submit(parse_request(await request.json()))
+    except (ValidationError, ValueError) as e:
+        if isinstance(e, ValidationError):
+            err = e.errors()[0]
+            msg = f"{'.'.join(str(x) for x in err['loc']) or 'body'}: {err['msg']}"
+        else:
+            msg = str(e)
+        raise HTTPException(status_code=422, detail=f"invalid request: {msg}") from None
+    except CutscoreError as e:
+        raise HTTPException(status_code=400, detail=str(e)) from None
+    return job_id
+
+
+async def _event_stream(manager: JobManager, job_id: str):
+    """Server-sent events: the job's status (without its result) each time it changes, until it ends."""
+    last = None
+    while True:
+        st = manager.store.get(job_id)
+        data = st.model_dump_json(exclude={"result"})
+        if data != last:
+            last = data
+            yield f"data: {data}\n\n"
+        if st.state in ("done", "failed", "cancelled", "interrupted"):
+            return
+        await asyncio.sleep(0.05)
+
+
 def create_app(manager: JobManager, token: str, preload: str | None = None) -> FastAPI:
     app = FastAPI(title="cutscore engine", version=VERSION)
 
@@ -77,20 +108,7 @@ def create_app(manager: JobManager, token: str, preload: str | None = None) -> F
 
     @app.post("/jobs", dependencies=[Depends(auth)])
     async def submit(request: Request):
-        try:
-            body = await request.json()
-            req = parse_request(body)
-            job_id = manager.submit(req)
-        except (ValidationError, ValueError) as e:
-            if isinstance(e, ValidationError):
-                err = e.errors()[0]
-                msg = f"{'.'.join(str(x) for x in err['loc']) or 'body'}: {err['msg']}"
-            else:
-                msg = str(e)
-            raise HTTPException(status_code=422, detail=f"invalid request: {msg}") from None
-        except CutscoreError as e:
-            raise HTTPException(status_code=400, detail=str(e)) from None
-        return {"id": job_id, "state": "queued"}
+        return {"id": await _submit(manager, request), "state": "queued"}
 
     @app.get("/jobs/{job_id}", dependencies=[Depends(auth)])
     def get_job(job_id: str):
@@ -99,20 +117,7 @@ def create_app(manager: JobManager, token: str, preload: str | None = None) -> F
     @app.get("/jobs/{job_id}/events", dependencies=[Depends(auth)])
     async def events(job_id: str):
         status_or_404(job_id)
-
-        async def stream():
-            last = None
-            while True:
-                st = manager.store.get(job_id)
-                data = st.model_dump_json(exclude={"result"})
-                if data != last:
-                    last = data
-                    yield f"data: {data}\n\n"
-                if st.state in ("done", "failed", "cancelled", "interrupted"):
-                    return
-                await asyncio.sleep(0.05)
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return StreamingResponse(_event_stream(manager, job_id), media_type="text/event-stream")
 
     @app.post("/jobs/{job_id}/cancel", dependencies=[Depends(auth)])
     def cancel(job_id: str):

@@ -89,15 +89,44 @@ def remove_vocals(y: np.ndarray, sr: int, warn: Callable[[str], None]) -> np.nda
     return librosa.resample(stems[keep].sum(0).numpy(), orig_sr=model.samplerate, target_sr=sr)
 
 
+def _source_audio(path: Path, sr: int, channels: int, vocals: bool, warn) -> np.ndarray:
+    """A source's music as the VAE takes it: resampled, vocals removed (when asked), loudness
+    normalised, mono or stereo."""
+    from engine.features.audio import load_audio, normalise_loudness
+
+    y, _ = load_audio(path, sr)
+    if vocals:
+        y = remove_vocals(y, sr, warn)
+    y = normalise_loudness(y, sr)
+    if channels == 1:
+        return y.mean(axis=0, keepdims=True)
+    return np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y[:2]
+
+
+def _write_segment(path: Path, video: Path, seg: np.ndarray, start: float, end: float, vae, window: int, rhythm: str,
+                   cuts_s, fcfg) -> None:
+    """One training segment: the video's per-second features, the music's rhythm target and latents."""
+    import torch
+
+    from engine.features import extract
+    from engine.features.audio import rhythm_target
+    from engine.model.vae import pad_or_trim
+
+    m = int(math.ceil(end - start - 1e-9))
+    f = extract(video, float(start), float(min(end, start + m)), cuts_s=cuts_s, config=fcfg)
+    target = rhythm_target(seg, vae.sample_rate, rhythm, seconds=m)
+    latents = vae.encode(pad_or_trim(torch.from_numpy(seg)[None], window))[0].numpy()
+    path.parent.mkdir(exist_ok=True)
+    np.savez(path, latents=latents.astype(np.float32), clip=f.clip[:m], color=f.color[:m], scene=f.scene[:m],
+             beat=f.beat[:m], rhythm=target, mask=np.ones(m, bool))
+
+
 def preprocess(src: str | Path, out: str | Path, vae_dir: str | Path | None = None, rhythm: str = "odf",
                seconds: int = 30, hop: int = 10, clip_model: str | None = DEFAULT_CLIP[0],
                clip_pretrained: str | None = DEFAULT_CLIP[1], seed: int = 0, vocals: bool = True,
                log: Callable[[str], None] = lambda s: None) -> dict:
-    import torch
-
-    from engine.features import FeatureConfig, extract
-    from engine.features.audio import load_audio, normalise_loudness, rhythm_target
-    from engine.model.vae import load_vae, pad_or_trim
+    from engine.features import FeatureConfig
+    from engine.model.vae import load_vae
 
     src, out = Path(src), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,11 +147,7 @@ def preprocess(src: str | Path, out: str | Path, vae_dir: str | Path | None = No
     for video, audio_path in find_sources(src):
         source = video.relative_to(src).with_suffix("").as_posix()
         split = split_of(source, seed)
-        y, _ = load_audio(audio_path, sr)
-        if vocals:
-            y = remove_vocals(y, sr, warn)
-        y = normalise_loudness(y, sr)
-        y = y.mean(axis=0, keepdims=True) if ch == 1 else (np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y[:2])
+        y = _source_audio(audio_path, sr, ch, vocals, warn)
         dur = y.shape[1] / sr
         silences = silent_spans(y, sr)
         starts = list(range(0, max(int(math.floor(dur - seconds)), 0) + 1, hop)) if dur >= seconds else [0]
@@ -134,15 +159,8 @@ def preprocess(src: str | Path, out: str | Path, vae_dir: str | Path | None = No
             seg_id = f"{source.replace('/', '__')}__{start:05d}"
             rel = f"segments/{seg_id}.npz"
             if not (out / rel).exists():
-                seg = y[:, int(start * sr):int(end * sr)]
-                m = int(math.ceil(end - start - 1e-9))
-                f = extract(video, float(start), float(min(end, start + m)), cuts_s=known_cuts.get(video.stem), config=fcfg)
-                target = rhythm_target(seg, sr, rhythm, seconds=m)
-                audio = pad_or_trim(torch.from_numpy(seg)[None], window)
-                latents = vae.encode(audio)[0].numpy()
-                (out / "segments").mkdir(exist_ok=True)
-                np.savez(out / rel, latents=latents.astype(np.float32), clip=f.clip[:m], color=f.color[:m],
-                         scene=f.scene[:m], beat=f.beat[:m], rhythm=target, mask=np.ones(m, bool))
+                _write_segment(out / rel, video, y[:, int(start * sr):int(end * sr)], start, end, vae, window, rhythm,
+                               known_cuts.get(video.stem), fcfg)
             manifest.append({"id": seg_id, "source": source, "split": split, "file": rel, "start_s": float(start),
                              "duration_s": float(end - start)})
         log(f"{source}: {len(starts)} segment(s), split {split}")

@@ -277,6 +277,15 @@ def patch_project(text: str, clips: list[MusicClip]) -> str:
     text, kids = _add_bin_clips(text, clips, rate)
     proj = Project(text)
     ids = proj.ids()
+    block, tr = _music_track(ids, clips, kids, rate)
+    main_id = proj.main.get("id")
+    main_start, main_end = next((s, e) for tag, ident, s, e in _top_level(text) if ident == main_id)
+    body = _with_track(proj, text[main_start:main_end], ids, tr)
+    return text[:main_start] + block + body + text[main_end:]
+
+
+def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate) -> tuple[str, str]:
+    """The music's timeline producers, its two playlists and its track tractor (XML) and the tractor's id."""
     producers, entries, pos = [], [], 0
     for c in sorted(clips, key=lambda c: c.start):
         if c.length <= 0:
@@ -301,9 +310,11 @@ def patch_project(text: str, clips: list[MusicClip]) -> str:
               f'  <property name="kdenlive:track_name">{TRACK_NAME}</property>\n'
               f'  <track hide="video" producer="{pl_a}"/>\n  <track hide="video" producer="{pl_b}"/>\n'
               f' </tractor>\n')
-    main_id = proj.main.get("id")
-    main_start, main_end = next((s, e) for tag, ident, s, e in _top_level(text) if ident == main_id)
-    body = text[main_start:main_end]
+    return block, tr
+
+
+def _with_track(proj: Project, body: str, ids: set, tr: str) -> str:
+    """The main tractor's XML with the track `tr` above the audio tracks and a mix transition for it."""
     tracks = list(re.finditer(r"[ \t]*<track\b[^>]*/>\n?", body))
     if not tracks:
         raise CutscoreError("the Kdenlive project's main tractor has no tracks")
@@ -330,7 +341,7 @@ def patch_project(text: str, clips: list[MusicClip]) -> str:
     mix_at = trans[-1].end() if trans else tracks[-1].end()
     body = body[:mix_at] + mix + body[mix_at:]
     body = body[:prev.end()] + track_line + body[prev.end():]
-    return text[:main_start] + block + body + text[main_end:]
+    return body
 
 
 def _is_audio(proj: Project, pid: str) -> bool:
