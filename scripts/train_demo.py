@@ -50,6 +50,105 @@ def vae_quality(vae, heldout: Path, n: int = 8) -> dict:
             "vae_recon_onset_f": float(m[3])}
 
 
+class Recipe:
+    """The steps in order; each logs to WORK/log.txt and records its wall time in WORK/times.json,
+    and a step already timed there is skipped (a run that stopped goes on where it stopped)."""
+
+    def __init__(self, args):
+        from engine.model.config import load_config
+
+        self.args, self.cfg, self.work = args, load_config("demo"), Path(args.work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        times = self.work / "times.json"
+        self.times = json.loads(times.read_text()) if times.exists() else {}
+        self.logf = (self.work / "log.txt").open("a")
+
+    def log(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        self.logf.write(line + "\n")
+        self.logf.flush()
+
+    def step(self, name: str, fn) -> None:
+        if name in self.times:
+            self.log(f"{name}: done before ({self.times[name]:.0f} s)")
+            return
+        t0 = time.time()
+        fn()
+        self.times[name] = time.time() - t0
+        (self.work / "times.json").write_text(json.dumps(self.times, indent=2))
+        self.log(f"{name}: {self.times[name]:.0f} s")
+
+    def run(self) -> None:
+        from engine.train.fit import fit
+        from engine.train.preprocess import preprocess
+        from engine.train.synth import write_corpus
+
+        a, work = self.args, self.work
+        self.step("synth", lambda: (write_corpus(work / "corpus", a.count, a.seed, 30.0, music="gm"),
+                                    write_corpus(work / "heldout", 20, a.seed + 1, 30.0, music="gm")))
+        self.step("vae", self.vae)
+        self.step("preprocess", lambda: preprocess(work / "corpus", work / "dataset", vae_dir=work / "vae", seconds=10,
+                                                   hop=5, clip_model="cutscore-tiny-clip", clip_pretrained=None,
+                                                   vocals=False, log=self.log))
+        tc = self.train_config()
+        self.step("fit", lambda: fit(tc))
+        self.step("export", self.export)
+        self.log(f"done: {a.out}")
+
+    def vae(self) -> None:
+        import numpy as np
+        import torch
+
+        from engine.features.audio import load_audio
+        from engine.model.vae import VAE, latent_std, load_vae, save_vae, with_scale
+        from engine.train.vae_train import train_vae
+
+        a, cfg, work = self.args, self.cfg, self.work
+        if a.vae:
+            vae = load_vae(a.vae)
+            if {k: v for k, v in vae.config.items() if k != "scale"} != cfg.vae:
+                raise SystemExit(f"{a.vae}: its VAE config differs from the demo preset's (resources/configs/demo.json)")
+            self.log(f"VAE: using the trained one in {a.vae}")
+        else:
+            vae = VAE(cfg.vae)
+            audio = [load_audio(p, cfg.sample_rate)[0].mean(0, keepdims=True)
+                     for p in sorted((work / "corpus").glob("*.wav"))]
+            losses = train_vae(vae, audio, steps=a.vae_steps, batch=8, crop_s=1.024, seed=a.seed,
+                               kl_weight=1e-5, log=self.log)
+            self.times["vae_final_loss"] = float(np.mean(losses[-100:]))
+        clips = [torch.from_numpy(load_audio(p, cfg.sample_rate)[0].mean(0, keepdims=True).astype(np.float32))
+                 for p in sorted((work / "corpus").glob("*.wav"))[:16]]
+        with_scale(vae, latent_std(vae, clips))  # unit-variance latents for the diffusion model
+        self.times["vae_latent_scale"] = vae.scale
+        save_vae(vae, work / "vae")
+        self.times.update(vae_quality(vae, work / "heldout"))
+        self.log("VAE on held-out music: " + ", ".join(f"{k} {v:.3f}" for k, v in self.times.items() if k.startswith("vae_")))
+
+    def train_config(self):
+        from engine.train.module import TrainConfig
+
+        a, work = self.args, self.work
+        tc = TrainConfig(dataset=str(work / "dataset"), out_dir=str(work / "run"), model="demo", seed=a.seed,
+                         batch_size=16, accumulate=1, max_epochs=a.epochs, lr=1e-3, warmup=0.95, ema_decay=0.998,
+                         e1=max(1, a.epochs // 6), e2=max(2, a.epochs // 2), log_every=10)
+        (work / "train.json").write_text(json.dumps(tc.to_dict(), indent=2))
+        return tc
+
+    def export(self) -> None:
+        """The EMA weights in half precision, with the VAE, the config, the training config and the times."""
+        from safetensors.torch import load_file, save_file
+
+        out = Path(self.args.out)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(self.work / "run" / "model-ema", out)
+        state = load_file(str(out / "model.safetensors"))
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(out / "model.safetensors"))
+        shutil.copy(self.work / "train.json", out / "train.json")
+        (out / "times.json").write_text(json.dumps(self.times, indent=2))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Train the demo model (see the module docstring).")
     ap.add_argument("--work", required=True, help="a scratch folder")
@@ -57,91 +156,9 @@ def main(argv=None) -> None:
     ap.add_argument("--count", type=int, default=150, help="training pairs (default 150)")
     ap.add_argument("--vae-steps", type=int, default=4000)
     ap.add_argument("--vae", help="a trained VAE folder to use instead of training one (step 2)")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=36)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-
-    import numpy as np
-    import torch
-
-    from engine.features.audio import load_audio
-    from engine.model.config import load_config
-    from engine.model.vae import VAE, latent_std, load_vae, save_vae, with_scale
-    from engine.train.fit import fit
-    from engine.train.module import TrainConfig
-    from engine.train.preprocess import preprocess
-    from engine.train.synth import write_corpus
-    from engine.train.vae_train import train_vae
-
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    times = json.loads((work / "times.json").read_text()) if (work / "times.json").exists() else {}
-    logf = (work / "log.txt").open("a")
-
-    def log(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        logf.write(line + "\n")
-        logf.flush()
-
-    def step(name: str, fn):
-        if name in times:
-            log(f"{name}: done before ({times[name]:.0f} s)")
-            return
-        t0 = time.time()
-        fn()
-        times[name] = time.time() - t0
-        (work / "times.json").write_text(json.dumps(times, indent=2))
-        log(f"{name}: {times[name]:.0f} s")
-
-    cfg = load_config("demo")
-    step("synth", lambda: (write_corpus(work / "corpus", args.count, args.seed, 30.0, music="gm"),
-                           write_corpus(work / "heldout", 20, args.seed + 1, 30.0, music="gm")))
-
-    def vae_step():
-        if args.vae:
-            vae = load_vae(args.vae)
-            if {k: v for k, v in vae.config.items() if k != "scale"} != cfg.vae:
-                raise SystemExit(f"{args.vae}: its VAE config differs from the demo preset's (resources/configs/demo.json)")
-            log(f"VAE: using the trained one in {args.vae}")
-        else:
-            vae = VAE(cfg.vae)
-            audio = [load_audio(p, cfg.sample_rate)[0].mean(0, keepdims=True)
-                     for p in sorted((work / "corpus").glob("*.wav"))]
-            losses = train_vae(vae, audio, steps=args.vae_steps, batch=8, crop_s=1.024, seed=args.seed,
-                               kl_weight=1e-5, log=log)
-            times["vae_final_loss"] = float(np.mean(losses[-100:]))
-        clips = [torch.from_numpy(load_audio(p, cfg.sample_rate)[0].mean(0, keepdims=True).astype(np.float32))
-                 for p in sorted((work / "corpus").glob("*.wav"))[:16]]
-        with_scale(vae, latent_std(vae, clips))  # unit-variance latents for the diffusion model
-        times["vae_latent_scale"] = vae.scale
-        save_vae(vae, work / "vae")
-        times.update(vae_quality(vae, work / "heldout"))
-        log("VAE on held-out music: " + ", ".join(f"{k} {v:.3f}" for k, v in times.items() if k.startswith("vae_")))
-
-    step("vae", vae_step)
-    step("preprocess", lambda: preprocess(work / "corpus", work / "dataset", vae_dir=work / "vae", seconds=10, hop=5,
-                                          clip_model="cutscore-tiny-clip", clip_pretrained=None, vocals=False, log=log))
-    tc = TrainConfig(dataset=str(work / "dataset"), out_dir=str(work / "run"), model="demo", seed=args.seed,
-                     batch_size=16, accumulate=1, max_epochs=args.epochs, lr=1e-3, warmup=0.95, ema_decay=0.998,
-                     e1=max(1, args.epochs // 6), e2=max(2, args.epochs // 2), log_every=10)
-    (work / "train.json").write_text(json.dumps(tc.to_dict(), indent=2))
-    step("fit", lambda: fit(tc))
-
-    def export():
-        from safetensors.torch import load_file, save_file
-
-        out = Path(args.out)
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(work / "run" / "model-ema", out)
-        state = load_file(str(out / "model.safetensors"))
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(out / "model.safetensors"))
-        shutil.copy(work / "train.json", out / "train.json")
-        (out / "times.json").write_text(json.dumps(times, indent=2))
-
-    step("export", export)
-    log(f"done: {args.out}")
+    Recipe(ap.parse_args(argv)).run()
 
 
 if __name__ == "__main__":
