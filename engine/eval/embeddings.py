@@ -56,25 +56,17 @@ def available() -> dict[str, str | None]:
     """{network: None when it loads here, else what to install or download}."""
     import importlib.util
 
+    nets = {"vggish": ("torchvggish", "torchvggish", "VGGish", VGGISH_FILE, vggish_path, "CUTSCORE_VGGISH"),
+            "panns": ("panns_inference", "panns-inference", "PANNs CNN14 16 kHz", PANNS_FILE, panns_path, "CUTSCORE_PANNS"),
+            "clap": ("laion_clap", "laion-clap", "LAION-CLAP", CLAP_FILE, clap_path, "CUTSCORE_CLAP")}
     out = {}
-    if importlib.util.find_spec("torchvggish") is None:
-        out["vggish"] = "VGGish: pip install torchvggish"
-    elif not vggish_path().is_file():
-        out["vggish"] = f"VGGish weights: put {VGGISH_FILE} at {vggish_path()} (or set CUTSCORE_VGGISH)"
-    else:
-        out["vggish"] = None
-    if importlib.util.find_spec("panns_inference") is None:
-        out["panns"] = "PANNs CNN14: pip install panns-inference"
-    elif not panns_path().is_file():
-        out["panns"] = f"PANNs CNN14 16 kHz weights: put {PANNS_FILE} at {panns_path()} (or set CUTSCORE_PANNS)"
-    else:
-        out["panns"] = None
-    if importlib.util.find_spec("laion_clap") is None:
-        out["clap"] = "LAION-CLAP: pip install laion-clap"
-    elif not clap_path().is_file():
-        out["clap"] = f"LAION-CLAP weights: put {CLAP_FILE} at {clap_path()} (or set CUTSCORE_CLAP)"
-    else:
-        out["clap"] = None
+    for net, (module, pip, label, file, where, env) in nets.items():
+        if importlib.util.find_spec(module) is None:
+            out[net] = f"{label}: pip install {pip}"
+        elif not where().is_file():
+            out[net] = f"{label} weights: put {file} at {where()} (or set {env})"
+        else:
+            out[net] = None
     return out
 
 
