@@ -6,6 +6,7 @@ uniform 3.58) and the cut-onset F-measure (+-100 ms). With --demo-dir, the same 
 music `make demo` wrote (its WAVs in timeline order).
 
     .venv/bin/python bench/bench_demo.py [--heldout DIR] [--count 20] [--steps 20] [--demo-dir out/demo]
+        [--guidance 1.5,3]
 
 DIR holds held-out pairs made by `cutscore train synth --music gm` (default: a fresh set with a
 seed the demo model never saw, written to a temporary folder). Each pair becomes an OTIO timeline
@@ -56,14 +57,14 @@ def timeline_for(video: Path, cuts: list[float], duration: float, out: Path) -> 
     return p
 
 
-def score(pipe, tl_path: Path, work: Path, steps: int, seed: int, ablate=frozenset()):
+def score(pipe, tl_path: Path, work: Path, steps: int, seed: int, ablate=frozenset(), guidance: float | None = None):
     tl = read_timeline(tl_path)
     plan = make_plan(tl, window_s=pipe.cfg.window_seconds)
     req = build_request(plan, "demo", Settings(seed=seed, steps=steps), work)
     feats = _clip_features(req, pipe, [])
     wins = []
     for i, w in enumerate(req.windows):
-        g = pipe.generate(window_features(req, i, feats, pipe.cfg.encoders.clip_dim), seed=seed + i, steps=steps,
+        g = pipe.generate(window_features(req, i, feats, pipe.cfg.encoders.clip_dim), seed=seed + i, steps=steps, guidance=guidance,
                           ablate=ablate)
         wins.append(StitchWindow(w.start_s, w.duration_s, w.overlap_s, g.audio))
     return stitch(wins, tl.duration.to_seconds(), pipe.cfg.sample_rate), [c.to_seconds() for c in tl.cuts]
@@ -97,6 +98,8 @@ def main():
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--demo-dir", type=Path, help="the output folder of `make demo` (default: not measured)")
+    ap.add_argument("--guidance", default="", help="extra rows: the demo model at these guidance scales "
+                    "(comma-separated; the main rows use the model's own)")
     ap.add_argument("--spectrogram", type=Path, help="write a PNG: the first held-out timeline's corpus music, "
                     "its VAE reconstruction and the demo model's music (and --demo-dir's), as log spectrograms")
     args = ap.parse_args()
@@ -111,7 +114,8 @@ def main():
     cuts_all = json.loads((held / "cuts.json").read_text())
     pipe = Pipeline.load(args.model, device="cpu")
     sr = pipe.cfg.sample_rate
-    rows = {"corpus": [], "vae": [], "full": [], "ablated": []}
+    extra = [float(g) for g in args.guidance.split(",") if g.strip()]
+    rows = {"corpus": [], "vae": [], "full": [], "ablated": [], **{f"g{g}": [] for g in extra}}
     examples = []  # (title, audio, sample rate, cuts) of the first timeline, for --spectrogram
     t0 = time.time()
     for k, video in enumerate(sorted(held.glob("*.avi"))[: args.count]):
@@ -124,8 +128,11 @@ def main():
         if k == 0:
             examples += [("corpus (FluidSynth)", ref, rsr, cuts), ("demo VAE reconstruction", rec, sr, cuts)]
         tl_path = timeline_for(video, cuts, 30.0, tmp)
-        for name, abl in (("full", frozenset()), ("ablated", frozenset({"rhythm", "scene"}))):
-            music, tl_cuts = score(pipe, tl_path, tmp / f"{video.stem}-{name}", args.steps, seed=k, ablate=abl)
+        runs = [("full", frozenset(), None), ("ablated", frozenset({"rhythm", "scene"}), None),
+                *((f"g{g}", frozenset(), g) for g in extra)]
+        for name, abl, guidance in runs:
+            music, tl_cuts = score(pipe, tl_path, tmp / f"{video.stem}-{name}", args.steps, seed=k, ablate=abl,
+                                   guidance=guidance)
             mono = music.mean(0) if music.ndim == 2 else music
             rows[name].append(measures(mono, sr, tl_cuts))
             if k == 0 and name == "full":
@@ -135,7 +142,8 @@ def main():
           f"{time.time() - t0:.0f} s")
     print(f"{'music':<40} {'flatness':>9} {'chroma bits':>12} {'cut-onset F':>12} {'F std':>6}")
     labels = (("corpus", "the corpus's own music"), ("vae", "the demo VAE's reconstruction of it"),
-              ("full", "demo model, all conditions"), ("ablated", "demo model, rhythm + scene zeroed"))
+              ("full", f"demo model, all conditions (g {pipe.cfg.diffusion.guidance:g})"),
+              ("ablated", "demo model, rhythm + scene zeroed"), *((f"g{g}", f"demo model, guidance {g:g}") for g in extra))
     for name, label in labels:
         m = np.asarray(rows[name])
         print(f"{label:<40} {np.median(m[:, 0]):>9.4f} {np.mean(m[:, 1]):>12.3f} {np.mean(m[:, 2]):>12.3f} "
