@@ -5,7 +5,7 @@ or the Hugging Face cache, encode/decode, and pad/trim to an exact sample count.
 
 Latents are divided by the config's `scale` on encoding and multiplied by it on decoding, as
 stable-audio-tools' AutoencoderPretransform does: a VAE whose latents are far from unit variance
-(the demo's: std 0.27) gives the diffusion model unit-variance data, for which its noise schedule
+(the demo's: std 0.24) gives the diffusion model unit-variance data, for which its noise schedule
 is made. Stable Audio Open's VAE has no scale (1.0).
 """
 
