@@ -485,10 +485,11 @@ def _model_commands(add) -> None:
                    help="synth: oscillators at 8 kHz (the shipped demo model's corpus); gm: General MIDI "
                         "instruments through FluidSynth at 16 kHz (needs fluidsynth and fluid-soundfont-gm)")
 
-    sp = add("evaluate", cmd_evaluate, "FAD, FD and KL of generated music against references (VGGish and PANNs "
-             "weights as local files), and the onsets against the videos' cuts.")
-    sp.add_argument("generated")
-    sp.add_argument("reference")
+    sp = add("evaluate", cmd_evaluate, "FAD, FD, KL, density and coverage of generated music against references "
+             "(VGGish, PANNs CNN14 and LAION-CLAP weights as local files: a column says what is missing), and the "
+             "onsets against the videos' cuts.")
+    sp.add_argument("generated", help="a folder of generated audio (paired with the references by file name)")
+    sp.add_argument("reference", help="a folder of reference audio")
     sp.add_argument("--videos", metavar="DIR", help="the videos (their cuts.json or scene detection), for cut alignment")
     sp.add_argument("--json", action="store_true", help="print JSON")
 
