@@ -49,7 +49,7 @@ class Shot:
 def shots_for(rng: np.random.Generator, duration: float) -> list[Shot]:
     cuts, t = [], 0
     while True:
-        t += int(rng.integers(2, 7))  # 2..6 s shots, cuts on whole seconds
+        t += int(rng.integers(1, 7))  # 1..6 s shots (cuts a second apart happen in edits), cuts on whole seconds
         if t >= duration - 1:
             break
         cuts.append(float(t))
