@@ -1,29 +1,32 @@
 """Hit sync (torch-free): the model conditions per second, so a hit it places for a cut at 13.52 s
 can land anywhere in second 13. After decoding, the strongest musical onset within +-250 ms of each
-cut and hit point is moved onto its exact frame by a local time-warp of the audio:
+cut and hit point is moved onto its exact frame by a slip edit, as an editor slips a hit by hand:
 
 - the onset envelope (librosa) finds the onsets and their strength; where none is near a target,
-  nothing is warped;
-- each warp is a time map [a, onset, b] -> [a, target, b] rendered by Rubber Band (pyrubberband's
-  timemap_stretch: pitch unchanged) over a span reaching at most 0.6 s to either side and never
-  past the midpoint to a neighbouring target; every sample outside [a, b] stays bit-identical, and
-  the span's edges blend into the untouched audio over 5 ms;
-- the offsets before and after go into the sidecar (cutscore.json "hit_sync").
-
-Rubber Band's command line (Debian: rubberband-cli) must be installed; without it the music is
-left as generated and the result says why.
+  nothing is moved;
+- inside a span reaching at most 0.6 s to either side of the target (never past the midpoint to a
+  neighbouring target), the audio from a splice point shortly before the onset to a splice point
+  near the span's end is played later or earlier by the offset: a stretch of the sound before the
+  hit is repeated (the hit comes later) or skipped (earlier). The delay is fine-tuned within
+  +-5 ms to the lag at which the audio matches itself best at both splices, and each splice is a
+  10 ms crossfade between two copies of the same music in phase, so no notch, click or pitch
+  change is made (a phase vocoder's span, blended back into untouched audio, is out of phase with
+  it at the span's edges: Rubber Band warps did that, cutting notches up to 30 dB deep);
+- every sample outside the span stays bit-identical; the offsets before and after go into the
+  sidecar (cutscore.json "hit_sync").
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 SEARCH_S = 0.25  # look for an onset this far either side of a target
 SPAN_S = 0.6  # a warp reaches at most this far either side of its target
-EDGE_S = 0.005  # blend into the untouched audio at the span's edges
+FADE_S = 0.010  # each splice's crossfade
+TUNE_S = 0.005  # the delay is tuned this far either side of the offset, for the best match at the splices
+LEAD_S = 0.04  # the first splice sits this far before the earlier of onset and target
 MIN_SHIFT_S = 0.001  # closer than this is already on the frame
 MARGIN_S = 0.03  # the onset and target keep at least this much audio inside the span
 HOP = 256
@@ -36,13 +39,6 @@ class HitOffset:
     before_ms: float | None  # strongest onset within +-250 ms minus the target, None when none
     after_ms: float | None  # the same after the warp (measured again)
     warped: bool
-
-
-def available() -> str | None:
-    """None when hit sync can run here, else why not."""
-    if shutil.which("rubberband") is None:
-        return "hit sync skipped: Rubber Band is not installed (apt-get install rubberband-cli, brew install rubberband)"
-    return None
 
 
 def _envelope(mono: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,22 +71,40 @@ def strongest_onset(mono: np.ndarray, sr: int, target_s: float, floor: float = 0
     return best
 
 
-def _warp_span(seg: np.ndarray, sr: int, src: int, dst: int) -> np.ndarray:
-    """seg (C, N) with its sample `src` moved to `dst`, length unchanged, pitch unchanged."""
-    import pyrubberband
+def _match(music: np.ndarray, p: int, lags: np.ndarray, w: int) -> np.ndarray:
+    """Normalised correlation, for each lag, of music[p-w:p+w] with music[p-w-lag:p+w-lag] (channels summed)."""
+    ref = music[:, p - w:p + w]
+    out = np.empty(len(lags))
+    for i, lag in enumerate(lags):
+        other = music[:, p - w - lag:p + w - lag]
+        den = float(np.sqrt((ref * ref).sum() * (other * other).sum()))
+        out[i] = float((ref * other).sum()) / den if den > 0 else 0.0
+    return out
 
-    n = seg.shape[1]
-    out = pyrubberband.timemap_stretch(seg.T.astype(np.float32), sr, [(0, 0), (src, dst), (n, n)])
-    out = np.asarray(out, np.float32).reshape(-1, seg.shape[0]).T if seg.shape[0] > 1 else \
-        np.asarray(out, np.float32).reshape(1, -1)
-    if out.shape[1] < n:
-        out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
-    out = out[:, :n]
-    k = min(int(EDGE_S * sr), n // 4)
-    if k > 0:
-        ramp = np.linspace(0.0, 1.0, k, dtype=np.float32)
-        out[:, :k] = seg[:, :k] * (1 - ramp) + out[:, :k] * ramp
-        out[:, -k:] = seg[:, -k:] * ramp + out[:, -k:] * (1 - ramp)
+
+def _slip_span(music: np.ndarray, sr: int, ia: int, ib: int, src: int, dst: int) -> np.ndarray | None:
+    """The span music[:, ia:ib] with the sample `src` played at about `dst` (within TUNE_S): the audio
+    between two splice points inside the span delayed by the lag that matches best at both (the sound
+    before the hit repeated or skipped may come from before the span: only the span is written).
+    None when the span has no room for the splices."""
+    n_all = music.shape[1]
+    f, tune, d = max(2, int(FADE_S * sr) // 2 * 2), int(TUNE_S * sr), dst - src
+    half = f // 2
+    lags = np.arange(d - tune, d + tune + 1)
+    lags = lags[lags != 0]
+    first = min(src, dst)
+    p1 = max(ia + half, first - int(LEAD_S * sr))  # before the hit: repeat or skip the sound that precedes it
+    p2 = ib - half  # at the span's end: back onto the untouched audio
+    if (p1 + half > first or p1 - half - int(lags.max()) < 0 or p2 - max(src, dst) < f
+            or p2 + half - int(lags.min()) > n_all):
+        return None
+    lag = int(lags[int(np.argmax(_match(music, p1, lags, half) + _match(music, p2, lags, half)))])
+    out = music[:, ia:ib].copy()
+    out[:, p1 - half - ia:p2 + half - ia] = music[:, p1 - half - lag:p2 + half - lag]
+    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, f))).astype(np.float32)
+    i1, i2 = slice(p1 - half - ia, p1 + half - ia), slice(p2 - half - ia, p2 + half - ia)
+    out[:, i1] = music[:, p1 - half:p1 + half] * (1 - ramp) + out[:, i1] * ramp
+    out[:, i2] = out[:, i2] * (1 - ramp) + music[:, p2 - half:p2 + half] * ramp
     return out
 
 
@@ -122,7 +136,10 @@ def sync_hits(music: np.ndarray, sr: int, targets_s: list[float]) -> tuple[np.nd
         for _ in range(PASSES):  # the detector sees a warped attack a little differently: refine,
             if after is None or abs(after - t) < MIN_SHIFT_S or not a + MARGIN_S < after < b - MARGIN_S:
                 break  # keeping the pass that came closest
-            music[:, ia:ib] = _warp_span(music[:, ia:ib], sr, int(round(after * sr)) - ia, int(round(t * sr)) - ia)
+            moved = _slip_span(music, sr, ia, ib, int(round(after * sr)), int(round(t * sr)))
+            if moved is None:
+                break
+            music[:, ia:ib] = moved
             after = strongest_onset(music.mean(0), sr, t, floor)
             if after is not None and abs(after - t) < abs(best - t):
                 best_seg, best = music[:, ia:ib].copy(), after

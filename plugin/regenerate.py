@@ -135,7 +135,7 @@ def _span_music(state: dict, new_w: dict, duration: RationalTime) -> np.ndarray:
                          state["model_sample_rate"], duration, sr)
     if state.get("hit_sync"):
         targets = [o["target_s"] - new_w["start_s"] for o in state["hit_sync"]["offsets"]]
-        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w["duration_s"]], True, [])
+        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w["duration_s"]], True)
     return apply_gain(music, state["gain_db"])
 
 

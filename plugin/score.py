@@ -130,7 +130,7 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
         windows = [w.model_dump() for w in result.windows]
         music = render_music(_windows_audio(windows), result.sample_rate, tl.duration, opts.sample_rate)
         targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits})
-        music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync, notices)
+        music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync)
         gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)
         music = apply_gain(music, gain)
         segments = _write_segments(tl, music, opts.sample_rate, side, work)
@@ -200,15 +200,11 @@ def _scored_meta(state: dict, seed: int, side: Path) -> dict:
                         for w in state["windows"]]}
 
 
-def sync_hits(music: np.ndarray, sr: int, targets: list[float], enabled: bool, notices: list[str]):
+def sync_hits(music: np.ndarray, sr: int, targets: list[float], enabled: bool):
     """(music, the sidecar's hit_sync record or None)."""
     from plugin import hitsync
 
     if not enabled or not targets:
-        return music, None
-    why = hitsync.available()
-    if why:
-        notices.append(why)
         return music, None
     music, report = hitsync.sync_hits(music, sr, targets)
     return music, hitsync.summary(report)
