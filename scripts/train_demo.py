@@ -131,7 +131,7 @@ class Recipe:
         a, work = self.args, self.work
         tc = TrainConfig(dataset=str(work / "dataset"), out_dir=str(work / "run"), model="demo", seed=a.seed,
                          batch_size=16, accumulate=1, max_epochs=a.epochs, lr=1e-3, warmup=0.95, ema_decay=0.998,
-                         e1=max(1, a.epochs // 6), e2=max(2, a.epochs // 2), log_every=10)
+                         e1=min(6, a.epochs - 1), e2=min(18, a.epochs), log_every=10)  # predicted rhythm: from epoch 6, always from 18
         (work / "train.json").write_text(json.dumps(tc.to_dict(), indent=2))
         return tc
 
@@ -156,7 +156,7 @@ def main(argv=None) -> None:
     ap.add_argument("--count", type=int, default=150, help="training pairs (default 150)")
     ap.add_argument("--vae-steps", type=int, default=4000)
     ap.add_argument("--vae", help="a trained VAE folder to use instead of training one (step 2)")
-    ap.add_argument("--epochs", type=int, default=36)
+    ap.add_argument("--epochs", type=int, default=73)
     ap.add_argument("--seed", type=int, default=0)
     Recipe(ap.parse_args(argv)).run()
 
