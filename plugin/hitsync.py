@@ -5,13 +5,13 @@ cut and hit point is moved onto its exact frame by a slip edit, as an editor sli
 - the onset envelope (librosa) finds the onsets and their strength; where none is near a target,
   nothing is moved;
 - inside a span reaching at most 0.6 s to either side of the target (never past the midpoint to a
-  neighbouring target), the audio from a splice point shortly before the onset to a splice point
-  near the span's end is played later or earlier by the offset: a stretch of the sound before the
+  neighbouring target), the audio from a splice point 40 ms before the onset (or target) to a splice point
+  at the span's end is played later or earlier by the offset: a stretch of the sound before the
   hit is repeated (the hit comes later) or skipped (earlier). The delay is fine-tuned within
   +-5 ms to the lag at which the audio matches itself best at both splices, and each splice is a
-  10 ms crossfade between two copies of the same music in phase, so no notch, click or pitch
-  change is made (a phase vocoder's span, blended back into untouched audio, is out of phase with
-  it at the span's edges: Rubber Band warps did that, cutting notches up to 30 dB deep);
+  10 ms crossfade between two copies of the same music in phase: the pitch cannot change and the
+  splices cut no notch (a phase vocoder's span, blended back into untouched audio, is out of phase
+  with it at the span's edges: the Rubber Band warps used before cut notches 30-44 dB deep there);
 - every sample outside the span stays bit-identical; the offsets before and after go into the
   sidecar (cutscore.json "hit_sync").
 """
