@@ -5,9 +5,9 @@ cut and hit point is moved onto its exact frame by a slip edit, as an editor sli
 - the onset envelope (librosa) finds the onsets and their strength; where none is near a target,
   nothing is moved;
 - inside a span reaching at most 0.6 s to either side of the target (never past the midpoint to a
-  neighbouring target), the audio from a splice point 40 ms before the onset (or target) to a splice point
-  at the span's end is played later or earlier by the offset: a stretch of the sound before the
-  hit is repeated (the hit comes later) or skipped (earlier). The delay is fine-tuned within
+  neighbouring target), the audio from a splice point 40 ms before the onset (or target) to a
+  splice point at the span's end is played later or earlier by the offset: a stretch of the sound
+  before the hit is repeated (the hit comes later) or skipped (earlier). The delay is fine-tuned within
   +-5 ms to the lag at which the audio matches itself best at both splices, and each splice is a
   10 ms crossfade between two copies of the same music in phase: the pitch cannot change and the
   splices cut no notch (a phase vocoder's span, blended back into untouched audio, is out of phase
