@@ -15,12 +15,15 @@ Everything (number of shots, lengths, colours, speeds, timbres) is drawn from th
 
 `music="gm"` renders the same rules with real instrument samples instead (issue 15): a MIDI score
 (mido) played by FluidSynth with a General MIDI SoundFont (Debian's fluid-soundfont-gm), 16 kHz
-mono: one major key per piece (from the first shot's hue), an instrument per shot (piano, e-piano,
-vibraphone, organ, guitar, harp, strings, choir, brass, flute), its chord (the key's I, IV,
-V or vi picked by the shot's hue, register from brightness) attacked at the cut and held, swelling
-on the beat (MIDI expression; tempo from motion; no new attacks, so onsets mark the cuts), over the
-key's tonic held by strings, and at every cut a bass drum, a low tom and the chord's
-root on an acoustic bass (no cymbals: their noise is not what the demo should learn).
+mono, every piece in C major (the key is not in the picture: a 10 s window that starts after the
+first shot could not tell a key drawn per piece, and a model that hedges between keys plays none):
+an instrument per shot (piano, e-piano, vibraphone, harp, choir, flute, recorder, ocarina: voices
+with few strong upper partials, so a chord reads as its own notes), its chord (I, IV, V or vi,
+picked by the shot's hue; register from brightness, C3 to C5) attacked at the cut and held,
+swelling on the beat (MIDI expression; tempo from motion; no new attacks, so onsets mark the cuts),
+over a pedal (the tonic, C3 and C4, held by strings through the piece), and at every cut a bass
+drum, a low tom and the chord's root on an acoustic bass (no cymbals: their noise is not what the
+demo should learn).
 FluidSynth renders a given MIDI file byte-identically, so the corpus stays deterministic.
 """
 
@@ -118,8 +121,9 @@ def render_music(shots: list[Shot], duration: float, seed: int) -> np.ndarray:
 
 
 GM_SR = 16000
-GM_PROGRAMS = (0, 4, 11, 19, 24, 46, 48, 52, 61, 73)  # piano, e-piano, vibraphone, organ, guitar, harp,
-#                                                     strings, choir, brass, flute
+GM_PROGRAMS = (0, 4, 11, 46, 52, 73, 74, 79)  # piano, e-piano, vibraphone, harp, choir, flute, recorder, ocarina
+GM_TONIC = 0  # C major
+GM_PEDAL = (48, 60)  # the tonic held by strings: C3, C4
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 GM_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
                  "/usr/share/sounds/sf2/TimGM6mb.sf2")
@@ -145,19 +149,19 @@ def gm_score(shots: list[Shot], seed: int, path: Path) -> None:
 
     rng = np.random.default_rng(seed + 2)
     events = []  # (seconds, order, message): note-offs before note-ons at the same time
-    tonic = int(shots[0].hue * 12)  # one key per piece (major), from the first shot's hue
+    tonic = GM_TONIC
     events.append((0.0, 0, mido.Message("program_change", channel=2, program=32)))  # acoustic bass for the hits
-    events.append((0.0, 0, mido.Message("program_change", channel=3, program=48)))  # strings: the key's tonic held
+    events.append((0.0, 0, mido.Message("program_change", channel=3, program=48)))  # strings: the pedal
     end = shots[-1].end
-    for n in (36 + tonic, 48 + tonic):
-        events.append((0.001, 2, mido.Message("note_on", channel=3, note=n, velocity=50)))
+    for n in GM_PEDAL:
+        events.append((0.001, 2, mido.Message("note_on", channel=3, note=n, velocity=110)))
         events.append((end - 0.02, 1, mido.Message("note_off", channel=3, note=n, velocity=0)))
     for k, s in enumerate(shots):
         ch = k % 2  # alternate channels so each shot's instrument starts clean
         events.append((s.start, 0, mido.Message("program_change", channel=ch,
                                                 program=GM_PROGRAMS[int(rng.integers(len(GM_PROGRAMS)))])))
         degree = (0, 3, 4, 5)[int(s.hue * 4) % 4]  # the shot's hue picks the chord: I, IV, V or vi of the key
-        octave = 48 + 12 * int(round(s.brightness * 2)) - 12  # brightness picks the register
+        octave = 48 + 12 * int(round(s.brightness * 2))  # brightness picks the register: C3, C4 or C5
         chord = tuple(octave + tonic + (MAJOR[(degree + j) % 7] + 12 * ((degree + j) // 7)) for j in (0, 2, 4))
         for n in chord:  # attacked at the cut, held through the shot
             events.append((s.start + 0.001, 2, mido.Message("note_on", channel=ch, note=n, velocity=72)))
