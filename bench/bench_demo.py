@@ -2,9 +2,9 @@
 timelines: the corpus's own music, the demo VAE's reconstruction of it, the demo model's music with
 all conditions and with the rhythm and scene conditions zeroed; for each, the spectral flatness
 (50 Hz-4 kHz, median over frames: pitched music near 0, white noise 0.56), the chroma entropy (bits;
-uniform 3.58) and the cut-onset F-measure (+-100 ms). A reference row gives the scale of the chroma
-entropy: one C major triad held for 5 s, each note with 7 harmonics at 1/k (2.95 bits; a pure sine
-reads 1.27). With --demo-dir, the same numbers for the
+uniform 3.58; measured at 22,050 Hz whatever the rate) and the cut-onset F-measure (+-100 ms). A
+reference row gives the scale of the chroma entropy: one C major triad held for 5 s, each note with
+7 harmonics at 1/k (3.03 bits; a pure sine reads 1.44). With --demo-dir, the same numbers for the
 music `make demo` wrote (its WAVs in timeline order).
 
     .venv/bin/python bench/bench_demo.py [--heldout DIR] [--count 20] [--steps 20] [--demo-dir out/demo]

@@ -390,7 +390,7 @@ def test_spectral_flatness_and_chroma_entropy_tell_noise_from_a_chord():
     chord = sum(np.sin(2 * np.pi * 261.63 * r * t) for r in (1, 1.26, 1.5)).astype(np.float32)
     noise = np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32)
     assert spectral_flatness(chord, sr) < 0.01 and spectral_flatness(noise, sr) > 0.4
-    assert chroma_entropy(chord, sr) < 3.0 and chroma_entropy(noise, sr) > 3.5  # STFT chroma leaks: a triad reads 2.8
+    assert chroma_entropy(chord, sr) < 3.0 and chroma_entropy(noise, sr) > 3.5  # STFT chroma leaks: a triad reads 2.9
     assert np.isnan(spectral_flatness(np.zeros(sr, np.float32), sr))  # silence is not noise
 
 
