@@ -374,7 +374,7 @@ def test_gm_corpus_is_deterministic_pitched_and_hits_the_cuts(tmp_path):
     assert recall >= 0.8 and f >= 0.5, (f, recall)  # every cut has its hit, and few onsets elsewhere
     # one key that any window can tell: every 5 s holds mostly the notes of C major (uniform chroma:
     # 7/12 = 0.58; a key drawn per piece from the first shot's hue read 0.50-0.73 here), and the whole
-    # piece is far from keyless (uniform: 3.58 bits; the per-piece keys with harmonic-rich voices: 3.28)
+    # piece is far from keyless (uniform: 3.58 bits; the per-piece keys with harmonic-rich voices: 3.3-3.4)
     major = [0, 2, 4, 5, 7, 9, 11]
     for i in range(0, 20, 5):
         c = librosa.feature.chroma_stft(y=y[i * sr:(i + 5) * sr], sr=sr).mean(1)
