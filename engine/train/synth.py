@@ -123,7 +123,6 @@ def render_music(shots: list[Shot], duration: float, seed: int) -> np.ndarray:
 GM_SR = 16000
 GM_PROGRAMS = (0, 4, 11, 46, 52, 73, 74, 79)  # piano, e-piano, vibraphone, harp, choir, flute, recorder, ocarina
 GM_TONIC = 0  # C major
-GM_PEDAL = (48, 60)  # the tonic held by strings: C3, C4
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 GM_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
                  "/usr/share/sounds/sf2/TimGM6mb.sf2")
@@ -153,7 +152,7 @@ def gm_score(shots: list[Shot], seed: int, path: Path) -> None:
     events.append((0.0, 0, mido.Message("program_change", channel=2, program=32)))  # acoustic bass for the hits
     events.append((0.0, 0, mido.Message("program_change", channel=3, program=48)))  # strings: the pedal
     end = shots[-1].end
-    for n in GM_PEDAL:
+    for n in (48 + tonic, 60 + tonic):  # the pedal: the tonic at C3 and C4
         events.append((0.001, 2, mido.Message("note_on", channel=3, note=n, velocity=110)))
         events.append((end - 0.02, 1, mido.Message("note_off", channel=3, note=n, velocity=0)))
     for k, s in enumerate(shots):
