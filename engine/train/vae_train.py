@@ -35,6 +35,15 @@ def stft_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return total / len(RESOLUTIONS)
 
 
+def new_vae(config: dict, seed: int = 0) -> VAE:
+    """A VAE with freshly initialised weights drawn from `seed` (the same weights in every process,
+    whatever torch's global random state): a recipe that trains one from nothing is reproducible.
+    Torch's global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VAE(config)
+
+
 def train_vae(vae: VAE, audio: list[np.ndarray], steps: int = 3000, batch: int = 16, crop_s: float = 2.0,
               lr: float = 1e-3, kl_weight: float = 1e-3, seed: int = 0,
               log: Callable[[str], None] = lambda message: None) -> list[float]:
