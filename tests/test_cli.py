@@ -75,14 +75,15 @@ def test_demo_scores_the_bundled_timeline(capsys, tmp_path):
     assert (tmp_path / "demo-scored.otio").exists() and len(list((tmp_path / "demo-scored.cutscore").glob("*.wav"))) == 5
     assert "cut alignment:" in out and out.count("nearest onset") == 4
     # the shipped demo model makes music (issue 15): pitched (the model of session 3 read 0.23, white
-    # noise 0.56) and in a key (session 5's model 3.50 bits, uniform 3.58; this one 2.98 here)
+    # noise 0.56) and in a key (session 5's model 3.50 bits, uniform 3.58; session 6's 2.98; this one,
+    # trained on the corpus with the pedal an octave up, 2.70: issue 15's goal is 3.0)
     import soundfile as sf
 
     from engine.eval.metrics import chroma_entropy, spectral_flatness
 
     clips = [sf.read(p, dtype="float32") for p in sorted((tmp_path / "demo-scored.cutscore").glob("clip*.wav"))]
     music, sr = np.concatenate([y.mean(1) if y.ndim == 2 else y for y, _ in clips]), clips[0][1]
-    assert spectral_flatness(music, sr) <= 0.03 and chroma_entropy(music, sr) < 3.1
+    assert spectral_flatness(music, sr) <= 0.03 and chroma_entropy(music, sr) <= 3.0
 
 
 def test_errors_are_one_line_without_traceback():

@@ -379,7 +379,9 @@ def test_gm_corpus_is_deterministic_pitched_and_hits_the_cuts(tmp_path):
     for i in range(0, 20, 5):
         c = librosa.feature.chroma_stft(y=y[i * sr:(i + 5) * sr], sr=sr).mean(1)
         assert c[major].sum() / c.sum() >= 0.7, (i, c[major].sum() / c.sum())
-    assert chroma_entropy(y, sr) < 3.2, chroma_entropy(y, sr)
+    # the tonic pedal on C4 and C5: this piece reads 2.73 bits (with the pedal an octave lower, 3.12: its low
+    # partials leak into C# and B)
+    assert chroma_entropy(y, sr) < 2.9, chroma_entropy(y, sr)
 
 
 def test_spectral_flatness_and_chroma_entropy_tell_noise_from_a_chord():

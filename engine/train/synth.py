@@ -21,7 +21,8 @@ an instrument per shot (piano, e-piano, vibraphone, harp, choir, flute, recorder
 with few strong upper partials, so a chord reads as its own notes), its chord (I, IV, V or vi,
 picked by the shot's hue; register from brightness, C3 to C5) attacked at the cut and held,
 swelling on the beat (MIDI expression; tempo from motion; no new attacks, so onsets mark the cuts),
-over a pedal (the tonic, C3 and C4, held by strings through the piece), and at every cut a bass
+over a pedal (the tonic, C4 and C5, held by strings through the piece: an octave lower, its low
+partials leaked into C# and B and read 0.3 bits of chroma flatter), and at every cut a bass
 drum, a low tom and the chord's root on an acoustic bass (no cymbals: their noise is not what the
 demo should learn).
 FluidSynth renders a given MIDI file byte-identically, so the corpus stays deterministic.
@@ -152,7 +153,7 @@ def gm_score(shots: list[Shot], seed: int, path: Path) -> None:
     events.append((0.0, 0, mido.Message("program_change", channel=2, program=32)))  # acoustic bass for the hits
     events.append((0.0, 0, mido.Message("program_change", channel=3, program=48)))  # strings: the pedal
     end = shots[-1].end
-    for n in (48 + tonic, 60 + tonic):  # the pedal: the tonic at C3 and C4
+    for n in (60 + tonic, 72 + tonic):  # the pedal: the tonic at C4 and C5
         events.append((0.001, 2, mido.Message("note_on", channel=3, note=n, velocity=110)))
         events.append((end - 0.02, 1, mido.Message("note_off", channel=3, note=n, velocity=0)))
     for k, s in enumerate(shots):
