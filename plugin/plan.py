@@ -57,12 +57,18 @@ class Plan:
             "windows": [{"start_s": w.start.to_seconds(), "duration_s": w.duration.to_seconds(),
                          "overlap_s": w.overlap.to_seconds()} for w in self.windows],
             "warnings": list(tl.warnings),
+            **({"sequence": kd["sequence"], "sequences": list(kd["sequences"])}
+               if (kd := tl.otio.metadata.get("kdenlive", {})).get("uuid") else {}),
         }
 
     def describe(self) -> str:
         tl = self.timeline
         lines = [f"{tl.name}: {tl.duration.to_seconds():.3f} s at {tl.rate:g} fps, {len(tl.clips)} clips, "
                  f"{len(tl.cuts)} cuts, {len(tl.hits)} hit points, {len(self.windows)} window(s)"]
+        kd = tl.otio.metadata.get("kdenlive", {})
+        if len(kd.get("sequences", [])) > 1 or kd.get("uuid"):
+            lines.append(f"  sequence {kd['sequence']!r} of {', '.join(repr(n) for n in kd['sequences'])} "
+                         "(--sequence NAME picks another)")
         lines.append(f"  {'#':>3} {'start':>9} {'dur':>8}  {'media':<6} name")
         for c in tl.clips:
             lines.append(f"  {c.index:>3} {c.range.start_time.to_seconds():>9.3f} {c.range.duration.to_seconds():>8.3f}  "

@@ -69,7 +69,12 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     from plugin.timeline import load_otio
 
     scored_path = Path(scored_path)
-    scored = load_otio(scored_path)
+    sequence = None
+    if scored_path.suffix.lower() == ".kdenlive" and scored_path.is_file():  # the sequence the music is on
+        from plugin.kdenlive.writer import music_sequence
+
+        sequence = music_sequence(scored_path.read_text(encoding="utf-8"))
+    scored = load_otio(scored_path, sequence=sequence)
     side, state = load_state(scored_path, scored)
     target, rng, wi, region, span = _locate(state, clip, scored_path)
     rate, w = target["rate"], state["windows"][wi]

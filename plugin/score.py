@@ -50,6 +50,7 @@ class ScoreOptions:
     hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
     at_cuts: str = "continue"  # "change": a window starting at a cut begins afresh
     continuation: bool = True  # False: every window sampled independently (for comparison)
+    sequence: str | None = None  # a Kdenlive project's sequence other than the active one (name or uuid)
 
 
 def default_model() -> tuple[str, str | None]:
@@ -104,7 +105,7 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
                    on_progress: Callable[[JobStatus], None] | None = None, limits: Limits = Limits()) -> dict:
     timeline_path, out_path = Path(timeline_path), Path(out_path)
     side = _check_paths(timeline_path, out_path, opts.force)
-    tl = read_timeline(timeline_path, rate=rate, relink=relink, limits=limits)
+    tl = read_timeline(timeline_path, rate=rate, relink=relink, limits=limits, sequence=opts.sequence)
     if opts.hits_s:
         extra = [RationalTime.from_seconds(s, tl.duration.rate).round() for s in opts.hits_s]
         tl.hits = _unique_sorted([h for h in tl.hits + extra if h <= tl.duration])

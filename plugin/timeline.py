@@ -26,6 +26,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine.errors import CutscoreError
+from plugin.kdenlive.document import SequenceError
 
 ADAPTERS = {
     ".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod", ".xml": "fcp_xml", ".edl": "cmx_3600",
@@ -137,12 +138,19 @@ def _json_depth(path: Path) -> int:
     return deepest
 
 
-def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limits()) -> otio.schema.Timeline:
-    """The file as an OTIO Timeline, with one-line errors for malformed input."""
+def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limits(),
+              sequence: str | None = None) -> otio.schema.Timeline:
+    """The file as an OTIO Timeline, with one-line errors for malformed input. `sequence` picks a
+    Kdenlive project's sequence other than the active one (plugin/kdenlive/document.py)."""
     path = Path(path)
     _check_path(path, limits)
     suffix = path.suffix.lower()
     kwargs = {}
+    if sequence is not None:
+        if suffix != ".kdenlive":
+            raise CutscoreError(f"{path}: --sequence picks a sequence of a Kdenlive project; a {suffix} file holds one "
+                                "timeline, leave it out")
+        kwargs["sequence"] = sequence
     if suffix == ".edl":
         if rate is None:
             raise CutscoreError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. --rate 24 or --rate 29.97)")
@@ -151,6 +159,8 @@ def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limi
         result = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
     except CutscoreError:
         raise
+    except SequenceError as e:
+        raise CutscoreError(f"{path}: {e}") from None
     except otio.exceptions.UnsupportedSchemaError as e:
         raise CutscoreError(_newer_schema_message(path)) from e
     except Exception as e:  # noqa: BLE001 - adapters raise anything from ValueError to ParseError
@@ -354,9 +364,9 @@ def _check_times(tl: otio.schema.Timeline, path: Path, limits: Limits) -> None:
 
 
 def read_timeline(path: str | Path, rate: float | None = None, relink: str | Path | None = None,
-                  limits: Limits = Limits()) -> Timeline:
+                  limits: Limits = Limits(), sequence: str | None = None) -> Timeline:
     path = Path(path)
-    tl = load_otio(path, rate, limits)
+    tl = load_otio(path, rate, limits, sequence)
     relink_dir = Path(relink) if relink else None
     if relink_dir is not None and not relink_dir.is_dir():
         raise CutscoreError(f"{relink_dir}: --relink needs a folder")

@@ -223,7 +223,8 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
 
     def write(tmp: Path) -> None:
         if suffix == ".kdenlive":
-            tmp.write_text(patch_kdenlive(tl.path.read_text(encoding="utf-8"), segments, tl.duration.rate),
+            sequence = tl.otio.metadata.get("kdenlive", {}).get("uuid") or None
+            tmp.write_text(patch_kdenlive(tl.path.read_text(encoding="utf-8"), segments, tl.duration.rate, sequence),
                            encoding="utf-8")
             return
         out = scored_otio(tl, segments, metadata)
@@ -254,8 +255,9 @@ def _frames(t: RationalTime, rate: float) -> int:
     return int(round(t.rescaled_to(rate).value))
 
 
-def patch_kdenlive(text: str, segments: list[Segment], rate: float) -> str:
-    """The project text with the music as Kdenlive bin clips on a "cutscore music" track."""
+def patch_kdenlive(text: str, segments: list[Segment], rate: float, sequence: str | None = None) -> str:
+    """The project text with the music as Kdenlive bin clips on a "cutscore music" track (of the
+    sequence `sequence` names, by uuid; else the active one)."""
     clips = [MusicClip(_frames(s.range.start_time, rate), _frames(s.range.duration, rate), s.wav,
                        f"{TRACK_NAME}: {s.name}") for s in segments]
-    return patch_project(text, clips)
+    return patch_project(text, clips, sequence)

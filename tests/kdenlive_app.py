@@ -67,14 +67,25 @@ def _x(display: str, *args: str, check: bool = False) -> str:
     return r.stdout.strip()
 
 
+def _focus(display: str, win: str) -> None:
+    """Raise and focus a window (there is no window manager under Xvfb: windowactivate alone fails)."""
+    _x(display, "windowactivate", "--sync", win)
+    _x(display, "windowfocus", "--sync", win)
+
+
 def _windows(display: str) -> dict[str, str]:
     ids = _x(display, "search", "--onlyvisible", "--name", ".").split()
     return {w: _x(display, "getwindowname", w) for w in ids}
 
 
-def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout: float = 150.0) -> str:
+def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout: float = 150.0,
+            prefix: list[str] | None = None, seen: dict | None = None) -> str:
     """Open `project` in Kdenlive, Save As `saved` through Kdenlive's own dialog, quit; return the
-    saved text. Raises RuntimeError (with the visible windows) when Kdenlive does not save in time."""
+    saved text. Raises RuntimeError (with the visible windows) when Kdenlive does not save in time.
+    `prefix` runs Kdenlive through another command (tests/kdenlive_root.prefix: Kdenlive 26.08 in a
+    Debian forky root, which sees this machine's /tmp, so the paths are the same in and out); Xvfb
+    and xdotool stay this machine's. `seen` receives the main window's title once the project has
+    loaded ("NAME * / PROFILE" when Kdenlive changed the document while loading it)."""
     project, saved = Path(project).resolve(), Path(saved).resolve()
     n = 50 + os.getpid() % 400
     while Path(f"/tmp/.X11-unix/X{n}").exists():
@@ -84,13 +95,14 @@ def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout:
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, DISPLAY=display, HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
-               QT_QPA_PLATFORM="xcb", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+               QT_QPA_PLATFORM="xcb", LANG="C.UTF-8", LC_ALL="C.UTF-8",
+               SDL_AUDIODRIVER="dummy")  # no sound card: 26.08's monitor fails, then crashes, without it
     (home / "run").mkdir(mode=0o700)
     log = open(home / "kdenlive.log", "w")
     app = None
     try:
         time.sleep(1.0)
-        app = subprocess.Popen(["dbus-run-session", "--", "kdenlive", str(project)], env=env, stdout=log,
+        app = subprocess.Popen([*(prefix or []), "dbus-run-session", "--", "kdenlive", str(project)], env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + timeout
         stage = "load"
@@ -104,16 +116,21 @@ def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout:
             wins = _windows(display)
             names = list(wins.values())
             main = [w for w, t in wins.items() if t.endswith("Kdenlive") and re.search(r"\S \*?/ ", t)]  # "NAME [*]/ PROFILE — Kdenlive"
-            dialogs = [w for w, t in wins.items() if w not in main and t.strip()]
+            # 26.08 keeps its "Splash Screen" window up while it asks its first questions
+            dialogs = [w for w, t in wins.items() if w not in main and t.strip() and not t.startswith("Splash Screen")]
             if stage == "load":
                 if dialogs and not any("Save" in wins[d] for d in dialogs):
-                    _x(display, "windowactivate", "--sync", dialogs[0])
+                    _focus(display, dialogs[0])
                     _x(display, "key", "--clearmodifiers", "Return")
                     continue
                 if main and not dialogs:
+                    if not main_seen:  # no window manager: give the window the whole screen for the screenshot
+                        _x(display, "windowsize", main[0], "1600", "1000")
                     main_seen = main_seen or time.time()
                     if time.time() - main_seen < 6.0:  # let the timeline finish building
                         continue
+                    if seen is not None:
+                        seen["title"] = wins[main[0]]
                     _x(display, "mousemove", "--window", main[0], "300", "300", "click", "1")
                     time.sleep(0.5)
                     _x(display, "key", "--clearmodifiers", "ctrl+shift+s")
@@ -123,7 +140,7 @@ def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout:
                 save_win = [w for w, t in wins.items() if "Save" in t]
                 if save_win:
                     time.sleep(1.0)
-                    _x(display, "windowactivate", "--sync", save_win[0])
+                    _focus(display, save_win[0])
                     _x(display, "key", "--clearmodifiers", "ctrl+a")
                     _x(display, "type", "--delay", "20", str(saved))
                     _x(display, "key", "--clearmodifiers", "Return")
@@ -131,7 +148,7 @@ def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout:
                 continue
             if stage == "saving":
                 for d in dialogs:  # "the project was upgraded", "overwrite?"
-                    _x(display, "windowactivate", "--sync", d)
+                    _focus(display, d)
                     _x(display, "key", "--clearmodifiers", "Return")
                 if saved.exists() and saved.stat().st_size > 0 and not dialogs:
                     time.sleep(2.0)

@@ -166,7 +166,7 @@ def cmd_plan(args) -> int:
     from plugin.score import default_model
     from plugin.timeline import read_timeline
 
-    tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink, limits=_limits(args))
+    tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink, limits=_limits(args), sequence=args.sequence)
     window = args.window if args.window is not None else model_window_s(args.model or default_model()[0])
     plan = make_plan(tl, window_s=window)
     for w in tl.warnings:
@@ -252,7 +252,8 @@ def cmd_score(args) -> int:
 
     opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
-                        hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts)
+                        hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
+                        sequence=args.sequence)
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress(), limits=_limits(args))
@@ -376,6 +377,8 @@ def _timeline_opts(sp) -> None:
     sp.add_argument("timeline", help=".otio/.otioz/.otiod, FCP7 .xml, CMX 3600 .edl or .kdenlive")
     sp.add_argument("--rate", type=_frame_rate, help="frame rate for an EDL (EDLs carry none), e.g. 24 or 29.97")
     sp.add_argument("--relink", metavar="DIR", help="find missing media in DIR by file name")
+    sp.add_argument("--sequence", metavar="NAME",
+                    help="a Kdenlive project's sequence other than the active one (its name in the bin, or its uuid)")
     sp.add_argument("--max-hours", type=_positive_float, default=6.0, help="longest timeline read (default 6)")
     sp.add_argument("--max-clips", type=_positive_int, default=5000, help="most picture clips read (default 5000)")
     sp.add_argument("--max-file-mb", type=_positive_float, default=256.0,

@@ -5,10 +5,11 @@ registry is an empty placeholder).
     import opentimelineio as otio
     tl = otio.adapters.read_from_file("project.kdenlive")   # adapter_name "cutscore_kdenlive"
 
-Reading: the profile's exact frame rate (frame_rate_num/den); the sequence is the project's last
-top-level tractor; each of its tracks is a per-track tractor of playlists (Kdenlive >= 19.04) or a
-playlist; a track is audio when it carries kdenlive:audio_track or hides its video. Entries become
-Clips (MLT `out` is inclusive), blanks Gaps, the project's guides become markers on the stack.
+Reading: the profile's exact frame rate (frame_rate_num/den); the timeline is the active sequence
+(document 1.1, Kdenlive 23.04+), or the one `sequence=` names, or the project's last top-level
+tractor (document 1.04, Kdenlive 22.12): see plugin/kdenlive/document.py; each of its tracks is a per-track tractor of playlists (Kdenlive >= 19.04) or a
+playlist; a track is audio when it carries kdenlive:audio_track or hides its video. Entries (of `<producer>`s and `<chain>`s) become
+Clips (MLT `out` is inclusive), blanks Gaps, the sequence's guides become markers on the stack.
 Clip names come from the bin producer's kdenlive:clipname, else the resource's file name; a bin clip's
 markers (kdenlive:markers, source frames) become markers on each timeline clip whose range shows them.
 
@@ -25,6 +26,8 @@ from typing import NamedTuple
 
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
+
+from plugin.kdenlive import document
 
 
 def _props(el: ET.Element) -> dict[str, str]:
@@ -188,11 +191,12 @@ def _build_track(playlist: ET.Element, name: str, audio: bool, doc: _Doc, trims:
     return track
 
 
-def _guides(root: ET.Element, rate: float) -> list:
-    src = None
-    for el in root.iter("property"):
-        if el.get("name") in ("kdenlive:docproperties.guides", "kdenlive:sequenceproperties.guides"):
-            src = el.text
+def _guides(root: ET.Element, seq: document.Sequence, rate: float) -> list:
+    """The timeline's guides: the sequence's own (document 1.1), else the document's (1.04)."""
+    src = document.props(seq.tractor).get("kdenlive:sequenceproperties.guides")
+    if src is None:
+        main_bin = root.find("playlist[@id='main_bin']")
+        src = document.props(main_bin).get("kdenlive:docproperties.guides") if main_bin is not None else None
     if not src:
         return []
     try:
@@ -203,24 +207,27 @@ def _guides(root: ET.Element, rate: float) -> list:
         return []  # guides are decoration: a malformed list must not stop reading the edit
 
 
-def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio.schema.Timeline:
+def read_from_string(input_str: str, base_dir: str | Path | None = None, sequence: str | None = None) -> otio.schema.Timeline:
     root = ET.fromstring(input_str)
     if root.tag != "mlt":
         raise ValueError("not an MLT/Kdenlive project (the root element is not <mlt>)")
     rate = _profile_rate(root)
+    seq = document.select(root, sequence)
     producers = {el.get("id"): el for el in root if el.tag in ("producer", "chain")}
+    # a sequence used as a clip of another sequence (document 1.1) plays like a producer
+    producers.update({s.tractor.get("id"): s.tractor for s in document.sequences(root) if s.uuid})
     playlists = {el.get("id"): el for el in root if el.tag == "playlist"}
     tractors = [el for el in root if el.tag == "tractor"]
-    if not tractors:
-        raise ValueError("the project has no sequence (no <tractor>)")
     doc = _Doc(producers, rate, *_bin_clips(root, producers))
     main_bin = root.find("playlist[@id='main_bin']")
     title = _props(main_bin).get("kdenlive:docproperties.projectName", "") if main_bin is not None else ""
     tl = otio.schema.Timeline(name=title)
+    tl.metadata["kdenlive"] = {"document": "1.1" if seq.uuid else "1.04", "sequence": seq.name, "uuid": seq.uuid,
+                               "sequences": [s.name for s in document.sequences(root)]}
     tractor_by_id = {t.get("id"): t for t in tractors}
-    for tr in tractors[-1].findall("track"):
+    for tr in seq.tractor.findall("track"):
         pid = tr.get("producer")
-        if pid == "black_track" or pid in producers:
+        if pid == "black_track" or (pid in producers and pid not in tractor_by_id):
             continue
         if pid in tractor_by_id:  # a Kdenlive track: a tractor of two playlists
             sub = tractor_by_id[pid]
@@ -239,19 +246,19 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None) -> otio
             pl = playlists[pid]
             audio = _props(pl).get("kdenlive:audio_track") == "1" or tr.get("hide") == "video"
             tl.tracks.append(_build_track(pl, pid, audio, doc))
-    for marker in _guides(root, rate):
+    for marker in _guides(root, seq, rate):
         tl.tracks.markers.append(marker)
     return tl
 
 
-def read_from_file(filepath: str) -> otio.schema.Timeline:
+def read_from_file(filepath: str, sequence: str | None = None) -> otio.schema.Timeline:
     path = Path(filepath)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ValueError("not a text file") from e
     try:
-        return read_from_string(text, base_dir=path.parent)
+        return read_from_string(text, base_dir=path.parent, sequence=sequence)
     except ET.ParseError as e:
         raise ValueError(f"not well-formed XML ({e})") from e
 

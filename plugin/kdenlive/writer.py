@@ -1,9 +1,12 @@
 """Write cutscore's music into a Kdenlive project the way Kdenlive itself writes an imported audio
 clip (torch-free). The user's project text is patched, never re-serialised: every byte outside the
-inserted (or replaced) cutscore elements stays as it was.
+inserted (or replaced) cutscore elements, and the track-indexed properties the new track shifts,
+stays as it was. The output keeps the input's dialect (plugin/kdenlive/document.py): document 1.04
+(Kdenlive 22.12: `<producer>` elements, one timeline) or 1.1 (Kdenlive 23.04-26.08: `<chain>`
+elements with a `kdenlive:control_uuid`, as 26.08 writes an imported WAV, the music on a track of
+the active (or chosen) *sequence*, whose `kdenlive:sequenceproperties.tracksCount` counts it).
 
-What Kdenlive 22.12 (document version 1.04, `<producer>` elements; Kdenlive 23.04+ writes `<chain>`
-and loads 1.04 documents too) needs so that its document checker keeps a clip on load:
+What Kdenlive needs so that its document checker keeps a clip on load:
 - a *bin clip*: a producer listed in the `main_bin` playlist, with its own `kdenlive:id`, its clip
   type, file size and hash, and MLT's cached media properties (without them an `avformat-novalidate`
   WAV renders as silence in melt); ours live in a bin folder named "cutscore";
@@ -11,7 +14,10 @@ and loads 1.04 documents too) needs so that its document checker keeps a clip on
   the entries of the track's playlist (Kdenlive removes a timeline clip whose kdenlive:id names no
   bin clip: "Timeline clip ... without bin reference found and removed");
 - an audio track: a tractor of two playlists with `kdenlive:audio_track` and `hide="video"`, and in
-  the main tractor a `mix` transition from track 0 to it, as Kdenlive builds for every audio track.
+  the sequence's tractor a `mix` transition from track 0 to it, as Kdenlive builds for every audio track;
+- every property that names tracks by position renumbered for the inserted track: the groups'
+  "track:frame" leaves, the active track, the audio and video targets, the compositions'
+  a_track/b_track (Kdenlive otherwise regroups the wrong clips, or drops the groups, on load).
 
 Scoring an already scored project replaces the previous cutscore track, its timeline producers,
 its mix and its bin clips. Regenerating one clip adds a bin clip for the new WAV (the old one stays
@@ -23,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ from pathlib import Path
 import soundfile as sf
 
 from engine.errors import CutscoreError
+from plugin.kdenlive import document
 
 TRACK_NAME = "cutscore music"
 FOLDER_NAME = "cutscore"
@@ -77,16 +85,25 @@ def _media_props(wav: Path, rate: float) -> tuple[int, list[tuple[str, str]]]:
     return frames, props
 
 
-def _producer_xml(pid: str, kid: int, folder: int, clip: MusicClip, rate: float, timeline: bool) -> str:
+def control_uuid(wav: Path) -> str:
+    """The bin clip's kdenlive:control_uuid (document 1.1), the same for the bin clip and its
+    timeline uses; drawn from the WAV's path and content so a re-run writes the same text."""
+    return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{wav.resolve()}#{file_hash(wav)}")) + "}"
+
+
+def _producer_xml(pid: str, kid: int, folder: int, clip: MusicClip, rate: float, timeline: bool, v11: bool) -> str:
     frames, props = _media_props(clip.wav, rate)
     props += [("kdenlive:clipname", clip.name), ("kdenlive:folderid", str(folder)), ("kdenlive:id", str(kid)),
               ("kdenlive:clip_type", str(CLIP_TYPE_AUDIO)),
               ("kdenlive:file_size", str(clip.wav.stat().st_size)), ("kdenlive:file_hash", file_hash(clip.wav)),
               ("kdenlive:duration", str(frames)), ("kdenlive:orig_service", "avformat-novalidate")]
+    if v11:
+        props.append(("kdenlive:control_uuid", control_uuid(clip.wav)))
     if timeline:
         props += [("set.test_audio", "0"), ("set.test_image", "1")]
     body = "".join(f'  <property name="{k}">{html.escape(v, quote=False)}</property>\n' for k, v in props)
-    return f' <producer id="{pid}" in="0" out="{frames - 1}">\n{body} </producer>\n'
+    tag = "chain" if v11 else "producer"
+    return f' <{tag} id="{pid}" in="0" out="{frames - 1}">\n{body} </{tag}>\n'
 
 
 # ---- locating top-level elements in the text ----------------------------------------------------------
@@ -125,9 +142,11 @@ def _props(el: ET.Element) -> dict[str, str]:
 
 
 class Project:
-    """A parsed Kdenlive project and its text, for patching."""
+    """A parsed Kdenlive project and its text, for patching. `main` is the tractor of the timeline
+    the music goes on: the sequence `sequence` names (document 1.1), else, with `music`, the
+    sequence that holds a cutscore track, else the active one."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, sequence: str | None = None, music: bool = False):
         self.text = text
         try:
             self.root = ET.fromstring(text)
@@ -138,10 +157,19 @@ class Project:
             raise CutscoreError("the Kdenlive project has no <profile>")
         self.rate = int(prof.get("frame_rate_num")) / int(prof.get("frame_rate_den", "1"))
         self.elements = {el.get("id"): el for el in self.root if el.get("id")}
-        tractors = [el for el in self.root if el.tag == "tractor"]
-        if not tractors:
-            raise CutscoreError("the Kdenlive project has no sequence (<tractor>)")
-        self.main = tractors[-1]
+        self.v11 = document.is_v11(self.root)
+        try:
+            seq = document.select(self.root, sequence)
+        except ValueError as e:
+            raise CutscoreError(str(e)) from None
+        self.main = seq.tractor
+        if music and sequence is None and self.music_track_index() is None:
+            for other in document.sequences(self.root):
+                self.main = other.tractor
+                if self.music_track_index() is not None:
+                    break
+            else:
+                self.main = seq.tractor
         self.bin = self.root.find("playlist[@id='main_bin']")
         if self.bin is None:
             raise CutscoreError("the Kdenlive project has no project bin (main_bin); open and save it in Kdenlive first")
@@ -175,7 +203,8 @@ def _fresh(ids: set[str], prefix: str) -> str:
 
 
 def _without_music(proj: Project) -> str:
-    """The project text with a previous cutscore track, its producers, mix and bin clips removed."""
+    """The project text with a previous cutscore track, its producers, mix and bin clips removed
+    (and the track-indexed properties renumbered back)."""
     text = proj.text
     idx = proj.music_track_index()
     folder = proj.folder_id()
@@ -212,22 +241,69 @@ def _without_music(proj: Project) -> str:
     if idx is None:
         return text
     # the track line and its mix in the main tractor; later tracks' transitions shift down by one
-    main_id = proj.main.get("id")
-    span = next((s, e) for tag, ident, s, e in _top_level(text) if ident == main_id)
-    body = text[span[0]:span[1]]
     tractor_id = proj.main.findall("track")[idx].get("producer")
-    body = re.sub(rf'[ \t]*<track\b[^>]*producer="{re.escape(tractor_id)}"[^>]*/>\n?', "", body)
 
-    def transition(m: re.Match) -> str:
-        t = m.group(0)
-        b = re.search(r'name="b_track">(\d+)<', t)
-        if b and int(b.group(1)) == idx:
-            return ""
-        return re.sub(r'name="([ab])_track">(\d+)<',
-                      lambda n: f'name="{n.group(1)}_track">{int(n.group(2)) - (int(n.group(2)) > idx)}<', t)
+    def edit(body: str) -> str:
+        body = re.sub(rf'[ \t]*<track\b[^>]*producer="{re.escape(tractor_id)}"[^>]*/>\n?', "", body)
 
-    body = re.sub(r'[ \t]*<transition\b.*?</transition>\n?', transition, body, flags=re.S)
-    return text[:span[0]] + body + text[span[1]:]
+        def transition(m: re.Match) -> str:
+            t = m.group(0)
+            b = re.search(r'name="b_track">(\d+)<', t)
+            if b and int(b.group(1)) == idx:
+                return ""
+            return re.sub(r'name="([ab])_track">(\d+)<',
+                          lambda n: f'name="{n.group(1)}_track">{int(n.group(2)) - (int(n.group(2)) > idx)}<', t)
+
+        return re.sub(r'[ \t]*<transition\b.*?</transition>\n?', transition, body, flags=re.S)
+
+    text = _edit_element(text, proj.main.get("id"), edit)
+    return shift_track_refs(text, proj, idx, -1)
+
+
+# ---- properties that name tracks by position ------------------------------------------------------
+
+def _edit_element(text: str, ident: str, edit) -> str:
+    """The text with the top-level element `ident` replaced by edit(its text)."""
+    s, e = next((s, e) for tag, i, s, e in _top_level(text) if i == ident)
+    return text[:s] + edit(text[s:e]) + text[e:]
+
+
+def _edit_property(body: str, name: str, edit) -> str:
+    """`body` with the value of its property `name` (XML text; None when absent) replaced by edit(value)."""
+    pat = re.compile(rf'(<property name="{re.escape(name)}">)(.*?)(</property>)', re.S)
+    return pat.sub(lambda m: m.group(1) + edit(m.group(2)) + m.group(3), body, count=1)
+
+
+def shift_track_refs(text: str, proj: Project, mlt_index: int, delta: int) -> str:
+    """Renumber the sequence's track-indexed properties for a track inserted at (delta +1) or
+    removed from (delta -1) MLT index `mlt_index`. They count tracks without the black track
+    (position = MLT index - 1): the groups' "track:frame[:...]" leaves, activeTrack, audioTarget and
+    videoTarget (each "-1" or position[:stream] items), and, for a sequence, tracksCount.
+    Document 1.1 keeps them as kdenlive:sequenceproperties.* on the sequence's tractor, 1.04 as
+    kdenlive:docproperties.* on main_bin."""
+    first = mlt_index - 1 if delta > 0 else mlt_index  # positions at or above move
+
+    def pos(n: int) -> int:
+        return n + delta if n >= first else n
+
+    def groups(value: str) -> str:
+        return re.sub(r'("data"\s*:\s*")(\d+)(:)', lambda m: f"{m.group(1)}{pos(int(m.group(2)))}{m.group(3)}", value)
+
+    def targets(value: str) -> str:
+        return re.sub(r"(^|;)(\d+)", lambda m: f"{m.group(1)}{pos(int(m.group(2)))}", value.strip())
+
+    prefix = "kdenlive:sequenceproperties." if proj.v11 else "kdenlive:docproperties."
+    owner = proj.main.get("id") if proj.v11 else "main_bin"
+
+    def edit(body: str) -> str:
+        body = _edit_property(body, prefix + "groups", groups)
+        for name in ("activeTrack", "audioTarget", "videoTarget"):
+            body = _edit_property(body, prefix + name, targets)
+        if proj.v11:
+            body = _edit_property(body, prefix + "tracksCount", lambda v: str(int(v) + delta) if v.strip().isdigit() else v)
+        return body
+
+    return _edit_element(text, owner, edit)
 
 
 def _ensure_folder(text: str, proj_bin_props: dict[str, str], ids_text: str) -> tuple[str, int]:
@@ -244,7 +320,7 @@ def _ensure_folder(text: str, proj_bin_props: dict[str, str], ids_text: str) -> 
     return text[:m.end()] + line + text[m.end():], fid
 
 
-def _add_bin_clips(text: str, clips: list[MusicClip], rate: float) -> tuple[str, dict[Path, tuple[int, int]]]:
+def _add_bin_clips(text: str, clips: list[MusicClip], rate: float, v11: bool) -> tuple[str, dict[Path, tuple[int, int]]]:
     """Add one bin clip per distinct WAV; returns the text and {wav: (kdenlive:id, folder)}."""
     proj = Project(text)
     text, folder = _ensure_folder(text, _props(proj.bin), text)
@@ -255,7 +331,7 @@ def _add_bin_clips(text: str, clips: list[MusicClip], rate: float) -> tuple[str,
         if c.wav in out:
             continue
         pid = _fresh(ids, "cutscore_bin")
-        producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=False))
+        producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=False, v11=v11))
         frames = _media_props(c.wav, rate)[0]
         entries.append(f'  <entry producer="{pid}" in="0" out="{frames - 1}"/>\n')
         out[c.wav] = (kid, folder)
@@ -269,22 +345,24 @@ def _add_bin_clips(text: str, clips: list[MusicClip], rate: float) -> tuple[str,
     return text[:bin_start] + "".join(producers) + text[bin_start:], out
 
 
-def patch_project(text: str, clips: list[MusicClip]) -> str:
-    """The project with the "cutscore music" track holding `clips` (any previous one replaced)."""
-    proj = Project(text)
-    rate = proj.rate
+def patch_project(text: str, clips: list[MusicClip], sequence: str | None = None) -> str:
+    """The project with the "cutscore music" track holding `clips` (any previous one replaced), on
+    the sequence `sequence` names (document 1.1; name or uuid) or the active one."""
+    proj = Project(text, sequence)
+    rate, v11 = proj.rate, proj.v11
     text = _without_music(proj)
-    text, kids = _add_bin_clips(text, clips, rate)
-    proj = Project(text)
+    text, kids = _add_bin_clips(text, clips, rate, v11)
+    proj = Project(text, sequence)
     ids = proj.ids()
-    block, tr = _music_track(ids, clips, kids, rate)
+    block, tr = _music_track(ids, clips, kids, rate, v11)
     main_id = proj.main.get("id")
     main_start, main_end = next((s, e) for tag, ident, s, e in _top_level(text) if ident == main_id)
-    body = _with_track(proj, text[main_start:main_end], ids, tr)
-    return text[:main_start] + block + body + text[main_end:]
+    body, at = _with_track(proj, text[main_start:main_end], ids, tr)
+    text = text[:main_start] + block + body + text[main_end:]
+    return shift_track_refs(text, proj, at, +1)
 
 
-def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate) -> tuple[str, str]:
+def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate, v11: bool) -> tuple[str, str]:
     """The music's timeline producers, its two playlists and its track tractor (XML) and the tractor's id."""
     producers, entries, pos = [], [], 0
     for c in sorted(clips, key=lambda c: c.start):
@@ -292,7 +370,7 @@ def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate) -> tuple[st
             continue
         kid, folder = kids[c.wav]
         pid = _fresh(ids, "cutscore_producer")
-        producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=True))
+        producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=True, v11=v11))
         if c.start > pos:
             entries.append(f'  <blank length="{c.start - pos}"/>\n')
         entries.append(f'  <entry producer="{pid}" in="0" out="{c.length - 1}">\n'
@@ -313,8 +391,22 @@ def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate) -> tuple[st
     return block, tr
 
 
-def _with_track(proj: Project, body: str, ids: set, tr: str) -> str:
-    """The main tractor's XML with the track `tr` above the audio tracks and a mix transition for it."""
+def _mix_xml(ident: str, at: int, v11: bool) -> str:
+    """The track's mix transition, as Kdenlive writes it for an audio track (26.08 adds its ducking
+    parameters, off: threshold 0)."""
+    duck = ('   <property name="duck_threshold">0</property>\n   <property name="duck_attenuation">-12</property>\n'
+            '   <property name="duck_level">0</property>\n   <property name="duck_fade_in">1500</property>\n'
+            '   <property name="duck_fade_out">250</property>\n   <property name="prefix"/>\n') if v11 else ""
+    return (f'  <transition id="{ident}">\n'
+            f'   <property name="a_track">0</property>\n   <property name="b_track">{at}</property>\n{duck}'
+            f'   <property name="mlt_service">mix</property>\n   <property name="kdenlive_id">mix</property>\n'
+            f'   <property name="internal_added">237</property>\n   <property name="always_active">1</property>\n'
+            f'   <property name="accepts_blanks">1</property>\n   <property name="sum">1</property>\n  </transition>\n')
+
+
+def _with_track(proj: Project, body: str, ids: set, tr: str) -> tuple[str, int]:
+    """The main tractor's XML with the track `tr` above the audio tracks and a mix transition for
+    it, and the MLT index the track took."""
     tracks = list(re.finditer(r"[ \t]*<track\b[^>]*/>\n?", body))
     if not tracks:
         raise CutscoreError("the Kdenlive project's main tractor has no tracks")
@@ -326,11 +418,7 @@ def _with_track(proj: Project, body: str, ids: set, tr: str) -> str:
     body = re.sub(r'name="([ab])_track">(\d+)<',
                   lambda n: f'name="{n.group(1)}_track">{int(n.group(2)) + (int(n.group(2)) >= at)}<', body)
     tracks = list(re.finditer(r"[ \t]*<track\b[^>]*/>\n?", body))
-    mix = (f'  <transition id="{_fresh(ids, "cutscore_transition")}">\n'
-           f'   <property name="a_track">0</property>\n   <property name="b_track">{at}</property>\n'
-           f'   <property name="mlt_service">mix</property>\n   <property name="kdenlive_id">mix</property>\n'
-           f'   <property name="internal_added">237</property>\n   <property name="always_active">1</property>\n'
-           f'   <property name="accepts_blanks">1</property>\n   <property name="sum">1</property>\n  </transition>\n')
+    mix = _mix_xml(_fresh(ids, "cutscore_transition"), at, proj.v11)
     prev = tracks[at - 1]
     indent = re.match(r"[ \t]*", prev.group(0)).group(0) or "  "
     track_line = f'{indent}<track hide="video" producer="{tr}"/>\n'
@@ -341,7 +429,7 @@ def _with_track(proj: Project, body: str, ids: set, tr: str) -> str:
     mix_at = trans[-1].end() if trans else tracks[-1].end()
     body = body[:mix_at] + mix + body[mix_at:]
     body = body[:prev.end()] + track_line + body[prev.end():]
-    return body
+    return body, at
 
 
 def _is_audio(proj: Project, pid: str) -> bool:
@@ -353,10 +441,19 @@ def _is_audio(proj: Project, pid: str) -> bool:
     return el.tag == "tractor" and bool(el.findall("track")) and all(t.get("hide") == "video" for t in el.findall("track"))
 
 
+def music_sequence(text: str) -> str | None:
+    """The uuid of the sequence that holds the cutscore track (document 1.1; the active one first),
+    None for a document 1.04 project or when no sequence holds one."""
+    proj = Project(text, music=True)
+    if not proj.v11 or proj.music_track_index() is None:
+        return None
+    return document.props(proj.main).get("kdenlive:uuid")
+
+
 def replace_clip_wav(text: str, old: Path, new: Path, name: str) -> str:
     """A scored project where the music clip playing `old` plays `new` (a new bin clip; the old
-    bin clip stays in the bin)."""
-    proj = Project(text)
+    bin clip stays in the bin). The music is found on whichever sequence holds it."""
+    proj = Project(text, music=True)
     rate = proj.rate
     take = re.compile(re.escape(old.name.rsplit("-v", 1)[0]) + r"-v\d+\.wav")  # any take of this segment
     idx = proj.music_track_index()
@@ -369,15 +466,20 @@ def replace_clip_wav(text: str, old: Path, new: Path, name: str) -> str:
         for e in (pl.findall("entry") if pl is not None else []):
             el = proj.elements.get(e.get("producer"))
             res = Path(_props(el).get("resource", "")) if el is not None else Path()
+            if el is not None and not res.is_absolute():  # Kdenlive writes paths relative to the document root
+                res = Path(proj.root.get("root", "")) / res
             if el is not None and res.parent == old.resolve().parent and take.fullmatch(res.name):
                 targets.append(el.get("id"))
     if not targets:
         raise CutscoreError(f"the clip's music WAV ({old.name}) is not on the '{TRACK_NAME}' track")
-    text, kids = _add_bin_clips(text, [MusicClip(0, 0, new, name)], rate)
+    text, kids = _add_bin_clips(text, [MusicClip(0, 0, new, name)], rate, proj.v11)
     kid, folder = kids[new]
     for pid in targets:
         span = next((s, e) for tag, ident, s, e in _top_level(text) if ident == pid)
-        text = text[:span[0]] + _producer_xml(pid, kid, folder, MusicClip(0, 0, new, name), rate, True) + text[span[1]:]
+        # a timeline use keeps its element (Kdenlive 26.08 may have saved ours as <chain> or <producer>)
+        tag = next(tag for tag, ident, s, e in _top_level(text) if ident == pid)
+        xml = _producer_xml(pid, kid, folder, MusicClip(0, 0, new, name), rate, True, v11=tag == "chain")
+        text = text[:span[0]] + xml + text[span[1]:]
         # the entry names the bin clip too
         text = re.sub(rf'(<entry producer="{re.escape(pid)}"[^>]*>\s*<property name="kdenlive:id">)\d+(<)',
                       rf"\g<1>{kid}\g<2>", text)

@@ -1,0 +1,269 @@
+"""Kdenlive 26.08 (document 1.1: sequences) and clip groups in every dialect (issue 37).
+
+The fixtures kdenlive26_*.kdenlive were saved by the real Kdenlive 26.08.2 (tests/make_kdenlive26_fixtures.py
+says how). The fast tests read and write them; the `slow` tests open cutscore's output in the real
+Kdenlive 26.08 (a Debian forky root, tests/kdenlive_root.py) under Xvfb, Save As, and parse what it kept.
+"""
+
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from plugin.kdenlive import document
+from plugin.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
+from plugin.regenerate import regenerate_clip
+from plugin.score import ScoreOptions, score_timeline
+from plugin.timeline import read_timeline
+from tests import kdenlive_app, kdenlive_root
+from tests.conftest import FIXTURES, ROOT
+from tests.test_kdenlive import _music
+
+TL = FIXTURES / "timelines"
+
+
+def _project(tmp_path: Path, name: str) -> Path:
+    """A fixture copied into tmp_path with its media; Kdenlive 26.08 writes media paths relative to
+    the document's `root`, which is set to the copy's folder (as Kdenlive does when a project moves)."""
+    dst = tmp_path / name
+    text = (TL / name).read_text(encoding="utf-8")
+    dst.write_text(re.sub(r'(<mlt\b[^>]*\broot=")[^"]*"', lambda m: f'{m.group(1)}{tmp_path}"', text, count=1),
+                   encoding="utf-8")
+    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", tmp_path)
+    kdenlive_app.make_media(dst)
+    return dst
+
+
+def _props(el):
+    return {p.get("name"): p.text or "" for p in el.findall("property")}
+
+
+def _tracks(text: str, sequence: str | None = None) -> list[tuple[str, str, bool]]:
+    """The sequence's tracks bottom-up without the black track: (tractor id, name, audio)."""
+    root = ET.fromstring(text)
+    els = {e.get("id"): e for e in root if e.get("id")}
+    seq = document.select(root, sequence).tractor
+    out = []
+    for t in seq.findall("track")[1:]:
+        el = els[t.get("producer")]
+        p = _props(el)
+        out.append((el.get("id"), p.get("kdenlive:track_name", ""), p.get("kdenlive:audio_track") == "1"))
+    return out
+
+
+def groups_by_clip(text: str, sequence: str | None = None) -> list[frozenset]:
+    """The sequence's clip groups, each as the clips it links: (bin clip id, audio?, record frame).
+    Kdenlive stores a leaf as "track position:frame"; a misnumbered position links another clip."""
+    root = ET.fromstring(text)
+    els = {e.get("id"): e for e in root if e.get("id")}
+    seq = document.select(root, sequence)
+    key = "kdenlive:sequenceproperties.groups" if seq.uuid else "kdenlive:docproperties.groups"
+    owner = seq.tractor if seq.uuid else els["main_bin"]
+    tree = json.loads(_props(owner).get(key) or "[]")
+    tracks = [els[t.get("producer")] for t in seq.tractor.findall("track")[1:]]
+
+    def clip_at(pos: int, frame: int):
+        tractor = tracks[pos]
+        audio = _props(tractor).get("kdenlive:audio_track") == "1"
+        for t in tractor.findall("track"):
+            at = 0
+            for item in els[t.get("producer")]:
+                if item.tag == "blank":
+                    at += int(item.get("length")) if item.get("length").isdigit() else _frames(item.get("length"))
+                elif item.tag == "entry":
+                    if at == frame:
+                        return (_props(els[item.get("producer")]).get("kdenlive:id"), audio, frame)
+                    at += _frames(item.get("out")) - _frames(item.get("in")) + 1
+        return ("nothing", audio, frame)
+
+    def leaves(node):
+        if node.get("type") == "Leaf":
+            pos, frame = node["data"].split(":")[:2]
+            yield clip_at(int(pos), int(frame))
+        for child in node.get("children", []):
+            yield from leaves(child)
+
+    return sorted((frozenset(leaves(g)) for g in tree), key=sorted)
+
+
+def _frames(value: str, rate: float = 25.0) -> int:
+    if ":" not in value:
+        return int(value)
+    h, m, s = value.split(":")
+    return round((int(h) * 3600 + int(m) * 60 + float(s)) * rate)
+
+
+def _music_bin_check(text: str, sequence: str | None = None) -> int:
+    """The music track is on the sequence (not on the project tractor), its clips `<chain>`s whose
+    kdenlive:id and control_uuid name a bin clip in the cutscore folder; returns the clip count."""
+    root = ET.fromstring(text)
+    els = {e.get("id"): e for e in root if e.get("id")}
+    seq = document.select(root, sequence).tractor
+    project = next(e for e in root if e.tag == "tractor" and _props(e).get("kdenlive:projectTractor") == "1")
+    assert all(_props(els[t.get("producer")]).get("kdenlive:track_name") != TRACK_NAME for t in project.findall("track")
+               if t.get("producer") in els and els[t.get("producer")].tag == "tractor")
+    folder = next(k.rsplit(".", 1)[1] for k, v in _props(els["main_bin"]).items()
+                  if k.startswith("kdenlive:folder.") and v == FOLDER_NAME)
+    bins = {_props(els[e.get("producer")]).get("kdenlive:id"): els[e.get("producer")]
+            for e in els["main_bin"].findall("entry")}
+    music = [els[t.get("producer")] for t in seq.findall("track")
+             if _props(els[t.get("producer")]).get("kdenlive:track_name") == TRACK_NAME]
+    assert len(music) == 1
+    n = 0
+    for t in music[0].findall("track"):
+        for e in els[t.get("producer")].findall("entry"):
+            use = els[e.get("producer")]
+            b = bins[_props(use)["kdenlive:id"]]
+            assert use.tag == "chain" and b.tag == "chain"
+            assert _props(b)["kdenlive:folderid"] == folder and _props(b)["kdenlive:clip_type"] == "1"
+            assert _props(b)["kdenlive:control_uuid"] == _props(use)["kdenlive:control_uuid"]
+            assert _props(b)["kdenlive:file_hash"] == file_hash(Path(_props(b)["resource"]))
+            n += 1
+    count = _props(seq).get("kdenlive:sequenceproperties.tracksCount")
+    assert count == str(len(seq.findall("track")) - 1)
+    return n
+
+
+# ---- reading document 1.1 ------------------------------------------------------------------------------
+
+def test_a_26_08_project_plans_as_its_22_12_original():
+    old = read_timeline(TL / "kdenlive_example_v221170.kdenlive")
+    new = read_timeline(TL / "kdenlive26_example.kdenlive")
+    assert [(c.range, c.name) for c in new.clips] == [(c.range, c.name) for c in old.clips]
+    assert new.cuts == old.cuts and new.hits == old.hits and len(new.clips) == 6 and len(new.hits) == 2
+    assert new.otio.metadata["kdenlive"]["document"] == "1.1"
+
+
+def test_the_active_sequence_is_read_and_sequence_picks_another(tmp_path, capsys):
+    from ui.cli import main
+
+    path = TL / "kdenlive26_sequences.kdenlive"
+    one, two = read_timeline(path), read_timeline(path, sequence="Sequence 2")
+    assert (len(one.clips), len(one.cuts)) == (3, 2) and one.duration.value == 265
+    assert (len(two.clips), len(two.cuts)) == (2, 1) and two.duration.value == 190
+    # each sequence's own guide (60 and 50) and the bin clip's markers where the clips show them
+    assert 60 in [h.value for h in one.hits] and 50 not in [h.value for h in one.hits]
+    assert 50 in [h.value for h in two.hits] and 60 not in [h.value for h in two.hits]
+    assert read_timeline(path, sequence="{5eb2c0de-0000-4000-8000-0000000000a2}").duration == two.duration
+    assert main(["plan", str(path)]) == 0
+    assert "sequence 'Sequence 1' of 'Sequence 1', 'Sequence 2'" in capsys.readouterr().out
+    assert main(["plan", str(path), "--sequence", "Nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'Sequence 1', 'Sequence 2'" in err and str(path) in err
+
+
+# ---- writing document 1.1 ------------------------------------------------------------------------------
+
+def test_score_writes_chains_on_the_sequence_and_keeps_groups(tmp_path, local_engine):
+    src = _project(tmp_path, "kdenlive26_example.kdenlive")
+    before = src.read_text()
+    out = tmp_path / "scored.kdenlive"
+    score_timeline(src, out, local_engine, ScoreOptions(model="debug", steps=2))
+    assert src.read_text() == before
+    text = out.read_text()
+    assert _music_bin_check(text) == 6
+    assert [n for _, n, _ in _tracks(text)] == ["Ambience", "", "", TRACK_NAME, "Wide", "Close"]
+    assert groups_by_clip(text) == groups_by_clip(before) and len(groups_by_clip(before)) == 2
+    root = ET.fromstring(text)
+    seq = _props(document.select(root).tractor)
+    assert seq["kdenlive:sequenceproperties.activeTrack"] == "5"  # "Close" stays the active track
+    # re-score replaces the track; the numbers come back
+    again = tmp_path / "again.kdenlive"
+    score_timeline(out, again, local_engine, ScoreOptions(model="debug", steps=2, seed=3))
+    atext = again.read_text()
+    assert _music_bin_check(atext) == 6 and groups_by_clip(atext) == groups_by_clip(before)
+    assert atext.count(f">{TRACK_NAME}</property>") == 1 and "scored.cutscore" not in atext
+
+
+def test_score_and_regenerate_the_second_sequence(tmp_path, local_engine):
+    src = _project(tmp_path, "kdenlive26_sequences.kdenlive")
+    out = tmp_path / "scored.kdenlive"
+    score_timeline(src, out, local_engine, ScoreOptions(model="debug", steps=2, sequence="Sequence 2"))
+    text = out.read_text()
+    assert _music_bin_check(text, "Sequence 2") == 2
+    assert all(n != TRACK_NAME for _, n, _ in _tracks(text, "Sequence 1"))  # the other sequence untouched
+    regen = tmp_path / "regen.kdenlive"
+    regenerate_clip(out, "1", local_engine, regen, seed=4)
+    rtext = regen.read_text()
+    assert _music_bin_check(rtext, "Sequence 2") == 2
+    assert "clip001-v2.wav" in rtext and "clip001-v1.wav" in rtext  # the old take stays in the bin
+
+
+def test_groups_point_at_the_same_clips_in_a_22_12_project(tmp_path, local_engine):
+    src = tmp_path / "kdenlive_example_v221170.kdenlive"
+    shutil.copy(TL / src.name, src)
+    before = src.read_text()
+    out = tmp_path / "scored.kdenlive"
+    score_timeline(src, out, local_engine, ScoreOptions(model="debug", steps=2))
+    text = out.read_text()
+    assert groups_by_clip(text) == groups_by_clip(before) and len(groups_by_clip(before)) == 2
+    assert "<chain" not in text  # 22.12's dialect stays 22.12's
+    assert re.search(r'name="kdenlive:docproperties.activeTrack">5<', text)
+
+
+# ---- the real Kdenlive 26.08 ---------------------------------------------------------------------------
+
+def _kdenlive26():
+    reason = kdenlive_root.why_not()
+    if reason:
+        pytest.fail(f"Kdenlive 26.08 root: {reason}")  # CI must run these: fail, in one line
+    return kdenlive_root.prefix(kdenlive_root.build())
+
+
+CASES26 = ["native", "regenerated", "sequences", "from_22_12"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES26)
+def test_real_kdenlive_26_keeps_the_music_and_the_groups(tmp_path, local_engine, case):
+    prefix = _kdenlive26()
+    sequence = "Sequence 2" if case == "sequences" else None
+    name = {"sequences": "kdenlive26_sequences.kdenlive", "from_22_12": "kdenlive_example_v221170.kdenlive"}.get(
+        case, "kdenlive26_example.kdenlive")
+    src = _project(tmp_path, name)
+    scored = tmp_path / "scored.kdenlive"
+    score_timeline(src, scored, local_engine, ScoreOptions(model="debug", steps=2, sequence=sequence))
+    if case in ("regenerated", "sequences"):
+        regenerate_clip(scored, "1", local_engine, tmp_path / "regen.kdenlive", seed=3)
+        scored = tmp_path / "regen.kdenlive"
+    text = scored.read_text()
+    expected = _music_of(text, sequence)
+    saved = tmp_path / "saved-by-kdenlive26.kdenlive"
+    seen = {}
+    kept = kdenlive_app.save_as(scored, saved, screenshot=tmp_path / "kdenlive26.png", prefix=prefix, seen=seen,
+                                timeout=240)
+    shutil.copy(tmp_path / "kdenlive26.png", ROOT / "out" / f"kdenlive26-{case}.png") if (ROOT / "out").is_dir() else None
+    assert kdenlive_app.notes(kept).strip() == "", kdenlive_app.notes(kept)
+    assert "*" not in seen["title"].split("/")[0], seen  # Kdenlive changed nothing while loading it
+    assert 'name="kdenlive:docproperties.version">1.1<' in kept
+    got = _music_of(kept, sequence)
+    assert got == expected and len(got) >= 2
+    assert groups_by_clip(kept, sequence) == groups_by_clip(text, sequence)
+    if case != "from_22_12":
+        assert groups_by_clip(kept, sequence) == groups_by_clip(src.read_text(), sequence)
+    assert kept.count(f">{TRACK_NAME}<") == 1
+
+
+def _music_of(text: str, sequence: str | None) -> list[tuple[int, int, str]]:
+    """[(record frame, frames, WAV name)] of the sequence's cutscore track, read from the XML (the
+    document's `root` joined to relative resources, as Kdenlive writes them)."""
+    root = ET.fromstring(text)
+    els = {e.get("id"): e for e in root if e.get("id")}
+    seq = document.select(root, sequence).tractor
+    music = [els[t.get("producer")] for t in seq.findall("track")
+             if _props(els[t.get("producer")]).get("kdenlive:track_name") == TRACK_NAME]
+    assert len(music) == 1, "no (or more than one) cutscore music track"
+    out = []
+    for t in music[0].findall("track"):
+        pos = 0
+        for item in els[t.get("producer")]:
+            if item.tag == "blank":
+                pos += _frames(item.get("length"))
+            elif item.tag == "entry":
+                n = _frames(item.get("out")) - _frames(item.get("in")) + 1
+                out.append((pos, n, Path(_props(els[item.get("producer")])["resource"]).name))
+                pos += n
+    return out
