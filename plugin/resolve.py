@@ -1,5 +1,10 @@
 """DaVinci Resolve: score the open timeline from inside Resolve and put the music back on a new audio
-track of the SAME timeline (Resolve 18.5+, free and Studio, Workspace > Scripts > Edit > cutscore).
+track of the SAME timeline (Resolve 18.5+, Workspace > Scripts > Edit > cutscore).
+
+Two kinds of launcher, both written by `cutscore resolve install`: Lua ones (plugin/resolve_launcher.lua;
+Resolve 21.1's free edition lists only Lua scripts in that menu) and Python ones (this module; Resolve
+Studio, and the free edition before 21.1). The Lua launcher makes the Resolve calls and hands the rest
+to `cutscore resolve run` (ui/cli.py), which uses the helpers here (`placements`, `segment_for_wav`).
 
 This module runs inside Resolve's own Python (3.7+), so it uses the standard library only and
 reaches cutscore through its command line in cutscore's environment. The Resolve calls are the
@@ -37,7 +42,8 @@ from pathlib import Path
 TRACK_NAME = "cutscore music"
 BIN_NAME = "cutscore"
 STATE_FILE = "cutscore.json"
-LAUNCHERS = {"cutscore.py": "score", "cutscore - regenerate clip under playhead.py": "regenerate"}
+LAUNCHERS = {"cutscore.py": "score", "cutscore - regenerate clip under playhead.py": "regenerate",
+             "cutscore.lua": "score", "cutscore - regenerate clip under playhead.lua": "regenerate"}
 NO_API = ("cutscore: DaVinci Resolve's scripting API is not reachable; run this from Workspace > Scripts > Edit "
           "inside Resolve (for scripts started outside it: Preferences > System > General > External scripting "
           "using: Local). The file route always works: File > Export > Timeline as .otio, "
@@ -78,15 +84,31 @@ def launcher_text(action: str, root: Path, python: str) -> str:
             f"sys.exit(_cutscore.launch({action!r}, globals().get('resolve'), CUTSCORE_ROOT, CUTSCORE_PYTHON))\n")
 
 
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def lua_launcher_text(action: str, root: Path, python: str) -> str:
+    return (f"-- cutscore for DaVinci Resolve ({action}): Workspace > Scripts > Edit. Written by "
+            f"`cutscore resolve install`.\n"
+            f"-- Lua: what Resolve 21.1's free edition lists (Studio lists the .py launchers too).\n"
+            f"local CUTSCORE_ROOT = {_lua_string(str(root))}\n"
+            f"local CUTSCORE_PYTHON = {_lua_string(python)}\n"
+            f"local launcher = dofile(CUTSCORE_ROOT .. \"/plugin/resolve_launcher.lua\")\n"
+            f"return launcher.launch({_lua_string(action)}, CUTSCORE_ROOT, CUTSCORE_PYTHON)\n")
+
+
 def install(root: Path, python: str, dry_run: bool = False, system: str | None = None, env: dict | None = None,
             home: Path | None = None) -> list[Path]:
+    """Write the Python and the Lua launchers; returns their paths."""
     folder = scripts_dir(system, env, home)
     paths = [folder / name for name in LAUNCHERS]
     if not dry_run:
         folder.mkdir(parents=True, exist_ok=True)
         for name, action in LAUNCHERS.items():
             tmp = folder / f".{name}.tmp"
-            tmp.write_text(launcher_text(action, root, python), encoding="utf-8")
+            text = (lua_launcher_text if name.endswith(".lua") else launcher_text)(action, root, python)
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, folder / name)
     return paths
 
@@ -118,13 +140,18 @@ def current(resolve):
     return project, timeline
 
 
-def frame_rate(timeline) -> float:
-    """The timeline's exact rate (23.976 -> 24000/1001)."""
-    raw = float(timeline.GetSetting("timelineFrameRate") or 24)
+def exact_rate(raw) -> float:
+    """A rate as Resolve's timelineFrameRate setting gives it, exact (23.976 -> 24000/1001)."""
+    raw = float(raw or 24)
     for nominal in (24, 30, 48, 60, 120):
         if abs(raw - nominal * 1000 / 1001) < 0.005:
             return nominal * 1000 / 1001
     return raw
+
+
+def frame_rate(timeline) -> float:
+    """The timeline's exact rate (23.976 -> 24000/1001)."""
+    return exact_rate(timeline.GetSetting("timelineFrameRate"))
 
 
 def export_timeline(resolve, timeline, folder: Path) -> Path:
@@ -171,16 +198,34 @@ def _frames(value: float, rate: float, timeline_rate: float) -> int:
     return int(round(value * timeline_rate / rate))
 
 
-def clip_infos(state: dict, side: Path, items: dict, track: int, start_frame: int, timeline_rate: float) -> list[dict]:
+def placements(state: dict, side: Path, start_frame: int, timeline_rate: float) -> list[tuple[Path, int, int, int]]:
+    """(WAV, startFrame, endFrame inclusive, recordFrame) of every music segment on a timeline that
+    starts at `start_frame` (GetStartFrame) and runs at `timeline_rate`."""
     out = []
     for seg in state["segments"]:
         dur = _frames(seg["duration"], seg["rate"], timeline_rate)
-        if dur <= 0:
-            continue
-        out.append({"mediaPoolItem": items[os.path.normpath(str(side / seg["wav"]))], "startFrame": 0,
-                    "endFrame": dur - 1, "mediaType": 2, "trackIndex": track,
-                    "recordFrame": start_frame + _frames(seg["start"], seg["rate"], timeline_rate)})
+        if dur > 0:
+            out.append((side / seg["wav"], 0, dur - 1, start_frame + _frames(seg["start"], seg["rate"], timeline_rate)))
     return out
+
+
+def clip_infos(state: dict, side: Path, items: dict, track: int, start_frame: int, timeline_rate: float) -> list[dict]:
+    return [{"mediaPoolItem": items[os.path.normpath(str(wav))], "startFrame": first, "endFrame": last,
+             "mediaType": 2, "trackIndex": track, "recordFrame": record}
+            for wav, first, last, record in placements(state, side, start_frame, timeline_rate)]
+
+
+def segment_for_wav(wav: Path) -> tuple[Path, dict, dict]:
+    """(sidecar folder, its state, the segment) of a music WAV on a Resolve timeline."""
+    side = wav.parent
+    if not (side / STATE_FILE).exists():
+        raise ResolveError(f"cutscore: {wav} is not cutscore music (no {STATE_FILE} beside it)")
+    state = json.loads((side / STATE_FILE).read_text())
+    seg = next((s for s in state["segments"] if s["wav"].rsplit("-v", 1)[0] == wav.name.rsplit("-v", 1)[0]), None)
+    if seg is None or seg["kind"] != "clip":
+        raise ResolveError("cutscore: the music under the playhead lies under a gap in the picture; put the "
+                           "playhead on music under a clip")
+    return side, state, seg
 
 
 def music_track_index(timeline) -> int | None:
@@ -215,9 +260,16 @@ def _item_under(timeline, track: int, frame: int):
     return None
 
 
-def _timecode_frames(tc: str, rate: float) -> int:
-    h, m, s, f = (int(x) for x in re.split(r"[:;]", tc))
-    return int(round((h * 3600 + m * 60 + s) * round(rate))) + f
+def _timecode_frames(tc: str, rate: float, drop: bool = False) -> int:
+    """Frames of a timecode at `rate`; drop frame ("01:00:00;00", or `drop`) skips 2 (29.97) or 4
+    (59.94) frame numbers a minute except every tenth minute, as SMPTE counts."""
+    h, m, s, f = (int(x) for x in re.split(r"[:;.,]", tc))
+    nominal = round(rate)
+    frames = (h * 3600 + m * 60 + s) * nominal + f
+    if drop or ";" in tc or "," in tc:
+        minutes = h * 60 + m
+        frames -= round(nominal / 15) * (minutes - minutes // 10)
+    return frames
 
 
 def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
@@ -286,19 +338,13 @@ def regenerate_under_playhead(resolve, python: str, log=lambda message: None, ex
     track = music_track_index(timeline)
     if track is None:
         raise ResolveError(f"cutscore: this timeline has no '{TRACK_NAME}' track; run Workspace > Scripts > cutscore first")
-    frame = _timecode_frames(timeline.GetCurrentTimecode(), frame_rate(timeline))
+    frame = _timecode_frames(timeline.GetCurrentTimecode(), frame_rate(timeline),
+                             str(timeline.GetSetting("timelineDropFrameTimecode") or "0") == "1")
     item = _item_under(timeline, track, frame)
     if item is None:
         raise ResolveError(f"cutscore: no music clip under the playhead on '{TRACK_NAME}'; move the playhead onto one")
     wav = Path(item.GetMediaPoolItem().GetClipProperty("File Path"))
-    side = wav.parent
-    if not (side / STATE_FILE).exists():
-        raise ResolveError(f"cutscore: {wav} is not cutscore music (no {STATE_FILE} beside it)")
-    state = json.loads((side / STATE_FILE).read_text())
-    seg = next((s for s in state["segments"] if s["wav"].rsplit("-v", 1)[0] == wav.name.rsplit("-v", 1)[0]), None)
-    if seg is None or seg["kind"] != "clip":
-        raise ResolveError("cutscore: the music under the playhead lies under a gap in the picture; put the "
-                           "playhead on music under a clip")
+    side, state, seg = segment_for_wav(wav)
     out = Path(state["scored"]).with_name(Path(state["scored"]).stem + "-regenerated.otio")
     _run([python, "-m", "ui.cli", "regenerate", state["scored"], "--clip", str(seg["index"]), "-o", str(out),
           "--force", *(extra or [])], log)

@@ -328,16 +328,40 @@ def _unique_sorted(times: list[RationalTime]) -> list[RationalTime]:
     return out
 
 
+def _kdenlive_export(tl: otio.schema.Timeline) -> bool:
+    """Written by Kdenlive's own OpenTimelineIO export (25.04+; 26.08.2 seen here): it stamps the
+    timeline's metadata with {"kdenlive": {"version": ...}} (cutscore's .kdenlive reader does not)."""
+    meta = tl.metadata.get("kdenlive")
+    return hasattr(meta, "keys") and "version" in meta
+
+
+def _clip_marker_times(item, tl: otio.schema.Timeline, local: bool) -> list[RationalTime]:
+    """Where a clip's markers fall in the timeline, for the markers the clip shows. OTIO puts a
+    clip's markers in its media's time; Kdenlive's export writes each use of a bin clip with all of
+    the bin clip's markers in the *clip's* time (0 = the clip's first frame), those it does not show
+    included (seen in 26.08.2: a marker at source 240 on a use from source 205 is written at 35)."""
+    out = []
+    rng = item.trimmed_range() if isinstance(item, otio.schema.Clip) else None
+    for m in getattr(item, "markers", []):
+        t = m.marked_range.start_time
+        try:
+            if local and rng is not None:
+                t = rng.start_time + t.rescaled_to(rng.start_time.rate)
+            if rng is not None and not rng.contains(t):
+                continue  # outside the part of the media the clip shows
+            out.append(item.transformed_time(t, tl.tracks))
+        except Exception:  # noqa: BLE001 - a marker OTIO cannot place is not a hit point
+            continue
+    return out
+
+
 def _markers(tl: otio.schema.Timeline, end: RationalTime) -> list[RationalTime]:
     hits = [m.marked_range.start_time for m in tl.tracks.markers]
+    local = _kdenlive_export(tl)
     for track in tl.tracks:
         hits.extend(m.marked_range.start_time for m in track.markers)
         for item in track.find_children():
-            for m in getattr(item, "markers", []):
-                try:
-                    hits.append(item.transformed_time(m.marked_range.start_time, tl.tracks))
-                except Exception:  # noqa: BLE001 - a marker OTIO cannot place is not a hit point
-                    continue
+            hits.extend(_clip_marker_times(item, tl, local))
     zero = RationalTime(0, end.rate)
     ok = [h for h in hits if math.isfinite(h.value) and math.isfinite(h.rate) and h.rate > 0]  # a NaN marker is no hit
     return _unique_sorted([h for h in ok if zero <= h <= end])

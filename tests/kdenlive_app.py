@@ -86,7 +86,19 @@ def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout:
     Debian forky root, which sees this machine's /tmp, so the paths are the same in and out); Xvfb
     and xdotool stay this machine's. `seen` receives the main window's title once the project has
     loaded ("NAME * / PROFILE" when Kdenlive changed the document while loading it)."""
-    project, saved = Path(project).resolve(), Path(saved).resolve()
+    drive(project, [("save", Path(saved))], screenshot, timeout, prefix, seen)
+    return Path(saved).resolve().read_text(encoding="utf-8")
+
+
+def drive(project: Path, steps: list[tuple], screenshot: Path | None = None, timeout: float = 150.0,
+          prefix: list[str] | None = None, seen: dict | None = None) -> None:
+    """Open `project` in Kdenlive and do `steps` in its window, then quit. A step is
+    ("save", PATH): File > Save As; or ("action", NAME, PATH): the menu action NAME, run through
+    Kdenlive's command bar (Ctrl+Alt+I, which lists every menu action by name), answered with PATH
+    in the file dialog it opens (26.08: "OpenTimelineIO Export", "OpenTimelineIO Import"). An
+    export or a save is done when PATH is written; an import when its dialog has closed and the
+    window title gains the `*` of a changed document."""
+    project = Path(project).resolve()
     n = 50 + os.getpid() % 400
     while Path(f"/tmp/.X11-unix/X{n}").exists():
         n += 1
@@ -104,59 +116,14 @@ def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout:
         time.sleep(1.0)
         app = subprocess.Popen([*(prefix or []), "dbus-run-session", "--", "kdenlive", str(project)], env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        stage = "load"
-        main_seen = 0.0
-        while time.time() < deadline:
-            time.sleep(1.0)
-            if stage == "saving" and saved.exists() and saved.stat().st_size > 0 and app.poll() is not None:
-                return saved.read_text(encoding="utf-8")
-            if app.poll() is not None:
-                raise RuntimeError(f"Kdenlive exited ({app.returncode}); log: {(home / 'kdenlive.log').read_text()[-2000:]}")
-            wins = _windows(display)
-            names = list(wins.values())
-            main = [w for w, t in wins.items() if t.endswith("Kdenlive") and re.search(r"\S \*?/ ", t)]  # "NAME [*]/ PROFILE — Kdenlive"
-            # 26.08 keeps its "Splash Screen" window up while it asks its first questions
-            dialogs = [w for w, t in wins.items() if w not in main and t.strip() and not t.startswith("Splash Screen")]
-            if stage == "load":
-                if dialogs and not any("Save" in wins[d] for d in dialogs):
-                    _focus(display, dialogs[0])
-                    _x(display, "key", "--clearmodifiers", "Return")
-                    continue
-                if main and not dialogs:
-                    if not main_seen:  # no window manager: give the window the whole screen for the screenshot
-                        _x(display, "windowsize", main[0], "1600", "1000")
-                    main_seen = main_seen or time.time()
-                    if time.time() - main_seen < 6.0:  # let the timeline finish building
-                        continue
-                    if seen is not None:
-                        seen["title"] = wins[main[0]]
-                    _x(display, "mousemove", "--window", main[0], "300", "300", "click", "1")
-                    time.sleep(0.5)
-                    _x(display, "key", "--clearmodifiers", "ctrl+shift+s")
-                    stage = "dialog"
-                continue
-            if stage == "dialog":
-                save_win = [w for w, t in wins.items() if "Save" in t]
-                if save_win:
-                    time.sleep(1.0)
-                    _focus(display, save_win[0])
-                    _x(display, "key", "--clearmodifiers", "ctrl+a")
-                    _x(display, "type", "--delay", "20", str(saved))
-                    _x(display, "key", "--clearmodifiers", "Return")
-                    stage = "saving"
-                continue
-            if stage == "saving":
-                for d in dialogs:  # "the project was upgraded", "overwrite?"
-                    _focus(display, d)
-                    _x(display, "key", "--clearmodifiers", "Return")
-                if saved.exists() and saved.stat().st_size > 0 and not dialogs:
-                    time.sleep(2.0)
-                    if screenshot:
-                        subprocess.run(["import", "-display", display, "-window", "root", str(screenshot)],
-                                       capture_output=True)
-                    return saved.read_text(encoding="utf-8")
-        raise RuntimeError(f"Kdenlive did not save {saved} in {timeout:.0f} s (stage {stage}, windows {names})")
+        session = _Session(display, app, home, time.time() + timeout)
+        main = session.loaded()
+        if seen is not None:
+            seen["title"] = session.windows()[main]
+        for step in steps:
+            session.step(main, step)
+        if screenshot:
+            subprocess.run(["import", "-display", display, "-window", "root", str(screenshot)], capture_output=True)
     finally:
         if app is not None and app.poll() is None:
             os.killpg(app.pid, signal.SIGKILL)
@@ -165,6 +132,105 @@ def save_as(project: Path, saved: Path, screenshot: Path | None = None, timeout:
         xvfb.wait()
         log.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+class _Session:
+    """One Kdenlive under one Xvfb: waits for windows, answers its questions, types into dialogs."""
+
+    def __init__(self, display: str, app: subprocess.Popen, home: Path, deadline: float):
+        self.display, self.app, self.home, self.deadline = display, app, home, deadline
+
+    def windows(self) -> dict[str, str]:
+        if self.app.poll() is not None:
+            raise RuntimeError(f"Kdenlive exited ({self.app.returncode}); log: "
+                               f"{(self.home / 'kdenlive.log').read_text()[-2000:]}")
+        return _windows(self.display)
+
+    def _tick(self, stage: str) -> dict[str, str]:
+        if time.time() > self.deadline:
+            raise RuntimeError(f"Kdenlive did not finish in time (stage {stage}, windows {list(_windows(self.display).values())})")
+        time.sleep(1.0)
+        return self.windows()
+
+    @staticmethod
+    def _main(wins: dict[str, str]) -> list[str]:
+        return [w for w, t in wins.items() if t.endswith("Kdenlive") and re.search(r"\S \*?/ ", t)]  # "NAME [*]/ PROFILE — Kdenlive"
+
+    def _dialogs(self, wins: dict[str, str]) -> list[str]:
+        # 26.08 keeps its "Splash Screen" window up while it asks its first questions
+        main = self._main(wins)
+        return [w for w, t in wins.items() if w not in main and t.strip() and not t.startswith("Splash Screen")]
+
+    def loaded(self) -> str:
+        """Answer the load-time questions (Return: "Clip Problems" Reload, errors) until the main
+        window has stood alone for 6 s; its window id."""
+        started, main_seen = time.time(), 0.0
+        while True:
+            wins = self._tick("load")
+            main, dialogs = self._main(wins), self._dialogs(wins)
+            if not main and not dialogs and time.time() - started > 30:
+                # an untitled question (26.08: "the storage folder was not found") holds the focus
+                _x(self.display, "key", "--clearmodifiers", "Return")
+                started = time.time()
+                continue
+            if dialogs:
+                _focus(self.display, dialogs[0])
+                _x(self.display, "key", "--clearmodifiers", "Return")
+                main_seen = 0.0
+                continue
+            if main:
+                if not main_seen:  # no window manager: give the window the whole screen for the screenshot
+                    _x(self.display, "windowsize", main[0], "1600", "1000")
+                main_seen = main_seen or time.time()
+                if time.time() - main_seen >= 6.0:  # let the timeline finish building
+                    return main[0]
+
+    def _answer(self, title: str, path: Path, stage: str) -> None:
+        """Type `path` into the file dialog whose title holds `title`."""
+        while True:
+            wins = self._tick(stage)
+            found = [w for w, t in wins.items() if title in t]
+            if found:
+                time.sleep(1.0)
+                _focus(self.display, found[0])
+                _x(self.display, "key", "--clearmodifiers", "ctrl+a")
+                _x(self.display, "type", "--delay", "20", str(path))
+                _x(self.display, "key", "--clearmodifiers", "Return")
+                return
+
+    def step(self, main: str, step: tuple) -> None:
+        kind, path = step[0], Path(step[-1]).resolve()
+        _focus(self.display, main)
+        _x(self.display, "mousemove", "--window", main, "300", "300", "click", "1")
+        time.sleep(0.5)
+        if kind == "save":
+            _x(self.display, "key", "--clearmodifiers", "ctrl+shift+s")
+            self._answer("Save", path, "save dialog")
+        else:
+            _x(self.display, "key", "--clearmodifiers", "ctrl+alt+i")
+            time.sleep(1.5)
+            _x(self.display, "type", "--delay", "30", step[1])
+            time.sleep(1.0)
+            _x(self.display, "key", "--clearmodifiers", "Return")
+            self._answer(step[1], path, f"{step[1]} dialog")
+        writes = kind == "save" or "Export" in step[1]
+        quiet = 0.0
+        while True:
+            wins = self._tick(f"{kind} {path.name}")
+            dialogs = [d for d in self._dialogs(wins) if wins[d] != step[1] + " — Kdenlive"]
+            for d in dialogs:  # "the project was upgraded", "overwrite?"
+                _focus(self.display, d)
+                _x(self.display, "key", "--clearmodifiers", "Return")
+            done = path.exists() and path.stat().st_size > 0 if writes else any("*" in t for t in self._main_titles(wins))
+            if done and not dialogs:
+                quiet = quiet or time.time()
+                if time.time() - quiet >= 2.0:
+                    return
+            else:
+                quiet = 0.0
+
+    def _main_titles(self, wins: dict[str, str]) -> list[str]:
+        return [wins[w] for w in self._main(wins)]
 
 
 def notes(text: str) -> str:

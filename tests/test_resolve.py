@@ -144,7 +144,8 @@ def test_without_the_scripting_api_the_launcher_says_so_in_one_line(monkeypatch)
 ])
 def test_install_paths_per_os(tmp_path, system, env, expected):
     paths = rs.install(ROOT, sys.executable, dry_run=True, system=system, env=env, home=Path("/home/ed"))
-    assert [p.parent.as_posix() for p in paths] == [expected, expected]
+    assert [p.parent.as_posix() for p in paths] == [expected] * 4
+    assert sorted(p.suffix for p in paths) == [".lua", ".lua", ".py", ".py"]  # 21.1 free lists only Lua
     assert not Path(expected).exists()
     # a real install writes launchers that find this cutscore
     written = rs.install(ROOT, sys.executable, system="linux", env={}, home=tmp_path)
@@ -158,7 +159,8 @@ def test_cli_resolve_install_dry_run(capsys):
 
     assert main(["resolve", "install", "--dry-run", "--os", "darwin"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all(line.startswith("would write ") and "/Fusion/Scripts/Edit/" in line for line in out)
+    assert len(out) == 4 and all(line.startswith("would write ") and "/Fusion/Scripts/Edit/" in line for line in out)
+    assert sum(line.endswith(".lua") for line in out) == 2 and sum(line.endswith(".py") for line in out) == 2
 
 
 def test_resolve_style_otio_round_trips_with_its_metadata_and_offset(tmp_path):

@@ -279,6 +279,8 @@ def cmd_regenerate(args) -> int:
 def cmd_resolve(args) -> int:
     from plugin.resolve import ResolveError, install
 
+    if args.resolve_cmd == "run":
+        return _resolve_run(args)
     try:
         paths = install(ROOT, sys.executable, dry_run=args.dry_run, system=args.os)
     except (ResolveError, OSError) as e:
@@ -288,6 +290,47 @@ def cmd_resolve(args) -> int:
         _out(f"{verb} {p}")
     if not args.dry_run:
         _out("in Resolve: Workspace > Scripts > Edit > cutscore (restart Resolve if the menu does not list it)")
+    return 0
+
+
+def _resolve_run(args) -> int:
+    """`cutscore resolve run score|regenerate`: the Lua launchers' half outside Resolve. Prints
+    "cutscore-clip\tWAV\tSTART\tEND\tRECORD" per music clip to place (score) or "cutscore-take\tWAV"
+    (regenerate), then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
+    from plugin import resolve as rs
+
+    extra = list(args.extra or [])
+    try:
+        if args.action == "score":
+            src = Path(args.target)
+            rate = rs.exact_rate(args.rate)
+            out = src.with_name(f"{src.stem}-scored.otio")
+            if args.no_panel:
+                hits = ["--hits", ",".join(f"{f / rate:.6f}" for f in args.markers)] if args.markers else []
+                code = main(["score", str(src), "-o", str(out), "--force", *hits, *extra])
+            else:
+                code = main(["panel", str(src), *extra])  # the panel writes <stem>-scored.otio
+            if code:
+                return code
+            side = out.with_name(out.stem + ".cutscore")
+            if not (side / rs.STATE_FILE).exists():
+                raise CutscoreError("no music was written (the panel was closed before Generate?)")
+            state = json.loads((side / rs.STATE_FILE).read_text())
+            for wav, first, last, record in rs.placements(state, side, args.start_frame, rate):
+                _out(f"cutscore-clip\t{wav}\t{first}\t{last}\t{record}")
+        else:
+            side, state, seg = rs.segment_for_wav(Path(args.target))
+            scored = Path(state["scored"])
+            out = scored.with_name(scored.stem + "-regenerated.otio")
+            code = main(["regenerate", str(scored), "--clip", str(seg["index"]), "-o", str(out), "--force", *extra])
+            if code:
+                return code
+            state = json.loads((side / rs.STATE_FILE).read_text())
+            seg = next(s for s in state["segments"] if s["kind"] == "clip" and s["index"] == seg["index"])
+            _out(f"cutscore-take\t{side / seg['wav']}")
+    except rs.ResolveError as e:
+        raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
+    _out("cutscore-done")
     return 0
 
 
@@ -448,6 +491,18 @@ def _engine_commands(add) -> None:
                          description="Write the launchers into Resolve's per-user scripts folder (Edit page).")
     ri.add_argument("--dry-run", action="store_true", help="print where the launchers would go, write nothing")
     ri.add_argument("--os", choices=["linux", "darwin", "win32"], help="the OS whose folder to use (default: this one)")
+    rr = rsub.add_parser("run", help="the Lua launchers' work outside Resolve (they call it)",
+                         description="Score an exported Resolve timeline, or regenerate the take of a music WAV, and "
+                                     "print what to place where (for plugin/resolve_launcher.lua).")
+    rr.add_argument("action", choices=["score", "regenerate"])
+    rr.add_argument("target", help="score: the exported .otio; regenerate: the music WAV under the playhead")
+    rr.add_argument("--rate", default="24", help="the timeline's timelineFrameRate setting (score)")
+    rr.add_argument("--start-frame", type=int, default=0, help="the timeline's GetStartFrame() (score)")
+    rr.add_argument("--markers", type=lambda t: [_finite(x) for x in t.split(",") if x.strip()], default=[],
+                    help="the timeline's marker frames, from its start (score)")
+    rr.add_argument("--no-panel", action="store_true", help="score without opening the panel")
+    rr.add_argument("--extra", action="append", metavar="=ARG",
+                    help="an argument for `cutscore score`/`regenerate`/`panel` (repeat; write --extra=--steps)")
 
     sp = add("serve", cmd_serve, "Run the local engine (HTTP on 127.0.0.1) that keeps the model warm.")
     sp.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
