@@ -77,6 +77,9 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     scored = load_otio(scored_path, sequence=sequence)
     side, state = load_state(scored_path, scored)
     target, rng, wi, region, span = _locate(state, clip, scored_path)
+    if not (side / target["wav"]).is_file():
+        raise CutscoreError(f"{side / target['wav']}: the music of clip {target['index']} ({target['name']!r}) is "
+                            f"missing; restore the file into {side.name}, or score the timeline again with `cutscore score`")
     rate, w = target["rate"], state["windows"][wi]
     old_seed = w["seed"] - wi
     new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
@@ -95,7 +98,26 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
              if (m := re.fullmatch(r"clip\d+-v(\d+)", p.stem))]
     version = 1 + max(takes, default=0)
     out_path = _output_path(scored_path, out_path, version, force)
-    result = run_job(client, req, on_progress)
+    engine_dir = Path(req.output_dir)
+    before = set(engine_dir.iterdir()) if engine_dir.is_dir() else set()
+    landed: list[bool] = []
+    try:
+        return _take(scored_path, scored, side, state, target, rng, wi, region, span, new_seed, version, out_path,
+                     run_job(client, req, on_progress), landed)
+    except BaseException:  # an attempt whose take the sidecar does not record leaves none of its files
+        if not landed:
+            new = (set(engine_dir.iterdir()) if engine_dir.is_dir() else set()) - before
+            for p in [*new, side / f"clip{target['index']:03d}-v{version}.wav"]:
+                if p.is_file():
+                    p.unlink()
+        raise
+
+
+def _take(scored_path, scored, side, state, target, rng, wi, region, span, new_seed, version, out_path, result,
+          landed: list) -> dict:
+    """The engine's new span spliced into the clip's WAV as take `version`, recorded (then `landed`
+    holds True), written out."""
+    rate = target["rate"]
     new_w = result.windows[0].model_dump()  # the span [span_start, span_end), not the whole window
     sr = state["sample_rate"]
     span_range = TimeRange(RationalTime.from_seconds(new_w["start_s"], rate).round(),
@@ -114,6 +136,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
                                             "span_s": list(span), "replaced": target_wav_old, "wav": wav.name,
                                             "latents": new_w["latents"]})
     atomic_write_text(side / STATE_FILE, json.dumps(state, indent=2))
+    landed.append(True)
     _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path, target["name"])
     return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
             "window": wi}

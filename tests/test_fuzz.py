@@ -252,3 +252,96 @@ def test_sigterm_mid_score_leaves_nothing_behind(tmp_path):
     assert "interrupted" in rest and "Traceback" not in rest
     left = sorted(p.name for p in tmp_path.iterdir() if p.name not in ("cache", "config"))  # (the test's own user dirs)
     assert left == ["demo.otio", "testvideo.mp4"]
+
+
+# ---- issue 36: the last bad inputs ----------------------------------------------------------------
+
+def _numeric_options():
+    """(command words, option) for every option of every command whose value is a number."""
+    import argparse
+
+    from ui import cli
+
+    numeric = {int, float, cli._finite, cli._positive_int, cli._positive_float, cli._seconds, cli._seed, cli._port,
+               cli._steps, cli._frame_rate, cli._window_s, cli._loudness, cli._sample_rate, cli._seconds_list}
+    out = []
+
+    def walk(parser, words):
+        positionals = []
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, [*words, name])
+            elif not a.option_strings and a.nargs is None:
+                positionals.append(a.choices and next(iter(a.choices)) or "x")
+            elif a.option_strings and a.type in numeric:
+                out.append((words, positionals, a.option_strings[-1]))
+    walk(cli.build_parser(), [])
+    return [(w, p, o) for w, p, o in out]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_every_numeric_option_refuses_nan_and_infinities(capsys, value):
+    from ui.cli import main
+
+    options = _numeric_options()
+    assert len(options) >= 20 and ("--start" in [o for _, _, o in options])
+    for words, positionals, opt in options:
+        with pytest.raises(SystemExit) as exited:  # refused while parsing, before any work
+            main([*words, *positionals, f"{opt}={value}"])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2, (words, opt)
+        assert err.count("\n") == 1 and opt in err and "Traceback" not in err, (words, opt, err)
+
+
+def test_features_start_nan_is_one_line(tmp_path):
+    for opt in ("--start", "--end"):
+        r = subprocess.run([sys.executable, "-m", "ui.cli", "features", str(ROOT / "resources/demo/testvideo.mp4"), opt,
+                            "nan"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "finite" in r.stderr, r.stderr
+
+
+def test_regenerate_with_the_clips_wav_deleted_says_which_and_leaves_nothing(tmp_path, local_engine):
+    from plugin.score import ScoreOptions, score_timeline
+
+    out = tmp_path / "s.otio"
+    score_timeline(ROOT / "resources/demo/demo.otio", out, local_engine, ScoreOptions(model="debug", steps=1))
+    side = tmp_path / "s.cutscore"
+    (side / "clip001-v1.wav").unlink()
+    before = sorted(p.name for p in side.rglob("*"))
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "regenerate", str(out), "--clip", "1", "--engine", "local"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "clip001-v1.wav" in r.stderr and "score the timeline again" in r.stderr and "restore" in r.stderr
+    assert sorted(p.name for p in side.rglob("*")) == before and not list(tmp_path.glob("s-r*"))
+
+
+def test_an_engine_failure_mid_regenerate_leaves_no_window_files(tmp_path, local_engine, monkeypatch):
+    from plugin import regenerate
+    from plugin.score import ScoreOptions, score_timeline
+
+    out = tmp_path / "s.otio"
+    score_timeline(ROOT / "resources/demo/demo.otio", out, local_engine, ScoreOptions(model="debug", steps=1))
+    side = tmp_path / "s.cutscore"
+    before = sorted(p.name for p in side.rglob("*"))
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(regenerate, "write_wav", broken)  # the engine ran; writing the take fails
+    with pytest.raises(OSError):
+        regenerate.regenerate_clip(out, "1", local_engine, seed=5)
+    assert sorted(p.name for p in side.rglob("*")) == before
+
+
+def test_a_name_holding_a_newline_is_one_quoted_line(tmp_path):
+    odd = tmp_path / "no\nsuch" / "out.otio"
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "score", str(ROOT / "resources/demo/demo.otio"), "-o", str(odd),
+                        "--model", "debug"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no\\nsuch" in r.stderr, r.stderr
+    ok = tmp_path / "a\nb.otio"
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "score", str(ROOT / "resources/demo/demo.otio"), "-o", str(ok),
+                        "--model", "debug", "--steps", "1", "--engine", "local"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and f'wrote "{tmp_path}/a\\nb.otio"' in r.stdout, r.stdout
+    assert all(line.count('"') in (0, 2) for line in r.stdout.splitlines())

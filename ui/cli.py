@@ -29,7 +29,19 @@ def _out(text: str = "") -> None:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    """One message, one line: a control character in it (a file name holding a newline) is written
+    escaped, as in a quoted name."""
+    print(_one_line(text), file=sys.stderr, flush=True)
+
+
+def _one_line(text: str) -> str:
+    return "".join(c.encode("unicode_escape").decode("ascii") if ord(c) < 32 or ord(c) == 127 else c for c in text)
+
+
+def _shown(path) -> str:
+    """A path as the terminal shows it: quoted and escaped when it holds a control character."""
+    text = str(path)
+    return f'"{_one_line(text)}"' if _one_line(text) != text else text
 
 
 # ---- subcommands ---------------------------------------------------------------------------------
@@ -96,6 +108,34 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if v < 1 or v > 1_000_000:
         raise argparse.ArgumentTypeError(f"{v} is outside 1..1000000")
+    return v
+
+
+def _seconds(text: str) -> float:
+    """A time in seconds: finite and not negative."""
+    v = _finite(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v:g} s is before 0")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= v <= 2**62:  # the engine adds window numbers; torch takes seeds below 2**64
+        raise argparse.ArgumentTypeError(f"{v} is outside 0..{2**62}")
+    return v
+
+
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"{v} is outside 1..65535")
     return v
 
 
@@ -259,9 +299,9 @@ def cmd_score(args) -> int:
                        on_progress=_Progress(), limits=_limits(args))
     for n in r["notices"]:
         _err(f"cutscore: warning: {n}")
-    _out(f"wrote {r['out']} with the track 'cutscore music' ({r['segments']} clips, model {r['model']}, "
+    _out(f"wrote {_shown(r['out'])} with the track 'cutscore music' ({r['segments']} clips, model {r['model']}, "
          f"gain {r['gain_db']:+.1f} dB to {args.loudness:g} LUFS)")
-    _out(f"music: {r['sidecar']}")
+    _out(f"music: {_shown(r['sidecar'])}")
     return 0
 
 
@@ -272,7 +312,7 @@ def cmd_regenerate(args) -> int:
     r = regenerate_clip(args.scored, args.clip, connect(args.engine), out_path=args.output, seed=args.seed,
                         force=args.force, on_progress=_Progress())
     _out(f"regenerated clip {r['clip']} {r['name']!r} (seed {r['seed']}): {r['wav']}")
-    _out(f"wrote {r['out']}")
+    _out(f"wrote {_shown(r['out'])}")
     return 0
 
 
@@ -287,7 +327,7 @@ def cmd_resolve(args) -> int:
         raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
     verb = "would write" if args.dry_run else "wrote"
     for p in paths:
-        _out(f"{verb} {p}")
+        _out(f"{verb} {_shown(p)}")
     if not args.dry_run:
         _out("in Resolve: Workspace > Scripts > Edit > cutscore (restart Resolve if the menu does not list it)")
     return 0
@@ -397,7 +437,7 @@ class _Parser(argparse.ArgumentParser):
     """One line for bad options, naming the fix, exit 2 (argparse prints the whole usage)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, _one_line(f"{self.prog}: error: {message} (see `{self.prog} --help`)") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,7 +471,7 @@ def _timeline_opts(sp) -> None:
 def _engine_opts(sp) -> None:
     sp.add_argument("--model", help="model folder or preset (default: the demo model, else debug)")
     sp.add_argument("--engine", help="engine URL, or `local` for in-process (default: a running server, else local)")
-    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     sp.add_argument("--steps", type=_steps, help="sampler steps, 1..1000 (default: the model's)")
     sp.add_argument("--guidance", type=_finite, help="classifier-free guidance scale (default: the model's)")
     sp.add_argument("--sampler", choices=["ddim", "dpmpp-2m"], help="sampler (default: the model's)")
@@ -441,7 +481,7 @@ def _edit_commands(add) -> None:
     """The editor's commands: demo, plan, score, regenerate."""
     sp = add("demo", cmd_demo, "Score the bundled demo timeline (resources/demo) with the demo model.")
     sp.add_argument("-o", "--output", default=str(ROOT / "out" / "demo"), help="output folder (default ./out/demo)")
-    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     sp.add_argument("--engine", help="engine URL, or `local` (default: in-process)")
 
     sp = add("plan", cmd_plan, "Show how a timeline is split into generation windows.")
@@ -469,7 +509,7 @@ def _edit_commands(add) -> None:
     sp.add_argument("scored", help="a timeline written by `cutscore score`")
     sp.add_argument("--clip", required=True, help="clip index (from `cutscore plan`) or name")
     sp.add_argument("-o", "--output", help="the new timeline (default: next to SCORED, versioned)")
-    sp.add_argument("--seed", type=int, help="random seed (default: a new one)")
+    sp.add_argument("--seed", type=_seed, help="random seed (default: a new one)")
     sp.add_argument("--engine", help="engine URL, or `local`")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
@@ -478,8 +518,8 @@ def _engine_commands(add) -> None:
     """The engine and the applications: features, resolve, serve, panel."""
     sp = add("features", cmd_features, "Per-second visual features of a video (scene onsets, beats, colour, CLIP).")
     sp.add_argument("video", help="a video file")
-    sp.add_argument("--start", type=float, default=0.0, help="source start in seconds (default 0)")
-    sp.add_argument("--end", type=float, help="source end in seconds (default: the end of the file)")
+    sp.add_argument("--start", type=_seconds, default=0.0, help="source start in seconds (default 0)")
+    sp.add_argument("--end", type=_seconds, help="source end in seconds (default: the end of the file)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.add_argument("--clip-model", default=DEFAULT_CLIP[0], help=f"open_clip model name (default {DEFAULT_CLIP[0]})")
     sp.add_argument("--clip-pretrained", default="openai", help="open_clip pretrained tag or a local checkpoint (default openai)")
@@ -497,7 +537,7 @@ def _engine_commands(add) -> None:
     rr.add_argument("action", choices=["score", "regenerate"])
     rr.add_argument("target", help="score: the exported .otio; regenerate: the music WAV under the playhead")
     rr.add_argument("--rate", default="24", help="the timeline's timelineFrameRate setting (score)")
-    rr.add_argument("--start-frame", type=int, default=0, help="the timeline's GetStartFrame() (score)")
+    rr.add_argument("--start-frame", type=_seed, default=0, help="the timeline's GetStartFrame() (score)")
     rr.add_argument("--markers", type=lambda t: [_finite(x) for x in t.split(",") if x.strip()], default=[],
                     help="the timeline's marker frames, from its start (score)")
     rr.add_argument("--no-panel", action="store_true", help="score without opening the panel")
@@ -505,7 +545,7 @@ def _engine_commands(add) -> None:
                     help="an argument for `cutscore score`/`regenerate`/`panel` (repeat; write --extra=--steps)")
 
     sp = add("serve", cmd_serve, "Run the local engine (HTTP on 127.0.0.1) that keeps the model warm.")
-    sp.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    sp.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     sp.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others print a warning)")
     sp.add_argument("--model", help="model folder or preset to load before the first job")
     sp.add_argument("--store", help="the SQLite job store (default: jobs.sqlite3 in the user's config folder)")
@@ -536,9 +576,9 @@ def _model_commands(add) -> None:
     t.add_argument("config", help="a train config .json (engine/train/module.py, TrainConfig)")
     t = tsub.add_parser("synth", help="a synthetic paired corpus", description="Write a synthetic video/music corpus.")
     t.add_argument("-o", "--output", required=True, help="the folder to write")
-    t.add_argument("--count", type=int, default=100, help="number of video/music pairs (default 100)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.add_argument("--duration", type=float, default=40.0, help="seconds per pair (default 40)")
+    t.add_argument("--count", type=_positive_int, default=100, help="number of video/music pairs (default 100)")
+    t.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    t.add_argument("--duration", type=_positive_float, default=40.0, help="seconds per pair (default 40)")
     t.add_argument("--music", choices=["synth", "gm"], default="synth",
                    help="synth: oscillators at 8 kHz (the shipped demo model's corpus); gm: General MIDI "
                         "instruments through FluidSynth at 16 kHz (needs fluidsynth and fluid-soundfont-gm)")
