@@ -33,3 +33,47 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+class InUse(Exception):
+    """Another process holds the lock (its message names the file)."""
+
+
+class exclusive:  # noqa: N801 - used as a context manager, like open()
+    """An advisory lock on `path` (a hidden lock file beside it) for as long as the block runs: a
+    second cutscore writing the same output is told at once, instead of both writing one folder.
+    The operating system drops the lock when its process dies, so a crash leaves no stale lock.
+
+        with exclusive(out_path):
+            ...
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.lock = path.with_name(f".{path.name}.lock")
+        self._f = None
+
+    def __enter__(self):
+        self._f = open(self.lock, "a+")
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(self._f.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._f.close()
+            self._f = None
+            raise InUse(str(self.lock)) from None
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.lock.unlink(missing_ok=True)
+        finally:
+            self._f.close()
+            self._f = None
+        return False

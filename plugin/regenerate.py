@@ -19,7 +19,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from engine.api import JobStatus, RegenerateRequest
 from engine.client import EngineClient, run_job
 from engine.errors import CutscoreError
-from engine.files import atomic_write, atomic_write_text
+from engine.files import InUse, atomic_write, atomic_write_text, exclusive
 from plugin.render import (
     StitchWindow,
     apply_gain,
@@ -75,7 +75,18 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
 
         sequence = music_sequence(scored_path.read_text(encoding="utf-8"))
     scored = load_otio(scored_path, sequence=sequence)
-    side, state = load_state(scored_path, scored)
+    side, _ = load_state(scored_path, scored)
+    try:
+        with exclusive(side):
+            return _regenerate(scored_path, scored, clip, client, out_path, seed, force, on_progress, hits_s)
+    except InUse:
+        raise CutscoreError(f"{side}: in use: another cutscore is writing this music now; wait for it to finish") \
+            from None
+
+
+def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_path, seed, force, on_progress,
+                hits_s) -> dict:
+    side, state = load_state(scored_path, scored)  # again, under the lock: the state as the last writer left it
     target, rng, wi, region, span = _locate(state, clip, scored_path)
     if not (side / target["wav"]).is_file():
         raise CutscoreError(f"{side / target['wav']}: the music of clip {target['index']} ({target['name']!r}) is "

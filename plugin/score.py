@@ -21,6 +21,7 @@ from engine.api import ClipSpan, JobStatus, ScoreRequest, Settings, WindowSpec
 from engine.client import EngineClient, run_job
 from engine.errors import CutscoreError
 from engine.features.audio import loudness_gain_db
+from engine.files import InUse, exclusive
 from engine.paths import DEMO_MODEL
 from plugin.plan import Plan, make_plan
 from plugin.render import (
@@ -104,7 +105,18 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
                    rate: float | None = None, relink: str | None = None,
                    on_progress: Callable[[JobStatus], None] | None = None, limits: Limits = Limits()) -> dict:
     timeline_path, out_path = Path(timeline_path), Path(out_path)
-    side = _check_paths(timeline_path, out_path, opts.force)
+    _check_paths(timeline_path, out_path, opts.force)
+    try:
+        with exclusive(sidecar_dir(out_path)):  # the sidecar is what two writers would tear apart
+            return _score(timeline_path, out_path, client, opts, rate, relink, on_progress, limits)
+    except InUse:
+        raise CutscoreError(f"{out_path}: in use: another cutscore is writing this output now; wait for it to "
+                            "finish, or choose another -o") from None
+
+
+def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: ScoreOptions, rate, relink,
+           on_progress, limits: Limits) -> dict:
+    side = _check_paths(timeline_path, out_path, opts.force)  # again: the holder before us may have written it
     tl = read_timeline(timeline_path, rate=rate, relink=relink, limits=limits, sequence=opts.sequence)
     if opts.hits_s:
         extra = [RationalTime.from_seconds(s, tl.duration.rate).round() for s in opts.hits_s]

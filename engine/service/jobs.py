@@ -336,8 +336,24 @@ class JobManager:
                 continue
             self._run(job_id)
 
+    @staticmethod
+    def _own_files(req: Request, job_id: str, everything: bool) -> list[Path]:
+        """The files a run of this job writes into its output folder (window<i>-<id>.wav/.npy), and
+        the temporaries of a run that was killed mid-write; only those unless `everything`."""
+        out = Path(req.output_dir)
+        if not out.is_dir():
+            return []
+        stem = f"-{job_id[:8]}"
+        temps = [p for p in out.glob(f".window*{stem}.*.tmp.*")]
+        return temps + [p for p in out.glob(f"window*{stem}.*")] if everything else temps
+
     def _run(self, job_id: str) -> None:
         ev = self._cancel.setdefault(job_id, threading.Event())
+        try:
+            for p in self._own_files(self.store.request(job_id), job_id, everything=False):
+                p.unlink(missing_ok=True)  # a killed run's half-written temporaries
+        except (OSError, ValueError):
+            pass
         self.store.update(job_id, state="running", stage="features", progress=0.0, message="starting")
         last = [""]
 
@@ -350,10 +366,21 @@ class JobManager:
             result = execute(req, self.pipelines, job_id, progress, ev)
             self.store.update(job_id, state="done", stage="done", progress=1.0, message="done", result=result)
         except JobCancelled:
+            self._discard(job_id)
             self.store.update(job_id, state="cancelled", message=f"cancelled after: {last[0]}")
         except CutscoreError as e:
+            self._discard(job_id)
             self.store.update(job_id, state="failed", message=str(e))
         except Exception as e:  # noqa: BLE001 - a job's crash must not kill the worker
+            self._discard(job_id)
             self.store.update(job_id, state="failed", message=f"internal error: {type(e).__name__}: {e}")
         finally:
             self._cancel.pop(job_id, None)
+
+    def _discard(self, job_id: str) -> None:
+        """A job that did not finish leaves no window files: nothing would ever read them."""
+        try:
+            for p in self._own_files(self.store.request(job_id), job_id, everything=True):
+                p.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            pass
