@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from engine.api import JobStatus, RegenerateRequest
 from engine.client import EngineClient, run_job
 from engine.errors import CutscoreError
 from engine.files import InUse, atomic_write, atomic_write_text, exclusive
+from plugin.names import STATE_FILE, same_segment, take_name, take_pattern, take_version
 from plugin.render import (
     StitchWindow,
     apply_gain,
@@ -29,7 +29,7 @@ from plugin.render import (
     write_wav,
 )
 from plugin.score import sync_hits
-from plugin.state import STATE_FILE, load_state, take_pattern, wav_path
+from plugin.state import load_state, wav_path
 from plugin.timeline import ADAPTERS
 from plugin.writeback import music_track
 
@@ -105,8 +105,7 @@ def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_
         state["request"]["hits_s"] = req_data["hits_s"]
     req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
                             region_end_s=region[1], latents=w["latents"], span_start_s=span[0], span_end_s=span[1])
-    takes = [int(m.group(1)) for p in side.glob(f"clip{target['index']:03d}-v*.wav")
-             if (m := re.fullmatch(r"clip\d+-v(\d+)", p.stem))]
+    takes = [v for p in side.glob("*.wav") if same_segment(p.name, target["wav"]) and (v := take_version(p.name))]
     version = 1 + max(takes, default=0)
     out_path = _output_path(scored_path, out_path, version, force)
     engine_dir = Path(req.output_dir)
@@ -118,7 +117,7 @@ def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_
     except BaseException:  # an attempt whose take the sidecar does not record leaves none of its files
         if not landed:
             new = (set(engine_dir.iterdir()) if engine_dir.is_dir() else set()) - before
-            for p in [*new, side / f"clip{target['index']:03d}-v{version}.wav"]:
+            for p in [*new, side / take_name("clip", target["index"], version)]:
                 if p.is_file():
                     p.unlink()
         raise
@@ -139,7 +138,7 @@ def _take(scored_path, scored, side, state, target, rng, wi, region, span, new_s
                         (to_samples(RationalTime.from_seconds(region[0], rate) - rng.start_time, sr),
                          to_samples(RationalTime.from_seconds(region[1], rate) - rng.start_time, sr)),
                         int(EDGE_BLEND_S * sr))
-    wav = side / f"clip{target['index']:03d}-v{version}.wav"
+    wav = side / take_name("clip", target["index"], version)
     write_wav(wav, new_audio, sr)
     target_wav_old = target["wav"]
     target["wav"] = wav.name

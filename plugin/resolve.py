@@ -39,9 +39,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-TRACK_NAME = "cutscore music"
-BIN_NAME = "cutscore"
-STATE_FILE = "cutscore.json"
+from plugin.names import (  # standard library only, as this module
+    BIN_NAME,
+    STATE_FILE,
+    TRACK_NAME,
+    same_segment,
+)
+
 LAUNCHERS = {"cutscore.py": "score", "cutscore - regenerate clip under playhead.py": "regenerate",
              "cutscore.lua": "score", "cutscore - regenerate clip under playhead.lua": "regenerate"}
 NO_API = ("cutscore: DaVinci Resolve's scripting API is not reachable; run this from Workspace > Scripts > Edit "
@@ -221,7 +225,7 @@ def segment_for_wav(wav: Path) -> tuple[Path, dict, dict]:
     if not (side / STATE_FILE).exists():
         raise ResolveError(f"cutscore: {wav} is not cutscore music (no {STATE_FILE} beside it)")
     state = json.loads((side / STATE_FILE).read_text())
-    seg = next((s for s in state["segments"] if s["wav"].rsplit("-v", 1)[0] == wav.name.rsplit("-v", 1)[0]), None)
+    seg = next((s for s in state["segments"] if same_segment(s["wav"], wav.name)), None)
     if seg is None or seg["kind"] != "clip":
         raise ResolveError("cutscore: the music under the playhead lies under a gap in the picture; put the "
                            "playhead on music under a clip")
@@ -276,8 +280,7 @@ def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
     """After `cutscore regenerate`: the music item playing old_wav plays its newest take instead,
     same track and position; the old take stays in the bin."""
     state = json.loads((side / STATE_FILE).read_text())
-    stem = old_wav.name.rsplit("-v", 1)[0]
-    seg = next((s for s in state["segments"] if s["wav"].rsplit("-v", 1)[0] == stem), None)
+    seg = next((s for s in state["segments"] if same_segment(s["wav"], old_wav.name)), None)
     if seg is None:
         raise ResolveError(f"cutscore: {old_wav.name} is not a segment of {side / STATE_FILE}")
     new_wav = side / seg["wav"]

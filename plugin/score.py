@@ -23,6 +23,7 @@ from engine.errors import CutscoreError
 from engine.features.audio import loudness_gain_db
 from engine.files import InUse, exclusive
 from engine.paths import DEMO_MODEL
+from plugin.names import STATE_FILE, take_name
 from plugin.plan import Plan, make_plan
 from plugin.render import (
     StitchWindow,
@@ -32,7 +33,7 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.state import STATE_FILE, STATE_VERSION, rebase_state, sidecar_dir
+from plugin.state import STATE_VERSION, rebase_state, sidecar_dir
 from plugin.timeline import Limits, Timeline, _unique_sorted, read_timeline
 from plugin.writeback import Segment, check_output, write_scored
 
@@ -184,7 +185,7 @@ def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path) -> l
     reach `side` when the sidecar is committed)."""
     segments = []
     for kind, idx, name, rng in picture_segments(tl):
-        wav = side / f"{kind}{idx:03d}-v1.wav"
+        wav = side / take_name(kind, idx, 1)
         write_wav(work / wav.name, _cut(music, rng, sr), sr)
         segments.append(Segment(kind, idx, name, rng, wav))
     return segments

@@ -7,7 +7,6 @@ sidecar along.
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 from pathlib import Path
 
@@ -16,14 +15,12 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine.errors import CutscoreError
+from plugin.names import STATE_FILE, take_pattern, take_version
 from plugin.render import (
     read_wav,
 )
 from plugin.timeline import read_timeline
 from plugin.writeback import Segment, music_track, write_scored
-
-STATE_FILE = "cutscore.json"
-
 
 STATE_VERSION = 1
 
@@ -123,16 +120,9 @@ def takes_of(scored_path: str | Path, loaded: tuple[Path, dict] | None = None) -
         if seg["kind"] != "clip":
             continue
         pattern = take_pattern(seg["wav"])
-        takes = sorted((p.name for p in side.glob("*.wav") if pattern.fullmatch(p.name)),
-                       key=lambda n: int(n.rsplit("-v", 1)[1][:-4]))
+        takes = sorted((p.name for p in side.glob("*.wav") if pattern.fullmatch(p.name)), key=take_version)
         out[seg["index"]] = {"name": seg["name"], "takes": takes, "current": seg["wav"]}
     return out
-
-
-def take_pattern(wav_name: str) -> re.Pattern:
-    """Any take of the same music segment: clip003-v1.wav, clip003-v2.wav, ..."""
-    stem = wav_name.rsplit("-v", 1)[0]
-    return re.compile(re.escape(stem) + r"-v\d+\.wav")
 
 
 def wav_path(clip: otio.schema.Clip) -> Path | None:

@@ -22,9 +22,9 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from engine.errors import CutscoreError
 from engine.files import atomic_write
 from plugin.kdenlive.writer import MusicClip, patch_project
+from plugin.names import STATE_FILE, TRACK_NAME
 from plugin.timeline import ADAPTERS, Timeline
 
-TRACK_NAME = "cutscore music"
 WRITABLE = {".otio", ".otioz", ".otiod", ".xml", ".kdenlive"}
 
 
@@ -52,7 +52,7 @@ def _holds_cutscore_music(track) -> bool:
     for c in clips:
         url = getattr(c.media_reference, "target_url", "") or ""
         path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url)
-        if url and (path.parent / "cutscore.json").exists():
+        if url and (path.parent / STATE_FILE).exists():
             return True
     return False
 

@@ -79,7 +79,7 @@ def build(root: Path | None = None) -> Path:
     if reason:
         raise RuntimeError(reason)
     tmp = root.with_name(root.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove(tmp)
     # the archive may be a dated snapshot whose Release has expired: its signature still counts
     cmd = ["mmdebstrap", "--variant=apt", "--aptopt=APT::Install-Recommends \"false\"",
            "--aptopt=Acquire::Check-Valid-Until \"false\"",
@@ -88,9 +88,32 @@ def build(root: Path | None = None) -> Path:
     if r.returncode:
         raise RuntimeError(f"mmdebstrap failed ({r.returncode}): {r.stderr[-1500:]}")
     (tmp / ".cutscore-ready").write_text(version(tmp) + "\n")
-    shutil.rmtree(root, ignore_errors=True)
+    _remove(root)
     tmp.rename(root)
     return root
+
+
+def _mounted_under(root: Path) -> list[str]:
+    return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+            if line.split()[1] == str(root) or line.split()[1].startswith(f"{root}/")]
+
+
+def unmount(root: Path | None = None) -> None:
+    """Undo mount(): the binds of /proc, /sys, /dev and /tmp inside the root (their own submounts too)."""
+    root = root or root_dir()
+    for target in sorted(_mounted_under(root), key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True)
+
+
+def _remove(path: Path) -> None:
+    """Delete a root, never through a bind: with /tmp or /dev still mounted in it, rmtree would
+    empty this machine's own."""
+    if not path.exists():
+        return
+    unmount(path)
+    if _mounted_under(path):
+        raise RuntimeError(f"{path}: still has mounts inside ({_mounted_under(path)[0]}); unmount them first")
+    shutil.rmtree(path)
 
 
 def version(root: Path | None = None) -> str:
@@ -112,9 +135,13 @@ def mount(root: Path) -> None:
 
 
 def prefix(root: Path | None = None) -> list[str]:
-    """The command prefix that runs a program inside the mounted root."""
+    """The command prefix that runs a program inside the mounted root (unmounted when this
+    process exits)."""
+    import atexit
+
     root = root or root_dir()
     mount(root)
+    atexit.register(unmount, root)
     return ["chroot", str(root)]
 
 

@@ -196,7 +196,14 @@ def test_the_resolve_module_needs_only_the_standard_library():
     """It runs inside Resolve's own Python, where neither OpenTimelineIO nor torch is installed."""
     import ast
 
-    tree = ast.parse((ROOT / "plugin" / "resolve.py").read_text())
-    mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    def imports(path):
+        tree = ast.parse(path.read_text())
+        mods = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        return mods | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    own = {"plugin.names"}  # cutscore's names, themselves standard library only
+    mods = {m.split(".")[0] for m in imports(ROOT / "plugin" / "resolve.py") - own}
+    mods |= {m.split(".")[0] for m in imports(ROOT / "plugin" / "names.py")}
     assert mods - set(sys.stdlib_module_names) - {"__future__", "DaVinciResolveScript"} == set()
+    assert imports(ROOT / "plugin" / "resolve.py") & {m for m in imports(ROOT / "plugin" / "resolve.py")
+                                                       if m.startswith("plugin")} <= own

@@ -536,9 +536,9 @@ def _engine_commands(add) -> None:
                                      "print what to place where (for plugin/resolve_launcher.lua).")
     rr.add_argument("action", choices=["score", "regenerate"])
     rr.add_argument("target", help="score: the exported .otio; regenerate: the music WAV under the playhead")
-    rr.add_argument("--rate", default="24", help="the timeline's timelineFrameRate setting (score)")
+    rr.add_argument("--rate", type=_frame_rate, default=24.0, help="the timeline's timelineFrameRate setting (score)")
     rr.add_argument("--start-frame", type=_seed, default=0, help="the timeline's GetStartFrame() (score)")
-    rr.add_argument("--markers", type=lambda t: [_finite(x) for x in t.split(",") if x.strip()], default=[],
+    rr.add_argument("--markers", type=_seconds_list, default=[],
                     help="the timeline's marker frames, from its start (score)")
     rr.add_argument("--no-panel", action="store_true", help="score without opening the panel")
     rr.add_argument("--extra", action="append", metavar="=ARG",

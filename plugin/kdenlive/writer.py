@@ -38,9 +38,9 @@ import soundfile as sf
 
 from engine.errors import CutscoreError
 from plugin.kdenlive import document
+from plugin.names import BIN_NAME, TRACK_NAME, take_pattern
 
-TRACK_NAME = "cutscore music"
-FOLDER_NAME = "cutscore"
+FOLDER_NAME = BIN_NAME
 CLIP_TYPE_AUDIO = 1  # Kdenlive's ClipType::Audio
 
 
@@ -455,7 +455,7 @@ def replace_clip_wav(text: str, old: Path, new: Path, name: str) -> str:
     bin clip stays in the bin). The music is found on whichever sequence holds it."""
     proj = Project(text, music=True)
     rate = proj.rate
-    take = re.compile(re.escape(old.name.rsplit("-v", 1)[0]) + r"-v\d+\.wav")  # any take of this segment
+    take = take_pattern(old.name)  # any take of this segment
     idx = proj.music_track_index()
     if idx is None:
         raise CutscoreError(f"the project has no '{TRACK_NAME}' track; score it first with `cutscore score`")
