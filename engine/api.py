@@ -11,7 +11,7 @@ re-sample, and the latents file to hold the rest fixed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,11 +37,15 @@ class WindowSpec(_Model):
     overlap_s: float = Field(default=0.0, ge=0)
 
 
+SamplerName = Literal["ddim", "dpmpp-2m"]  # the samplers, named once (engine/model/sampling.py implements them)
+SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
+
+
 class Settings(_Model):
     seed: int = 0
     steps: int | None = Field(default=None, ge=1, le=1000)
     guidance: float | None = Field(default=None, ge=0, le=20)
-    sampler: Literal["ddim", "dpmpp-2m"] | None = None
+    sampler: SamplerName | None = None
     # continuation: each window after the first is sampled with the previous window's overlap
     # latents held, so the music continues through the join; "change" lets a window that starts at
     # a cut begin afresh instead. continuation=False samples every window independently (benches).

@@ -348,3 +348,15 @@ def test_cuda_compiled_and_batched_generation_match_eager():
         rel = (other - a.latents).abs().max() / a.latents.abs().max()
         assert rel < 0.05, rel
     assert not torch.allclose(c[0].latents, c[1].latents)
+
+
+def test_the_samplers_are_named_once():
+    """The engine implements exactly the samplers the request types, the command line and the panel offer."""
+    from engine.api import SAMPLER_NAMES
+    from engine.model.sampling import SAMPLERS
+    from ui.cli import build_parser
+    from ui.panel.state import SAMPLERS as PANEL
+
+    assert set(SAMPLERS) == set(SAMPLER_NAMES) == set(PANEL) and PANEL[0] == "dpmpp-2m"
+    score = build_parser()._subparsers._group_actions[0].choices["score"]
+    assert next(a for a in score._actions if "--sampler" in a.option_strings).choices == list(SAMPLER_NAMES)

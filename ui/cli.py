@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from engine.api import SAMPLER_NAMES
 from engine.errors import CutscoreError
 from engine.paths import DEFAULT_CLIP, DEFAULT_PORT, DEMO_MODEL, ROOT
 
@@ -474,7 +475,7 @@ def _engine_opts(sp) -> None:
     sp.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     sp.add_argument("--steps", type=_steps, help="sampler steps, 1..1000 (default: the model's)")
     sp.add_argument("--guidance", type=_finite, help="classifier-free guidance scale (default: the model's)")
-    sp.add_argument("--sampler", choices=["ddim", "dpmpp-2m"], help="sampler (default: the model's)")
+    sp.add_argument("--sampler", choices=list(SAMPLER_NAMES), help="sampler (default: the model's)")
 
 
 def _edit_commands(add) -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.api import SAMPLER_NAMES
 from plugin.plan import Plan, make_plan
 from plugin.timeline import read_timeline
 
 OUTPUT_FORMATS = (".otio", ".kdenlive", ".xml")
-SAMPLERS = ("dpmpp-2m", "ddim")
+SAMPLERS = tuple(sorted(SAMPLER_NAMES, key=lambda s: s != "dpmpp-2m"))  # the panel lists its default first
 
 
 @dataclass
