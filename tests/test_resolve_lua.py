@@ -60,19 +60,7 @@ def _export(tmp_path: Path, rate: float, durations: list[int], start: int) -> Pa
 
 def _run(tmp_path: Path, action: str, cfg: dict, markers=(), refuse=(), args: str = ARGS) -> dict:
     """Install the launchers into a scratch home, run one under the stand-in; what it recorded."""
-    home = tmp_path / "home"
-    launchers = rs.install(ROOT, sys.executable, system="linux", env={}, home=home)
-    name = "cutscore.lua" if action == "score" else "cutscore - regenerate clip under playhead.lua"
-    launcher = next(p for p in launchers if p.name == name)
-    lines = [f"{k}\t{v}" for k, v in cfg.items()] + [f"marker\t{m}" for m in markers] + [f"refuse\t{r}" for r in refuse]
-    conf = tmp_path / f"{action}.conf"
-    conf.write_text("\n".join(lines) + "\n")
-    out = tmp_path / f"{action}.json"
-    env = dict(os.environ, CUTSCORE_RESOLVE_ARGS=args, TMPDIR=str(tmp_path))
-    r = subprocess.run([LUA, str(FAKE), str(conf), str(out), str(launcher)], env=env, capture_output=True, text=True,
-                       timeout=600, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return json.loads(out.read_text())
+    return _run_lua(tmp_path, action, cfg, _launcher(tmp_path, action), markers, refuse, args)
 
 
 def _named(rec: dict, name: str) -> list:
@@ -153,9 +141,11 @@ def _launcher(tmp_path: Path, action: str) -> Path:
     return next(p for p in launchers if p.name == name)
 
 
-def _run_lua(tmp_path: Path, action: str, cfg: dict, script: Path, refuse=(), args: str = ARGS) -> dict:
+def _run_lua(tmp_path: Path, action: str, cfg: dict, script: Path, markers=(), refuse=(), args: str = ARGS) -> dict:
+    """Run `script` (a launcher, or a setup that ends in one) inside tests/fake_resolve.lua."""
+    lines = [f"{k}\t{v}" for k, v in cfg.items()] + [f"marker\t{m}" for m in markers] + [f"refuse\t{r}" for r in refuse]
     conf = tmp_path / f"{action}.conf"
-    conf.write_text("\n".join([f"{k}\t{v}" for k, v in cfg.items()] + [f"refuse\t{r}" for r in refuse]) + "\n")
+    conf.write_text("\n".join(lines) + "\n")
     out = tmp_path / f"{action}.json"
     env = dict(os.environ, CUTSCORE_RESOLVE_ARGS=args, TMPDIR=str(tmp_path))
     r = subprocess.run([LUA, str(FAKE), str(conf), str(out), str(script)], env=env, capture_output=True, text=True,
