@@ -258,6 +258,12 @@ def test_real_kdenlive_26_keeps_the_music_and_the_groups(tmp_path, local_engine,
     if case != "from_22_12":
         assert groups_by_clip(kept, sequence) == groups_by_clip(src.read_text(), sequence)
     assert kept.count(f">{TRACK_NAME}<") == 1
+    if case in ("native", "from_22_12"):  # what 26.08 saved (its own ids, paths relative to the root) regenerates
+        again = tmp_path / "regen-after-26.kdenlive"
+        regenerate_clip(saved, "2", local_engine, again, seed=11)
+        after = _music_of(again.read_text(), sequence)
+        assert [m[:2] for m in after] == [m[:2] for m in got] and after[2][2] == "clip002-v2.wav"
+        assert [m for i, m in enumerate(after) if i != 2] == [m for i, m in enumerate(got) if i != 2]
     # the title gains a `*` when Kdenlive changes the document while loading it: the stand-in media
     # (other hashes than recorded) and a missing title font do that to the input already; the music
     # must add nothing of its own

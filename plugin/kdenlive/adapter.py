@@ -104,6 +104,7 @@ class _Doc(NamedTuple):
     rate: float
     bin_names: dict[str, str]
     bin_markers: dict[str, list[tuple[int, str]]]
+    root: Path | None = None  # where relative resources are: the document's `root`, else its folder
 
 
 def _profile_rate(root: ET.Element) -> float:
@@ -133,11 +134,13 @@ def _bin_clips(root: ET.Element, producers: dict[str, ET.Element]) -> tuple[dict
     return names, markers
 
 
-def _media_reference(pp: dict) -> otio.core.MediaReference:
+def _media_reference(pp: dict, root: Path | None = None) -> otio.core.MediaReference:
     resource, service = pp.get("resource", ""), pp.get("mlt_service", "")
     if service.startswith("avformat") or service in ("qimage", "pixbuf", "timewarp"):
         if service == "timewarp" and ":" in resource:
             resource = resource.split(":", 1)[1]
+        if root is not None and resource and "://" not in resource and not Path(resource).is_absolute():
+            resource = str(root / resource)  # Kdenlive 23.04+ writes media paths relative to the root
         length = pp.get("length", "")
         avail = (TimeRange(RationalTime(0, float(pp["_rate"])), RationalTime(int(length), float(pp["_rate"])))
                  if length.isdigit() and 0 < int(length) < 2**31 - 1 else None)
@@ -167,7 +170,7 @@ def _entry_items(el: ET.Element, doc: _Doc, head: int, tail: int) -> list:
     service, resource = pp.get("mlt_service", ""), pp.get("resource", "")
     kid = _props(el).get("kdenlive:id") or pp.get("kdenlive:id", "")
     name = doc.bin_names.get(kid) or pp.get("kdenlive:clipname") or Path(resource).name or service
-    clip = otio.schema.Clip(name=name, media_reference=_media_reference({**pp, "_rate": rate}),
+    clip = otio.schema.Clip(name=name, media_reference=_media_reference({**pp, "_rate": rate}, doc.root),
                             source_range=TimeRange(start, dur))
     clip.metadata["kdenlive"] = {"producer": el.get("producer"), "mlt_service": service}
     for pos, comment in doc.bin_markers.get(kid, []):  # source frames; shown where the clip uses them
@@ -207,6 +210,15 @@ def _guides(root: ET.Element, seq: document.Sequence, rate: float) -> list:
         return []  # guides are decoration: a malformed list must not stop reading the edit
 
 
+def _document_root(root: ET.Element, base_dir: str | Path | None) -> Path | None:
+    """The folder MLT resolves relative resources against: `<mlt root=...>`, or, when that folder is
+    gone (the project was moved, as Kdenlive then assumes), the project file's own folder."""
+    declared = root.get("root")
+    if declared and Path(declared).is_dir():
+        return Path(declared)
+    return Path(base_dir) if base_dir is not None else None
+
+
 def read_from_string(input_str: str, base_dir: str | Path | None = None, sequence: str | None = None) -> otio.schema.Timeline:
     root = ET.fromstring(input_str)
     if root.tag != "mlt":
@@ -218,7 +230,7 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None, sequenc
     producers.update({s.tractor.get("id"): s.tractor for s in document.sequences(root) if s.uuid})
     playlists = {el.get("id"): el for el in root if el.tag == "playlist"}
     tractors = [el for el in root if el.tag == "tractor"]
-    doc = _Doc(producers, rate, *_bin_clips(root, producers))
+    doc = _Doc(producers, rate, *_bin_clips(root, producers), root=_document_root(root, base_dir))
     main_bin = root.find("playlist[@id='main_bin']")
     title = _props(main_bin).get("kdenlive:docproperties.projectName", "") if main_bin is not None else ""
     tl = otio.schema.Timeline(name=title)
