@@ -32,6 +32,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports  # the layers: pyproject.toml [tool.importlinter]
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,6 +8,7 @@ transport imports the engine when it is first used. Everything that is not a gen
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from typing import Protocol
 
 from engine.api import JobResult, JobStatus, Request
 from engine.errors import CutscoreError
-from engine.info import find_server
 from engine.paths import DEFAULT_PORT, ROOT, token_path
 
 # ---- the EngineClient protocol and its two transports ----------------------------------------------
@@ -23,6 +23,19 @@ from engine.paths import DEFAULT_PORT, ROOT, token_path
 
 ProgressFn = Callable[[JobStatus], None]
 FINAL = ("done", "failed", "cancelled", "interrupted")
+
+
+def find_server(port: int = DEFAULT_PORT) -> str | None:
+    """The URL of a cutscore engine answering /health on loopback, or None."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=0.5) as r:
+            info = json.loads(r.read())
+        return f"{url} (model {info.get('model', '?')})"
+    except Exception:  # noqa: BLE001 - no server is the normal case
+        return None
 
 
 class EngineClient(Protocol):

@@ -128,7 +128,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         model, notice = default_model()
         if notice:
             notices.append(notice)
-    from engine.info import model_window_s
+    from engine.model.config import model_window_s
 
     plan = make_plan(tl, window_s=model_window_s(model))
     work = side.with_name(side.name + ".partial")

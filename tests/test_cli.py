@@ -92,3 +92,22 @@ def test_errors_are_one_line_without_traceback():
     assert r.returncode == 2
     assert r.stderr.strip() == "cutscore: error: /nonexistent/cut.otio: no such file"
     assert "Traceback" not in r.stderr
+
+
+def test_the_layer_contracts_hold_and_breaking_one_fails(tmp_path):
+    """`make lint` runs import-linter on pyproject's contracts: they hold here, and a scratch copy
+    whose plugin/ imports torch breaks the first one."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    lint = Path(sys.executable).with_name("lint-imports")
+    assert subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True).returncode == 0
+    for name in ("engine", "plugin", "ui"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    with open(tmp_path / "plugin" / "plan.py", "a") as f:
+        f.write("\nimport torch  # noqa\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    r = subprocess.run([str(lint)], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "plugin.plan -> torch" in r.stdout and "BROKEN" in r.stdout, r.stdout[-1500:]

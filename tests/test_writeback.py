@@ -94,7 +94,7 @@ def test_regenerate_works_on_our_own_xml_and_otioz_output(tmp_path, local_engine
 def test_plan_shows_the_windows_score_will_use(capsys):
     import json
 
-    from engine.info import model_window_s
+    from engine.model.config import model_window_s
     from plugin.score import default_model
     from ui.cli import main
 

@@ -48,7 +48,8 @@ def _shown(path) -> str:
 # ---- subcommands ---------------------------------------------------------------------------------
 
 def cmd_doctor(args) -> int:
-    from engine.info import find_server, runtime_info
+    from engine.client import find_server
+    from engine.info import runtime_info
 
     info = runtime_info()
     server = find_server()
@@ -202,7 +203,7 @@ def _window_s(text: str) -> float:
 
 
 def cmd_plan(args) -> int:
-    from engine.info import model_window_s
+    from engine.model.config import model_window_s
     from plugin.plan import make_plan
     from plugin.score import default_model
     from plugin.timeline import read_timeline
@@ -224,7 +225,7 @@ def cmd_demo(args) -> int:
 
     from engine.client import connect
     from engine.eval.metrics import cut_alignment
-    from engine.info import model_window_s
+    from engine.model.config import model_window_s
     from plugin.plan import make_plan
     from plugin.score import ScoreOptions, score_timeline
     from plugin.timeline import read_timeline

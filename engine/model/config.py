@@ -209,3 +209,15 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
 
 def default_vae_config() -> dict:
     return json.loads((CONFIG_DIR / "vae_sao.json").read_text())
+
+
+def model_window_s(model: str) -> float:
+    """The generation window of a model (a folder or a preset), read from its config without torch."""
+    p = Path(model)
+    if p.is_dir() and (p / "config.json").exists():
+        meta = json.loads((p / "config.json").read_text())
+        return float(meta.get("model", meta).get("window_seconds", 30.0))
+    try:
+        return load_config(model).window_seconds
+    except Exception:  # noqa: BLE001 - an unknown name fails later, in the engine, with its own message
+        return 30.0
