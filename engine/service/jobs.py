@@ -349,11 +349,6 @@ class JobManager:
 
     def _run(self, job_id: str) -> None:
         ev = self._cancel.setdefault(job_id, threading.Event())
-        try:
-            for p in self._own_files(self.store.request(job_id), job_id, everything=False):
-                p.unlink(missing_ok=True)  # a killed run's half-written temporaries
-        except (OSError, ValueError):
-            pass
         self.store.update(job_id, state="running", stage="features", progress=0.0, message="starting")
         last = [""]
 
@@ -363,6 +358,8 @@ class JobManager:
 
         try:
             req = self.store.request(job_id)
+            for p in self._own_files(req, job_id, everything=False):
+                p.unlink(missing_ok=True)  # a killed run's half-written temporaries
             result = execute(req, self.pipelines, job_id, progress, ev)
             self.store.update(job_id, state="done", stage="done", progress=1.0, message="done", result=result)
         except JobCancelled:

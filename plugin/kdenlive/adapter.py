@@ -225,9 +225,10 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None, sequenc
         raise ValueError("not an MLT/Kdenlive project (the root element is not <mlt>)")
     rate = _profile_rate(root)
     seq = document.select(root, sequence)
+    seqs = document.sequences(root)
     producers = {el.get("id"): el for el in root if el.tag in ("producer", "chain")}
     # a sequence used as a clip of another sequence (document 1.1) plays like a producer
-    producers.update({s.tractor.get("id"): s.tractor for s in document.sequences(root) if s.uuid})
+    producers.update({s.tractor.get("id"): s.tractor for s in seqs if s.uuid})
     playlists = {el.get("id"): el for el in root if el.tag == "playlist"}
     tractors = [el for el in root if el.tag == "tractor"]
     doc = _Doc(producers, rate, *_bin_clips(root, producers), root=_document_root(root, base_dir))
@@ -235,7 +236,7 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None, sequenc
     title = _props(main_bin).get("kdenlive:docproperties.projectName", "") if main_bin is not None else ""
     tl = otio.schema.Timeline(name=title)
     tl.metadata["kdenlive"] = {"document": "1.1" if seq.uuid else "1.04", "sequence": seq.name, "uuid": seq.uuid,
-                               "sequences": [s.name for s in document.sequences(root)]}
+                               "sequences": [s.name for s in seqs]}
     tractor_by_id = {t.get("id"): t for t in tractors}
     for tr in seq.tractor.findall("track"):
         pid = tr.get("producer")
