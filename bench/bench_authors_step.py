@@ -44,7 +44,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from engine.model.config import load_config
+    from core.model_config import load_config
     from engine.model.diffusion import DiffV2M
     from engine.model.dit import Cond
 

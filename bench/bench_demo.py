@@ -32,10 +32,10 @@ import numpy as np  # noqa: E402
 import opentimelineio as otio  # noqa: E402
 from opentimelineio.opentime import RationalTime, TimeRange  # noqa: E402
 
-from engine.api import Settings  # noqa: E402
+from core.api import Settings  # noqa: E402
 from engine.eval.metrics import chroma_entropy, detect_onsets, onset_f_measure, spectral_flatness  # noqa: E402
+from engine.inference import _clip_features, window_features  # noqa: E402
 from engine.model.pipeline import Pipeline  # noqa: E402
-from engine.service.jobs import _clip_features, window_features  # noqa: E402
 from plugin.plan import make_plan  # noqa: E402
 from plugin.render import StitchWindow, stitch  # noqa: E402
 from plugin.score import build_request  # noqa: E402

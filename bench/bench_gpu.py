@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from core.model_config import load_config  # noqa: E402
 from engine.eval.metrics import detect_onsets, onset_f_measure  # noqa: E402
-from engine.model.config import load_config  # noqa: E402
 from engine.model.diffusion import null_cond  # noqa: E402
 from engine.model.pipeline import Pipeline, WindowFeatures  # noqa: E402
 from engine.model.sampling import get_sampler, schedule  # noqa: E402
@@ -314,7 +314,7 @@ def compile_table(name: str, pipe: Pipeline, window_s: float, steps: int) -> Non
 def paper_pipeline(device: torch.device) -> Pipeline:
     """The paper-size model with random weights, built directly on the device (seconds instead of
     minutes of CPU initialisation)."""
-    from engine.model.config import default_vae_config
+    from core.model_config import default_vae_config
     from engine.model.diffusion import DiffV2M
     from engine.model.vae import VAE
 

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.model.config import load_config  # noqa: E402
+from core.model_config import load_config  # noqa: E402
 from engine.model.diffusion import DiffV2M, null_cond  # noqa: E402
 from engine.model.encoders import Features  # noqa: E402
 from engine.model.sampling import get_sampler, schedule  # noqa: E402

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_demo import timeline_for  # noqa: E402
-from engine.client import LocalEngine  # noqa: E402
+from core.client import LocalEngine  # noqa: E402
 from plugin import regenerate as rg  # noqa: E402
 from plugin import score as sc  # noqa: E402
 

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.api import ClipSpan, ScoreRequest, Settings, WindowSpec  # noqa: E402
-from engine.client import HttpEngine, LocalEngine, run_job  # noqa: E402
+from core.api import ClipSpan, ScoreRequest, Settings, WindowSpec  # noqa: E402
+from core.client import HttpEngine, LocalEngine, run_job  # noqa: E402
 
 N = 20
 

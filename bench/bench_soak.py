@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.api import ClipSpan, ScoreRequest, Settings, WindowSpec  # noqa: E402
-from engine.client import HttpEngine  # noqa: E402
-from engine.errors import CutscoreError  # noqa: E402
+from core.api import ClipSpan, ScoreRequest, Settings, WindowSpec  # noqa: E402
+from core.client import HttpEngine  # noqa: E402
+from core.errors import CutscoreError  # noqa: E402
 
 ENDED = ("done", "failed", "cancelled", "interrupted")
 

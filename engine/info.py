@@ -1,6 +1,6 @@
 """What this machine has (torch-free at import): the weights found and the runtime, for
-`cutscore doctor`. (The engine answering on loopback: engine.client.find_server; a model's window
-length: engine.model.config.model_window_s.)"""
+`cutscore doctor`. (The engine answering on loopback: core.client.find_server; a model's window
+length: core.model_config.model_window_s.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from engine.paths import DEMO_MODEL
+from core.paths import DEMO_MODEL
 
 
 def _hf_cache() -> Path:

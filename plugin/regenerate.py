@@ -15,10 +15,10 @@ import numpy as np
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from engine.api import JobStatus, RegenerateRequest
-from engine.client import EngineClient, run_job
-from engine.errors import CutscoreError
-from engine.files import InUse, atomic_write, atomic_write_text, exclusive
+from core.api import JobStatus, RegenerateRequest
+from core.client import EngineClient, run_job
+from core.errors import CutscoreError
+from core.files import InUse, atomic_write, atomic_write_text, exclusive
 from plugin.names import STATE_FILE, same_segment, take_name, take_pattern, take_version
 from plugin.render import (
     StitchWindow,

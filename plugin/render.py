@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from opentimelineio.opentime import RationalTime
 
-from engine.files import atomic_write
+from core.files import atomic_write
 
 
 def exact_rate(rate: float) -> Fraction:

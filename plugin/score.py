@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from engine.api import ClipSpan, JobStatus, ScoreRequest, Settings, WindowSpec
-from engine.client import EngineClient, run_job
-from engine.errors import CutscoreError
-from engine.features.audio import loudness_gain_db
-from engine.files import InUse, exclusive
-from engine.paths import DEMO_MODEL
+from core.api import ClipSpan, JobStatus, ScoreRequest, Settings, WindowSpec
+from core.client import EngineClient, run_job
+from core.errors import CutscoreError
+from core.files import InUse, exclusive
+from core.paths import DEMO_MODEL
+from core.signal import loudness_gain_db
 from plugin.names import STATE_FILE, take_name
 from plugin.plan import Plan, make_plan
 from plugin.render import (
@@ -128,7 +128,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         model, notice = default_model()
         if notice:
             notices.append(notice)
-    from engine.model.config import model_window_s
+    from core.model_config import model_window_s
 
     plan = make_plan(tl, window_s=model_window_s(model))
     work = side.with_name(side.name + ".partial")

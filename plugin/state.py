@@ -14,7 +14,7 @@ import numpy as np
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from plugin.names import STATE_FILE, take_pattern, take_version
 from plugin.render import (
     read_wav,

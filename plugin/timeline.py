@@ -25,7 +25,7 @@ from pathlib import Path
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from plugin.kdenlive.document import SequenceError
 
 ADAPTERS = {

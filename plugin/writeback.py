@@ -19,8 +19,8 @@ from pathlib import Path
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from engine.errors import CutscoreError
-from engine.files import atomic_write
+from core.errors import CutscoreError
+from core.files import atomic_write
 from plugin.kdenlive.writer import MusicClip, patch_project
 from plugin.names import STATE_FILE, TRACK_NAME
 from plugin.timeline import ADAPTERS, Timeline

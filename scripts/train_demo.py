@@ -55,7 +55,7 @@ class Recipe:
     and a step already timed there is skipped (a run that stopped goes on where it stopped)."""
 
     def __init__(self, args):
-        from engine.model.config import load_config
+        from core.model_config import load_config
 
         self.args, self.cfg, self.work = args, load_config("demo"), Path(args.work)
         self.work.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ def timeline(name: str) -> Path:
 @pytest.fixture(scope="module")
 def local_engine():
     """The in-process engine (the real JobManager and pipelines), shared by a test module."""
-    from engine.client import LocalEngine
+    from core.client import LocalEngine
 
     eng = LocalEngine(device="cpu")
     yield eng

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
+from core.model_config import default_vae_config, load_config
 from engine.model.checkpoint import load_model, model_info
-from engine.model.config import default_vae_config, load_config
 from engine.model.diffusion import DiffV2M
 from engine.model.official import OFFICIAL_UNUSED, import_official, map_official
 from engine.model.vae import VAE

@@ -15,7 +15,7 @@ SUBCOMMANDS = ["demo", "plan", "score", "regenerate", "features", "serve", "pane
 
 
 def test_layering_keeps_torch_out_of_plugin_ui_and_client():
-    code = ("import sys, plugin, ui, ui.cli, engine.client, engine.api, engine.errors, plugin.timeline, plugin.plan, "
+    code = ("import sys, plugin, ui, ui.cli, core.client, core.api, core.errors, plugin.timeline, plugin.plan, "
             "plugin.kdenlive.adapter, plugin.score, plugin.render, plugin.writeback, ui.panel.state, ui.panel.window; bad = [m for m in ('torch', 'torchaudio', 'stable_audio_tools') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

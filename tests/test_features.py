@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from engine.features import FeatureConfig, extract
 from engine.features.audio import audio_rhythm_target
 from engine.features.cuts import onsets_from_cuts

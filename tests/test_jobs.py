@@ -42,7 +42,7 @@ def _held(state, lats, i, fps):
 
 
 def test_each_window_continues_the_previous_one_through_the_overlap(tmp_path, local_engine):
-    from engine.model.config import load_config
+    from core.model_config import load_config
 
     cfg = load_config("debug")
     fps = cfg.sample_rate / cfg.downsampling
@@ -59,7 +59,7 @@ def test_each_window_continues_the_previous_one_through_the_overlap(tmp_path, lo
 
 
 def test_at_cuts_change_starts_afresh_only_where_a_window_starts_at_a_cut(tmp_path, local_engine):
-    from engine.model.config import load_config
+    from core.model_config import load_config
 
     cfg = load_config("debug")
     fps = cfg.sample_rate / cfg.downsampling
@@ -79,7 +79,7 @@ def test_at_cuts_change_starts_afresh_only_where_a_window_starts_at_a_cut(tmp_pa
 def test_regenerate_samples_only_the_clip_and_its_margins(tmp_path, local_engine):
     """Regenerate by the clip: the engine samples the clip plus REGEN_MARGIN_S either side (not the
     30 s window), so its latents are that short; the other takes keep their bytes."""
-    from engine.model.config import load_config
+    from core.model_config import load_config
     from plugin.regenerate import REGEN_MARGIN_S, regenerate_clip
 
     cfg = load_config("debug")

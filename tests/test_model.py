@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.model.config import DiTConfig, ModelConfig, load_config
+from core.model_config import DiTConfig, ModelConfig, load_config
 from engine.model.diffusion import DiffV2M, drop_streams, null_cond
 from engine.model.dit import DiT, HierarchicalBlock
 from engine.model.encoders import Features
@@ -352,7 +352,7 @@ def test_cuda_compiled_and_batched_generation_match_eager():
 
 def test_the_samplers_are_named_once():
     """The engine implements exactly the samplers the request types, the command line and the panel offer."""
-    from engine.api import SAMPLER_NAMES
+    from core.api import SAMPLER_NAMES
     from engine.model.sampling import SAMPLERS
     from ui.cli import build_parser
     from ui.panel.state import SAMPLERS as PANEL

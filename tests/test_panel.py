@@ -25,8 +25,8 @@ def engine(tmp_path_factory):
     token), warmed by one small job as `cutscore serve` keeps its model warm."""
     import os
 
-    from engine.api import ClipSpan, ScoreRequest, Settings, WindowSpec
-    from engine.client import SpawnedEngine, run_job
+    from core.api import ClipSpan, ScoreRequest, Settings, WindowSpec
+    from core.client import SpawnedEngine, run_job
 
     old = os.environ.get("CUTSCORE_CONFIG_DIR")
     os.environ["CUTSCORE_CONFIG_DIR"] = str(tmp_path_factory.mktemp("config"))

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.api import ClipSpan, RegenerateRequest, ScoreRequest, Settings, WindowSpec
-from engine.client import HttpEngine, LocalEngine, run_job
-from engine.errors import CutscoreError
+from core.api import ClipSpan, RegenerateRequest, ScoreRequest, Settings, WindowSpec
+from core.client import HttpEngine, LocalEngine, run_job
+from core.errors import CutscoreError
 from tests.conftest import ROOT, media
 
 
@@ -184,7 +184,7 @@ def test_sigkill_keeps_the_queue_and_marks_the_running_job_interrupted(tmp_path)
 
 
 def test_doctor_sees_a_running_server(server, monkeypatch, capsys):
-    import engine.client as ec
+    import core.client as ec
     from ui.cli import main
 
     monkeypatch.setattr(ec, "DEFAULT_PORT", server.port)

@@ -12,8 +12,8 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime
 
-from engine.api import JobResult, JobStatus, WindowResult
-from engine.errors import CutscoreError
+from core.api import JobResult, JobStatus, WindowResult
+from core.errors import CutscoreError
 from plugin.plan import make_plan
 from plugin.regenerate import regenerate_clip
 from plugin.render import StitchWindow, read_wav, stitch, to_samples

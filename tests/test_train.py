@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from engine.model.config import load_config
+    from core.model_config import load_config
     from engine.model.vae import VAE, save_vae
     from engine.train.preprocess import preprocess
     from engine.train.synth import write_corpus
@@ -317,7 +317,7 @@ def test_evaluate_computes_density_coverage_with_laion_clap(tmp_path, monkeypatc
     beside it): evaluate loads the audio tower and computes density and coverage on its embeddings."""
     import soundfile as sf
 
-    from engine.errors import CutscoreError
+    from core.errors import CutscoreError
     from engine.eval import embeddings as emb
     from engine.eval.metrics import density_coverage, evaluate
 
@@ -417,7 +417,7 @@ def test_a_new_vae_is_the_same_in_every_run_whatever_the_global_random_state():
     different weights, step-0 losses 4.89 and 3.60)."""
     import torch
 
-    from engine.model.config import load_config
+    from core.model_config import load_config
     from engine.train.vae_train import new_vae
 
     cfg = load_config("demo").vae

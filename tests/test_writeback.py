@@ -11,7 +11,7 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from plugin.regenerate import regenerate_clip
 from plugin.score import ScoreOptions, build_request, score_timeline
 from plugin.timeline import read_timeline
@@ -73,7 +73,7 @@ def test_source_timecode_is_subtracted_before_reading_the_media(tmp_path):
     assert [c.file_range.start_time.to_seconds() for c in back.clips] == [0.0, 4.0]
     from plugin.plan import make_plan
 
-    req = build_request(make_plan(back, 10.0), "debug", __import__("engine.api").api.Settings(), tmp_path)
+    req = build_request(make_plan(back, 10.0), "debug", __import__("core.api").api.Settings(), tmp_path)
     assert [c.source_start_s for c in req.clips] == [0.0, 4.0]
 
 
@@ -94,7 +94,7 @@ def test_regenerate_works_on_our_own_xml_and_otioz_output(tmp_path, local_engine
 def test_plan_shows_the_windows_score_will_use(capsys):
     import json
 
-    from engine.model.config import model_window_s
+    from core.model_config import model_window_s
     from plugin.score import default_model
     from ui.cli import main
 

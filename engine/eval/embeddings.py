@@ -153,7 +153,7 @@ class Clap:
     AUDIO_PARTS = ("audio_branch", "audio_projection")
 
     def __init__(self, path: Path | None = None):
-        from engine.errors import CutscoreError
+        from core.errors import CutscoreError
 
         path = Path(path or clap_path())
         self.model = clap_model().eval()

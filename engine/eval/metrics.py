@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-ONSET_WINDOW_S = 0.1
+from core.signal import ONSET_WINDOW_S, cut_hit_rate, detect_onsets, match_count, onset_f_measure  # noqa: F401
+
 DC_K = 5  # the paper's k for density and coverage
 
 
@@ -65,51 +66,6 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[fl
 # ---- rhythm metrics ---------------------------------------------------------------------------------
 
 CHROMA_SR = 22050  # librosa's default rate: chroma_entropy measures there
-ONSET_FRAME_S = 512 / 22050  # librosa's default frame hop at its default rate: 23.2 ms
-
-
-def detect_onsets(audio: np.ndarray, sr: int) -> np.ndarray:
-    """Onset times (s) of music: librosa's onset detector on the mono mix, with its frames at 23.2 ms
-    whatever the rate. librosa sizes its peak picking in frames from seconds (pre_max and wait 30 ms,
-    averages 100 ms) and its defaults assume 22,050 Hz with a 512 hop; at 16 kHz the same hop is 32 ms,
-    pre_max and wait round to 0 frames, and one hit reads as two onsets a frame apart."""
-    import librosa
-
-    y = audio.mean(axis=0) if audio.ndim == 2 else audio
-    hop = max(1, int(round(sr * ONSET_FRAME_S)))
-    return librosa.onset.onset_detect(y=y.astype(np.float32), sr=sr, hop_length=hop, units="time", backtrack=False)
-
-
-def match_count(est: np.ndarray, ref: np.ndarray, window: float = ONSET_WINDOW_S) -> int:
-    """Largest one-to-one matching of sorted times within +-window (greedy in time order is optimal
-    for points on a line with a symmetric window)."""
-    est, ref = np.sort(np.asarray(est, float)), np.sort(np.asarray(ref, float))
-    i = j = hits = 0
-    while i < len(est) and j < len(ref):
-        if abs(est[i] - ref[j]) <= window:
-            hits, i, j = hits + 1, i + 1, j + 1
-        elif est[i] < ref[j]:
-            i += 1
-        else:
-            j += 1
-    return hits
-
-
-def onset_f_measure(est, ref, window: float = ONSET_WINDOW_S) -> tuple[float, float, float]:
-    """(F, precision, recall) of estimated onsets against reference times (the cuts)."""
-    if len(est) == 0 or len(ref) == 0:
-        return 0.0, 0.0, 0.0
-    hits = match_count(est, ref, window)
-    p, r = hits / len(est), hits / len(ref)
-    return (0.0 if hits == 0 else 2 * p * r / (p + r)), p, r
-
-
-def cut_hit_rate(onsets, cuts, window: float = ONSET_WINDOW_S) -> float:
-    """Share of cuts with an onset within +-window."""
-    onsets = np.asarray(onsets, float)
-    if len(cuts) == 0:
-        return float("nan")
-    return float(np.mean([np.any(np.abs(onsets - c) <= window) for c in cuts])) if len(onsets) else 0.0
 
 
 def _distribution_metrics(gen: list[Path], ref: list[Path]) -> dict[str, object]:
@@ -155,7 +111,7 @@ def _distribution_metrics(gen: list[Path], ref: list[Path]) -> dict[str, object]
 
 def evaluate(generated: str | Path, reference: str | Path, videos: str | Path | None = None) -> dict:
     """The table for two folders of audio paired by file name (and their videos, for the cuts)."""
-    from engine.errors import CutscoreError
+    from core.errors import CutscoreError
     from engine.features.audio import load_audio
 
     gen_dir, ref_dir = Path(generated), Path(reference)
@@ -191,16 +147,6 @@ def evaluate(generated: str | Path, reference: str | Path, videos: str | Path | 
         table["onset F (cuts, +-100 ms)"] = float(np.mean(fs)) if fs else "unavailable: no videos paired by name"
         table["cuts with an onset (+-100 ms)"] = float(np.mean(hits)) if hits else "unavailable: no cuts"
     return table
-
-
-def cut_alignment(audio, sr: int, cuts_s: list[float]) -> dict:
-    """How well music follows the cuts: onsets within 100 ms of a cut (torch-free)."""
-    import numpy as np
-
-    on = detect_onsets(audio, sr)
-    f, p, r = onset_f_measure(on, cuts_s)
-    nearest = [float(1000 * (on[np.argmin(np.abs(on - c))] - c)) if len(on) else float("nan") for c in cuts_s]
-    return {"f": f, "p": p, "r": r, "hit": match_count(on, cuts_s), "nearest_ms": nearest, "onsets": len(on)}
 
 
 def spectral_flatness(audio: np.ndarray, sr: int, fmin: float = 50.0, fmax: float = 4000.0) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from engine.features import cache
 from engine.features.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import CutscoreError
-
-PEAK_LIMIT = 10 ** (-1 / 20)  # -1 dBFS
+from core.errors import CutscoreError
+from core.signal import loudness_gain_db, normalise_loudness  # noqa: F401 - the engine's audio helpers
 
 
 def load_audio(path: str | Path, sr: int | None = None, start_s: float = 0.0, end_s: float | None = None):
@@ -138,24 +137,3 @@ def rhythm_target(y: np.ndarray, sr: int, representation: str = "odf", seconds: 
     if representation not in fns:
         raise ValueError(f"unknown rhythm representation: {representation}")
     return zscore(fns[representation](y, sr, seconds)).astype(np.float32)
-
-
-def loudness_gain_db(audio: np.ndarray, sr: int, target_lufs: float, peak_limit: float = PEAK_LIMIT) -> float:
-    """audio (channels, samples): the gain that brings the integrated loudness to the target,
-    lowered so the peak stays at or below peak_limit. Silence and clips under 0.4 s get 0 dB."""
-    import pyloudnorm
-
-    if audio.shape[1] < int(0.4 * sr) or not np.any(audio):
-        return 0.0
-    loud = pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
-    if not np.isfinite(loud):
-        return 0.0
-    gain = target_lufs - loud
-    peak = float(np.abs(audio).max())
-    if peak * 10 ** (gain / 20) > peak_limit:
-        gain = 20 * np.log10(peak_limit / peak)
-    return float(gain)
-
-
-def normalise_loudness(audio: np.ndarray, sr: int, target_lufs: float = -23.0, peak_limit: float = 0.99) -> np.ndarray:
-    return (audio * np.float32(10 ** (loudness_gain_db(audio, sr, target_lufs, peak_limit) / 20))).astype(np.float32)

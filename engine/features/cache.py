@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.files import atomic_write
+from core.files import atomic_write
 
 VERSION = 1  # bump when an extractor's output changes
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import CutscoreError
-from engine.paths import CONFIG_DIR, DEFAULT_CLIP
+from core.errors import CutscoreError
+from core.paths import CONFIG_DIR, DEFAULT_CLIP
 
 DEFAULT_MODEL, DEFAULT_PRETRAINED = DEFAULT_CLIP
 LOCAL_CONFIGS = CONFIG_DIR / "clip"

@@ -17,24 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
+from core.signal import onsets_from_cuts  # noqa: F401 - cut onsets belong with the cuts
 
 THRESHOLD = 0.395
 MIN_SCENE_S = 0.5
-
-
-def onsets_from_cuts(cuts_s, start_s: float, duration_s: float) -> np.ndarray:
-    """Cuts (seconds, in the same clock as start_s) -> (M,) 0/1: second m holds a cut in
-    [start + m, start + m + 1). A cut exactly at start_s counts (the new scene starts here)."""
-    m = int(np.ceil(duration_s - 1e-9))
-    e = np.zeros(m, np.float32)
-    for c in cuts_s:
-        rel = float(c) - start_s
-        if 0 <= rel < duration_s:
-            e[min(int(np.floor(rel + 1e-9)), m - 1)] = 1.0
-    return e
 
 
 def detect_cuts(path: str | Path, start_s: float = 0.0, end_s: float | None = None,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import CutscoreError
-from engine.model.config import ModelConfig, load_config, upgrade_model_dict
+from core.errors import CutscoreError
+from core.model_config import ModelConfig, load_config, upgrade_model_dict
 from engine.model.diffusion import DiffV2M
 
 FORMAT_VERSION = 2
@@ -113,7 +113,7 @@ def load_strict(model: torch.nn.Module, state: dict, source) -> None:
 
 def model_info(config_or_dir: str | Path) -> dict:
     """Parameter counts by part, built on the meta device (no memory, even for the full model)."""
-    from engine.model.config import default_vae_config
+    from core.model_config import default_vae_config
     from engine.model.vae import VAE
 
     p = Path(config_or_dir)

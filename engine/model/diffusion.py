@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from engine.model.config import ModelConfig
+from core.model_config import ModelConfig
 from engine.model.dit import Cond, DiT
 from engine.model.encoders import ConditionEncoders, Features
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from engine.model.config import DiTConfig
+from core.model_config import DiTConfig
 from engine.model.layers import Attention, FeedForward, FourierFeatures, LayerNorm, RotaryEmbedding
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from engine.model.config import ModelConfig
+from core.model_config import ModelConfig
 from engine.model.dit import Cond
 from engine.model.layers import LearnedFourier
 from engine.model.rhythm import RhythmPredictor

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
+from core.model_config import ModelConfig, load_config
 from engine.model.checkpoint import load_strict, save_model
-from engine.model.config import ModelConfig, load_config
 from engine.model.diffusion import DiffV2M
 
 # Parameters the released code builds but its forward never uses (kept in its state dict only).
@@ -102,7 +102,7 @@ def import_official(ckpt: str | Path, out_dir: str | Path, ema: bool = False, al
     load_strict(model, {k: v.to(torch.float32) for k, v in ours.items()}, ckpt)
     vae = None
     if vae_state:
-        from engine.model.config import default_vae_config
+        from core.model_config import default_vae_config
         from engine.model.vae import VAE
 
         vae = VAE(cfg.vae or default_vae_config())

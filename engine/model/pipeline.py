@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.errors import CutscoreError
-from engine.model.config import ModelConfig, default_vae_config, load_config
+from core.errors import CutscoreError
+from core.model_config import ModelConfig, default_vae_config, load_config
 from engine.model.diffusion import DiffV2M
 from engine.model.encoders import Features
 from engine.model.sampling import Callback, Inpaint, get_sampler, schedule

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.model.config import RhythmPredictorConfig
+from core.model_config import RhythmPredictorConfig
 from engine.model.layers import Transformer
 
 

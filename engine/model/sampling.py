@@ -101,7 +101,7 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: torch.Tensor, ts: torch.Tensor, callb
     return x
 
 
-SAMPLERS = {"ddim": sample_ddim, "dpmpp-2m": sample_dpmpp_2m}  # keyed by engine.api.SAMPLER_NAMES (a test checks)
+SAMPLERS = {"ddim": sample_ddim, "dpmpp-2m": sample_dpmpp_2m}  # keyed by core.api.SAMPLER_NAMES (a test checks)
 
 
 def get_sampler(name: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 
 SAO_REPO = "stabilityai/stable-audio-open-1.0"
 SAO_PREFIX = "pretransform.model."  # where the VAE sits inside Stable Audio Open's model.safetensors

@@ -25,9 +25,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from engine.api import parse_request
-from engine.errors import CutscoreError
-from engine.paths import DEFAULT_PORT, config_dir, token_path
+from core.api import parse_request
+from core.errors import CutscoreError
+from core.paths import DEFAULT_PORT, config_dir, token_path
 from engine.service.jobs import JobManager, JobStore, Pipelines
 
 VERSION = "0.1.0"

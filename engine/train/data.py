@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from engine.model.encoders import Features
 
 

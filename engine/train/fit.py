@@ -19,8 +19,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from engine.errors import CutscoreError
-from engine.model.config import ModelConfig, load_config
+from core.errors import CutscoreError
+from core.model_config import ModelConfig, load_config
 from engine.train.data import EpochShuffleSampler, SegmentDataset, collate
 from engine.train.module import DiffV2MModule, TrainConfig
 

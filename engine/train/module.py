@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from engine.model.config import ModelConfig
+from core.model_config import ModelConfig
 from engine.model.diffusion import DiffV2M
 from engine.model.encoders import Features
 

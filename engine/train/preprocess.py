@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import CutscoreError
-from engine.paths import DEFAULT_CLIP
+from core.errors import CutscoreError
+from core.paths import DEFAULT_CLIP
 
 VIDEO = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 AUDIO = {".wav", ".flac", ".mp3", ".ogg", ".m4a"}

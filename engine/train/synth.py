@@ -133,7 +133,7 @@ def soundfont() -> Path:
     import os
     import shutil
 
-    from engine.errors import CutscoreError
+    from core.errors import CutscoreError
 
     if shutil.which("fluidsynth") is None:
         raise CutscoreError("the GM corpus needs FluidSynth (apt-get install fluidsynth fluid-soundfont-gm)")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from plugin.kdenlive import document
 from plugin.names import BIN_NAME, TRACK_NAME, take_pattern
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.api import SAMPLER_NAMES
+from core.api import SAMPLER_NAMES
 from plugin.plan import Plan, make_plan
 from plugin.timeline import read_timeline
 
@@ -71,7 +71,7 @@ class PanelState:
         return self.plan
 
     def _onsets(self) -> np.ndarray:
-        from engine.features.cuts import onsets_from_cuts
+        from core.signal import onsets_from_cuts
 
         tl = self.plan.timeline
         return onsets_from_cuts([c.to_seconds() for c in tl.cuts], 0.0, tl.duration.to_seconds())
@@ -79,7 +79,7 @@ class PanelState:
     def _reopen_scored(self) -> None:
         """A timeline cutscore scored (its sidecar found from the music's WAVs) opens with its music,
         takes and the hit points placed in the panel before."""
-        from engine.errors import CutscoreError
+        from core.errors import CutscoreError
         from plugin.state import load_state
 
         try:

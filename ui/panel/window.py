@@ -40,7 +40,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import CutscoreError
+from core.errors import CutscoreError
 from ui.panel.monitor import Monitor
 from ui.panel.state import OUTPUT_FORMATS, SAMPLERS, PanelState
 from ui.panel.timeline_view import TimelineView
@@ -295,22 +295,19 @@ class PanelWindow(QMainWindow):
         return True
 
     def _compute_lanes(self, _progress):
-        """Visual beats per second of the timeline, from each clip's media (no CLIP needed)."""
-        from engine.features import FeatureConfig, extract_report
+        """Visual beats per second of the timeline, from each clip's media (no CLIP needed), computed
+        by the engine's own process (engine/tools.py visual-beats)."""
+        from core.client import tool_json
 
         st = self.state
         beats = np.zeros(int(np.ceil(st.duration_s)), np.float32)
-        for c in st.clips:
-            if not c.media_found:
-                continue
-            a = c.file_range.start_time.to_seconds()
-            try:
-                f = extract_report(str(c.media_path), a, a + c.range.duration.to_seconds(), cuts_s=[],
-                                   config=FeatureConfig(clip_model=None))
-            except CutscoreError:
-                continue
+        clips = [c for c in st.clips if c.media_found]
+        ranges = [[str(c.media_path), c.file_range.start_time.to_seconds(),
+                   c.file_range.start_time.to_seconds() + c.range.duration.to_seconds()] for c in clips]
+        per_clip = tool_json("visual-beats", {"ranges": ranges})["beats"] if ranges else []
+        for c, clip_beats in zip(clips, per_clip):
             t0 = c.range.start_time.to_seconds()
-            for k, v in enumerate(f["beat"]):
+            for k, v in enumerate(clip_beats or []):
                 i = int(t0 + k)
                 if i < len(beats):
                     beats[i] = max(beats[i], v)
@@ -326,7 +323,7 @@ class PanelWindow(QMainWindow):
             if self._client_factory is not None:
                 self._client = self._client_factory()
             else:  # a running engine, else a private one in a child process: the UI never waits on the model
-                from engine.client import connect
+                from core.client import connect
 
                 self._client = connect(None, spawn=True)
         return self._client

@@ -3,7 +3,7 @@ Explicit Rhythmic Modeling for Video-to-Music Generation"), one per component, r
 JSON. The numbers and their sources are in shared/design/MODEL_SPEC.md; the three shipped presets
 live in resources/configs/ (`paper`, `official`, `debug`).
 
-    from engine.model.config import load_config
+    from core.model_config import load_config
     cfg = load_config("paper")          # a preset name, a config.json, or a model folder
 """
 
@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import CutscoreError
-from engine.paths import CONFIG_DIR, DEFAULT_CLIP
+from core.errors import CutscoreError
+from core.paths import CONFIG_DIR, DEFAULT_CLIP
 
 FUSIONS = ("weighted", "additive", "select", "film_pre", "film_post", "film_select")
 NORM_PLACEMENTS = ("pre", "replace")
@@ -221,3 +221,13 @@ def model_window_s(model: str) -> float:
         return load_config(model).window_seconds
     except Exception:  # noqa: BLE001 - an unknown name fails later, in the engine, with its own message
         return 30.0
+
+
+def model_sampling(model: str) -> dict:
+    """A model's own sampler, steps and guidance (what None in core.api.Settings means), read from
+    its config without torch; an unreadable model answers the defaults (the engine says why later)."""
+    try:
+        d = load_config(model).diffusion
+    except Exception:  # noqa: BLE001 - as model_window_s
+        d = DiffusionConfig()
+    return {"sampler": d.sampler, "steps": d.steps, "guidance": d.guidance}

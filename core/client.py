@@ -1,9 +1,11 @@
-"""The command line's and the panel's door to generation (torch-free at import): the EngineClient
-protocol and its transports (in-process, loopback HTTP, a spawned private server) and `connect`.
+"""The editor's side's door to the engine (torch-free at import): the EngineClient protocol and its
+transports (in-process, loopback HTTP, a spawned private server), `connect`, and `run_tool`, which
+runs the engine's own command line (engine/tools.py: training, evaluation, features, model info) in
+a child process.
 
-`import engine.client` keeps torch out of sys.modules (ARCHITECTURE.md, layers): the in-process
-transport imports the engine when it is first used. Everything that is not a generation job
-(training, evaluation, features, model info) lives in its own module, which the CLI calls directly.
+`import core.client` keeps torch out of sys.modules (docs/ARCHITECTURE.md, layers): the in-process
+transport imports the engine's generation (engine.inference) when it is first used, the one import
+from core into the engine, named in pyproject.toml's contracts.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
-from engine.api import JobResult, JobStatus, Request
-from engine.errors import CutscoreError
-from engine.paths import DEFAULT_PORT, ROOT, token_path
+from core.api import JobResult, JobStatus, Request
+from core.errors import CutscoreError
+from core.paths import DEFAULT_PORT, ROOT, token_path
 
 # ---- the EngineClient protocol and its two transports ----------------------------------------------
 
@@ -71,29 +73,75 @@ def run_job(client: EngineClient, request: Request, on_progress: ProgressFn | No
 
 
 class LocalEngine:
-    """In-process: the same JobManager the server runs, over an in-memory store."""
+    """In-process: the engine's generation (engine.inference.run) on one worker thread, first in
+    first out, its jobs in memory; the models stay loaded for the process."""
 
     name = "local"
 
     def __init__(self, device: str | None = None):
-        from engine.service.jobs import JobManager, JobStore, Pipelines
+        import queue
+        import threading
 
-        self._mgr = JobManager(JobStore(":memory:"), Pipelines(device))
+        from engine.inference import Pipelines  # the one import into the engine (pyproject.toml)
+
+        self._pipelines = Pipelines(device)
+        self._jobs: dict[str, tuple[Request, threading.Event]] = {}
+        self._status: dict[str, JobStatus] = {}
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._loop, name="cutscore-local", daemon=True)
+        self._worker.start()
 
     def submit(self, request: Request) -> str:
-        return self._mgr.submit(request)
+        import threading
+        import uuid
+
+        from engine.inference import check_paths
+
+        check_paths(request)
+        job_id = uuid.uuid4().hex
+        self._jobs[job_id] = (request, threading.Event())
+        self._status[job_id] = JobStatus(id=job_id, state="queued", stage="queued")
+        self._queue.put(job_id)
+        return job_id
+
+    def _loop(self) -> None:
+        from engine.inference import run
+
+        while (job_id := self._queue.get()) is not None:
+            request, cancelled = self._jobs[job_id]
+            if cancelled.is_set():
+                self._status[job_id] = JobStatus(id=job_id, state="cancelled", message="cancelled before it started")
+                continue
+            self._status[job_id] = JobStatus(id=job_id, state="running", stage="features", message="starting")
+
+            def progress(stage: str, frac: float, msg: str, job_id=job_id) -> None:
+                self._status[job_id] = JobStatus(id=job_id, state="running", stage=stage, progress=round(frac, 4),
+                                                 message=msg)
+
+            o = run(request, self._pipelines, job_id, progress, cancelled)
+            update = {"state": o.state, "message": o.message, "result": o.result}
+            if o.state == "done":
+                update |= {"stage": "done", "progress": 1.0}
+            self._status[job_id] = self._status[job_id].model_copy(update=update)
 
     def status(self, job_id: str) -> JobStatus:
-        st = self._mgr.store.get(job_id)
+        st = self._status.get(job_id)
         if st is None:
             raise CutscoreError(f"no such job: {job_id}")
         return st
 
     def cancel(self, job_id: str) -> None:
-        self._mgr.cancel(job_id)
+        if job_id in self._jobs:
+            self._jobs[job_id][1].set()
 
     def retry(self, job_id: str) -> None:
-        self._mgr.retry(job_id)
+        import threading
+
+        st = self.status(job_id)
+        if st.state in ("failed", "cancelled", "interrupted"):
+            self._jobs[job_id] = (self._jobs[job_id][0], threading.Event())
+            self._status[job_id] = JobStatus(id=job_id, state="queued", stage="queued")
+            self._queue.put(job_id)
 
     def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus:
         import time
@@ -112,7 +160,10 @@ class LocalEngine:
             time.sleep(0.02)
 
     def close(self) -> None:
-        self._mgr.close()
+        for _, cancelled in self._jobs.values():
+            cancelled.set()
+        self._queue.put(None)
+        self._worker.join(timeout=30)  # the running job ends within one sampler step
 
 
 class HttpEngine:
@@ -204,10 +255,9 @@ class SpawnedEngine(HttpEngine):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self._tmp = tempfile.mkdtemp(prefix="cutscore-engine-")
-        cmd = [sys.executable, "-m", "ui.cli", "serve", "--port", str(port), "--store", f"{self._tmp}/jobs.sqlite3"]
-        if model:
-            cmd += ["--model", model]
-        self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._proc = tool_process("serve", {"host": "127.0.0.1", "port": port, "model": model, "compile": None,
+                                            "store": f"{self._tmp}/jobs.sqlite3"},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         url = f"http://127.0.0.1:{port}"
         t0 = time.monotonic()
         while not find_server(port):
@@ -246,3 +296,80 @@ def connect(engine: str | None = None, spawn: bool = False) -> EngineClient:
     if find_server() and token_path().exists():
         return HttpEngine(url)
     return SpawnedEngine() if spawn else LocalEngine()
+
+
+# ---- the engine's own command line, in a child process -------------------------------------------
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGKILL when this process dies, however it dies."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def tool_process(command: str, options: dict, **popen):
+    """A child running `python -m engine.tools COMMAND OPTIONS-JSON` (engine/tools.py), which ends
+    when this process ends (PR_SET_PDEATHSIG on Linux; elsewhere the child watches its parent)."""
+    import os
+    import subprocess
+
+    # the user's folder stays the working folder (their relative paths); cutscore's own is on the path
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, CUTSCORE_PARENT_PID=str(os.getpid()), PYTHONPATH=path)
+    extra = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
+    return subprocess.Popen([sys.executable, "-m", "engine.tools", command, json.dumps(options)], env=env,
+                            **extra, **popen)
+
+
+def _relay(stream, to) -> None:
+    """Copy a child's output to ours as it comes (progress bars included), for sys.stdout as it is
+    now (a test's capture, the panel's log)."""
+    import os
+
+    fd = stream.fileno()
+    while chunk := os.read(fd, 65536):
+        sink = to()
+        sink.write(chunk.decode("utf-8", "replace"))
+        sink.flush()
+
+
+def run_tool(command: str, options: dict) -> int:
+    """Run an engine command (engine/tools.py COMMANDS) with the options `cutscore` parsed; its
+    output is ours, its exit code is returned; Ctrl-C or SIGTERM here stops it first."""
+    import subprocess
+    import threading
+
+    proc = tool_process(command, options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    relays = [threading.Thread(target=_relay, args=(proc.stdout, lambda: sys.stdout), daemon=True),
+              threading.Thread(target=_relay, args=(proc.stderr, lambda: sys.stderr), daemon=True)]
+    for t in relays:
+        t.start()
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        for t in relays:
+            t.join(5)
+    return code
+
+
+def tool_json(command: str, options: dict) -> dict:
+    """An engine command's JSON answer (its --json output); its one-line error as a CutscoreError."""
+    import subprocess
+
+    proc = tool_process(command, {**options, "json": True}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        last = (stderr.strip().splitlines() or [f"the engine's {command} exited {proc.returncode}"])[-1]
+        raise CutscoreError(last.removeprefix("cutscore: error: "))
+    return json.loads(stdout)

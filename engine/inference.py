@@ -1,0 +1,272 @@
+"""How music is generated from a request (the engine's inference, one recipe for every transport):
+request -> per-clip picture features -> per window: its features and scene onsets (the editor's
+cuts and hit points) -> continuation (the overlap held at the previous window's latents) or
+inpainting (a regenerate's span, its neighbours held) -> sampling -> audio and latents written into
+the request's output folder, atomically. It owns the seed rule (window i of a request seeded s
+samples with s + i) and returns the seeds it used.
+
+`run` is one attempt at one job with its outcome (done, cancelled, failed), its files discarded
+when it did not finish: the job runner (service/jobs.py, behind the HTTP server) and the in-process
+engine (core.client.LocalEngine) both call it. docs/ARCHITECTURE.md has the whole flow.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.api import JobResult, RegenerateRequest, Request, WindowResult, WindowSpec
+from core.errors import CutscoreError
+from core.files import atomic_write
+
+ProgressFn = Callable[[str, float, str], None]  # (stage, fraction, message), called per sampler step
+
+
+class JobCancelled(Exception):
+    pass
+
+
+# ---- paths: the engine reads only the plan's media and writes only under output_dir -------------
+
+def check_paths(req: Request) -> None:
+    if ".." in Path(req.output_dir).parts:
+        raise CutscoreError(f"{req.output_dir}: the output folder must not climb out with '..'")
+    out = Path(req.output_dir).resolve()
+    for c in req.clips:
+        if c.media is not None and not Path(c.media).is_absolute():
+            raise CutscoreError(f"clip {c.index}: media path must be absolute: {c.media}")
+    if isinstance(req, RegenerateRequest):
+        lat = Path(req.latents).resolve()
+        if out not in lat.parents:
+            raise CutscoreError(f"{req.latents}: the latents to hold must lie inside the output folder {out}")
+
+
+def _inside(out: Path, name: str) -> Path:
+    p = (out / name).resolve()
+    if out.resolve() not in p.parents:
+        raise CutscoreError(f"{name}: would be written outside the output folder {out}")
+    return p
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+# ---- the recipe -----------------------------------------------------------------------------------
+
+class Pipelines:
+    """Models loaded once per process and kept warm (the worker owns this)."""
+
+    def __init__(self, device: str | None = None, compile: str | None = None):
+        self.device, self.compile = device, compile
+        self._loaded: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str):
+        from engine.model.pipeline import Pipeline
+
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = Pipeline.load(name, device=self.device, compile=self.compile)
+            return self._loaded[name]
+
+
+def _clip_features(req: Request, pipe, warnings: list[str]) -> dict[int, object]:
+    from engine.features import FeatureConfig, extract
+
+    cfg = FeatureConfig(clip_model=pipe.cfg.clip_model, clip_pretrained=pipe.cfg.clip_pretrained)
+    feats = {}
+    for c in req.clips:
+        if not c.media:
+            continue
+        if not Path(c.media).is_file():
+            warnings.append(f"clip {c.index} {c.name!r}: media not found ({c.media}); cut-only conditioning")
+            continue
+        try:
+            feats[c.index] = extract(c.media, c.source_start_s, c.source_start_s + c.duration_s, cuts_s=[], config=cfg)
+        except CutscoreError as e:
+            warnings.append(f"clip {c.index} {c.name!r}: {e}; cut-only conditioning")
+    return feats
+
+
+def window_features(req: Request, index: int, clip_feats: dict, clip_dim: int = 512):
+    """Per-second features of one window, from the clips under each second's middle; the scene
+    onsets are the timeline's cuts and hit points (the editor's cuts ARE the scene transitions)."""
+    from core.signal import onsets_from_cuts
+    from engine.model.pipeline import WindowFeatures
+
+    w = req.windows[index]
+    m = int(math.ceil(w.duration_s - 1e-9))
+    out = WindowFeatures.zeros(m, w.start_s, w.duration_s, clip_dim=clip_dim)
+    for s in range(m):
+        t = w.start_s + min(s + 0.5, w.duration_s - 1e-3)
+        clip = next((c for c in req.clips if c.start_s <= t < c.start_s + c.duration_s), None)
+        f = clip_feats.get(clip.index) if clip is not None else None
+        if f is None:
+            continue
+        k = min(int(t - clip.start_s), f.seconds - 1)
+        out.clip[s], out.color[s], out.beat[s] = f.clip[k][:clip_dim], f.color[k], f.beat[k]
+    out.scene[:] = onsets_from_cuts(list(req.cuts_s) + list(req.hits_s), w.start_s, w.duration_s)
+    return out
+
+
+def _span(req: RegenerateRequest, i: int, clip_feats: dict, cfg, known):
+    """The sub-window [span_start_s, span_end_s) of window i: its spec, features and known latents
+    (the window's frames from the span's start on), so sampling costs the span, not the window."""
+    w = req.windows[i]
+    sub = WindowSpec(start_s=req.span_start_s, duration_s=req.span_end_s - req.span_start_s)
+    sub_req = req.model_copy(update={"windows": [*req.windows[:i], sub, *req.windows[i + 1:]]})
+    wf = window_features(sub_req, i, clip_feats, cfg.encoders.clip_dim)
+    fps = cfg.sample_rate / cfg.downsampling
+    a0 = int(round((sub.start_s - w.start_s) * fps))
+    shifted = known.new_zeros(known.shape)
+    shifted[..., :known.shape[-1] - a0] = known[..., a0:]
+    return sub, wf, shifted
+
+
+def _continuation(req: Request, i: int, prev, cfg):
+    """(known latents, t0, t1) holding this window's overlap at the previous window's latents for
+    the same seconds, or None (no overlap, continuation off, or a window that starts at a cut with
+    at_cuts="change")."""
+    import torch
+
+    s, w = req.settings, req.windows[i]
+    if not s.continuation or w.overlap_s <= 0:
+        return None
+    if s.at_cuts == "change" and any(abs(c - w.start_s) < 1e-3 for c in req.cuts_s):
+        return None
+    pw, lat = prev
+    fps = cfg.sample_rate / cfg.downsampling  # latent frames per second
+    a0 = int(round((w.start_s - pw.start_s) * fps))
+    n = min(int(w.overlap_s * fps), lat.shape[-1] - a0)
+    if n <= 0 or a0 < 0:
+        return None
+    known = torch.zeros_like(lat)
+    known[..., :n] = lat[..., a0:a0 + n]
+    return known, (n + 0.5) / fps, cfg.window_seconds + 1.0  # regenerate from frame n on
+
+
+def window_seed(seed: int, index: int) -> int:
+    """The seed rule: each window its own noise, reproducible from the request's one seed."""
+    return seed + index
+
+
+def _sample_window(req: Request, i: int, pipe, wf, clip_feats: dict, prev, seed: int, kw: dict):
+    """One window's generation: a regenerate's inpainting (of its span when it has one), else a
+    fresh window continuing the previous one's overlap. Returns (spec sampled, generation)."""
+    import torch
+
+    w = req.windows[i]
+    if isinstance(req, RegenerateRequest):
+        known = torch.from_numpy(np.load(req.latents))
+        trim = req.span_start_s is not None
+        if trim:
+            w, wf, known = _span(req, i, clip_feats, pipe.cfg, known)
+        return w, pipe.regenerate(wf, known, req.region_start_s - w.start_s, req.region_end_s - w.start_s,
+                                  seed=seed, trim=trim, **kw)
+    hold = _continuation(req, i, prev, pipe.cfg) if prev is not None else None
+    return w, pipe.generate(wf, seed=seed, inpaint=hold, **kw)
+
+
+def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn,
+             cancelled: threading.Event) -> JobResult:
+    """The request's windows (a regenerate: its one window), written as window<i>-<stem>.wav/.npy."""
+    check_paths(req)
+    out = Path(req.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress("features", 0.0, "loading the model")
+    pipe = pipelines.get(req.model)
+    warnings: list[str] = []
+    progress("features", 0.02, "reading the picture")
+    clip_feats = _clip_features(req, pipe, warnings)
+    indices = [req.window] if isinstance(req, RegenerateRequest) else list(range(len(req.windows)))
+    s = req.settings
+    results, prev = [], None  # prev: (window spec, its latents) for continuation
+    for n, i in enumerate(indices):
+        if cancelled.is_set():
+            raise JobCancelled()
+        label = f"window {n + 1}/{len(indices)}"
+        wf = window_features(req, i, clip_feats, pipe.cfg.encoders.clip_dim)
+        progress("rhythm", 0.1 + 0.85 * n / len(indices), f"{label}: predicting the rhythm")
+
+        def on_step(k: int, total: int, n=n, label=label) -> None:
+            if cancelled.is_set():
+                raise JobCancelled()
+            progress("sampling", 0.1 + 0.85 * (n + k / total) / len(indices), f"{label}: sampling step {k}/{total}")
+
+        seed = window_seed(s.seed, i)
+        kw = dict(steps=s.steps or pipe.cfg.diffusion.steps, guidance=s.guidance, sampler=s.sampler, callback=on_step)
+        w, gen = _sample_window(req, i, pipe, wf, clip_feats, prev, seed, kw)
+        if not isinstance(req, RegenerateRequest):
+            prev = (w, gen.latents)
+        progress("writing", 0.1 + 0.85 * (n + 1) / len(indices), f"{label}: writing")
+        results.append(_write_window(out, f"window{i:02d}-{stem}", i, w, gen, seed))
+    progress("done", 1.0, "done")
+    return JobResult(kind=req.kind, model=req.model, sample_rate=pipe.cfg.sample_rate, windows=results,
+                     warnings=warnings)
+
+
+def _write_window(out: Path, stem: str, i: int, w: WindowSpec, gen, seed: int) -> WindowResult:
+    import soundfile as sf
+
+    wav, lat = _inside(out, f"{stem}.wav"), _inside(out, f"{stem}.npy")
+    atomic_write(wav, lambda p: sf.write(p, gen.audio.T, gen.sample_rate, subtype="FLOAT", format="WAV"))
+    atomic_write(lat, lambda p: _save_npy(p, gen.latents.numpy()))
+    return WindowResult(index=i, start_s=w.start_s, duration_s=w.duration_s, overlap_s=w.overlap_s, audio=str(wav),
+                        latents=str(lat), rhythm=[float(v) for v in gen.rhythm[:, 0]], seed=seed)
+
+
+# ---- one attempt at a job, with its outcome ---------------------------------------------------------
+
+@dataclass
+class Outcome:
+    state: str  # done, cancelled or failed
+    message: str
+    result: JobResult | None = None
+
+
+def job_files(req: Request, job_id: str, everything: bool) -> list[Path]:
+    """The files a run of this job writes into its output folder (window<i>-<id>.wav/.npy), and
+    the temporaries of a run that was killed mid-write; only those unless `everything`."""
+    out = Path(req.output_dir)
+    if not out.is_dir():
+        return []
+    stem = f"-{job_id[:8]}"
+    temps = list(out.glob(f".window*{stem}.*.tmp.*"))
+    return temps + list(out.glob(f"window*{stem}.*")) if everything else temps
+
+
+def _discard(req: Request, job_id: str, everything: bool) -> None:
+    try:
+        for p in job_files(req, job_id, everything):
+            p.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def run(req: Request, pipelines: Pipelines, job_id: str, progress: ProgressFn, cancelled: threading.Event) -> Outcome:
+    """One attempt: a killed run's temporaries cleared first; a job that does not finish leaves no
+    window files (nothing would ever read them); a crash is a failed job, never a dead worker."""
+    last = [""]
+
+    def noted(stage: str, frac: float, msg: str) -> None:
+        last[0] = msg
+        progress(stage, frac, msg)
+
+    _discard(req, job_id, everything=False)
+    try:
+        return Outcome("done", "done", generate(req, pipelines, job_id[:8], noted, cancelled))
+    except JobCancelled:
+        outcome = Outcome("cancelled", f"cancelled after: {last[0]}")
+    except CutscoreError as e:
+        outcome = Outcome("failed", str(e))
+    except Exception as e:  # noqa: BLE001 - a job's crash must not kill the worker
+        outcome = Outcome("failed", f"internal error: {type(e).__name__}: {e}")
+    _discard(req, job_id, everything=True)
+    return outcome

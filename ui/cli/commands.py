@@ -1,0 +1,221 @@
+"""The editor's commands (demo, plan, score, regenerate, resolve, panel, doctor) and the door to
+the engine's own (features, serve, train, evaluate, import-official, model-info: engine/tools.py, in
+a child process through core.client.run_tool). Torch-free: docs/ARCHITECTURE.md, layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from core.errors import CutscoreError
+from core.paths import DEMO_MODEL, ROOT
+from core.terminal import err as _err
+from core.terminal import out as _out
+from core.terminal import shown as _shown
+
+DEMO_TIMELINE = ROOT / "resources" / "demo" / "demo.otio"
+
+
+def cmd_doctor(args) -> int:
+    from core.client import find_server, tool_json
+
+    info = tool_json("runtime", {})  # torch and its device: asked of the engine's own process
+    server = find_server()
+    info["server"] = server or "not running"
+    if args.json:
+        _out(json.dumps(info, indent=2))
+        return 0
+    _out(f"python     {info['python']}")
+    _out(f"torch      {info['torch']} on {info['device']}")
+    for name, where in info["weights"].items():
+        _out(f"weights    {name}: {where}")
+    for tool in ("ffmpeg", "melt"):
+        _out(f"{tool:<10} {info['tools'][tool] or 'not found (apt-get install ' + tool + ')'}")
+    _out(f"server     {info['server']}")
+    return 0
+
+
+def _limits(args):
+    from plugin.timeline import Limits
+
+    return Limits(max_hours=args.max_hours, max_clips=args.max_clips, max_file_mb=args.max_file_mb)
+
+
+def cmd_plan(args) -> int:
+    from core.model_config import model_window_s
+    from plugin.plan import make_plan
+    from plugin.score import default_model
+    from plugin.timeline import read_timeline
+
+    tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink, limits=_limits(args), sequence=args.sequence)
+    window = args.window if args.window is not None else model_window_s(args.model or default_model()[0])
+    plan = make_plan(tl, window_s=window)
+    for w in tl.warnings:
+        _err(f"cutscore: warning: {w}")
+    if args.json:
+        _out(json.dumps(plan.to_dict(), indent=2))
+    else:
+        _out(plan.describe())
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import time
+
+    from core.client import connect
+    from core.model_config import model_window_s
+    from core.signal import cut_alignment
+    from plugin.plan import make_plan
+    from plugin.score import ScoreOptions, score_timeline
+    from plugin.timeline import read_timeline
+
+    t0 = time.monotonic()
+    have_model = (DEMO_MODEL / "config.json").exists()
+    tl = read_timeline(DEMO_TIMELINE)
+    plan = make_plan(tl, window_s=model_window_s(str(DEMO_MODEL)) if have_model else 30.0)
+    _out(plan.describe())
+    if not have_model:
+        _out("")
+        _out("No model is installed yet: the demo model (resources/models/demo) is not built, so this demo "
+             "stops at the score plan. See README.md, 'Weights'.")
+        return 0
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "demo-scored.otio"
+    _out("")
+    _out(f"scoring with the demo model (small, trained on synthetic music: see {DEMO_MODEL / 'MODEL_CARD.md'})")
+    r = score_timeline(DEMO_TIMELINE, out, connect(args.engine or "local"), ScoreOptions(model=str(DEMO_MODEL),
+                       seed=args.seed, force=True), on_progress=_Progress())
+    a = cut_alignment(r["music"], r["sample_rate"], r["cuts_s"])
+    _out(f"wrote {out} (open it in Resolve or Kdenlive, or `cutscore panel {out}`)")
+    _out(f"music: {r['sidecar']} ({r['segments']} WAVs, 24-bit {r['sample_rate']} Hz, {r['gain_db']:+.1f} dB to -14 LUFS)")
+    _out(f"cut alignment: {a['hit']}/{len(r['cuts_s'])} cuts have a musical onset within 100 ms; "
+         f"onset F-measure against the cuts {a['f']:.2f} (precision {a['p']:.2f}, recall {a['r']:.2f})")
+    for c, d in zip(r["cuts_s"], a["nearest_ms"]):
+        _out(f"  cut at {c:7.3f} s: nearest onset {d:+.0f} ms")
+    _out(f"done in {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+class _Progress:
+    """Engine progress on stderr: a line when the stage changes or every 10 %."""
+
+    def __init__(self):
+        self.last = None
+
+    def __call__(self, st) -> None:
+        key = (st.stage, int(st.progress * 10))
+        if key != self.last and st.state in ("running", "done"):
+            self.last = key
+            _err(f"cutscore: {st.progress:4.0%} {st.stage}: {st.message}")
+
+
+def cmd_score(args) -> int:
+    from core.client import connect
+    from plugin.score import ScoreOptions, score_timeline
+
+    opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
+                        sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
+                        hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
+                        sequence=args.sequence)
+    client = connect(args.engine)
+    r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
+                       on_progress=_Progress(), limits=_limits(args))
+    for n in r["notices"]:
+        _err(f"cutscore: warning: {n}")
+    _out(f"wrote {_shown(r['out'])} with the track 'cutscore music' ({r['segments']} clips, model {r['model']}, "
+         f"gain {r['gain_db']:+.1f} dB to {args.loudness:g} LUFS)")
+    _out(f"music: {_shown(r['sidecar'])}")
+    return 0
+
+
+def cmd_regenerate(args) -> int:
+    from core.client import connect
+    from plugin.regenerate import regenerate_clip
+
+    r = regenerate_clip(args.scored, args.clip, connect(args.engine), out_path=args.output, seed=args.seed,
+                        force=args.force, on_progress=_Progress())
+    _out(f"regenerated clip {r['clip']} {r['name']!r} (seed {r['seed']}): {r['wav']}")
+    _out(f"wrote {_shown(r['out'])}")
+    return 0
+
+
+def cmd_resolve(args) -> int:
+    from plugin.resolve import ResolveError, install
+
+    if args.resolve_cmd == "run":
+        return _resolve_run(args)
+    try:
+        paths = install(ROOT, sys.executable, dry_run=args.dry_run, system=args.os)
+    except (ResolveError, OSError) as e:
+        raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
+    verb = "would write" if args.dry_run else "wrote"
+    for p in paths:
+        _out(f"{verb} {_shown(p)}")
+    if not args.dry_run:
+        _out("in Resolve: Workspace > Scripts > Edit > cutscore (restart Resolve if the menu does not list it)")
+    return 0
+
+
+def _resolve_run(args) -> int:
+    """`cutscore resolve run score|regenerate`: the Lua launchers' half outside Resolve. Prints
+    "cutscore-clip\tWAV\tSTART\tEND\tRECORD" per music clip to place (score) or "cutscore-take\tWAV"
+    (regenerate), then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
+    from plugin import resolve as rs
+    from ui.cli import main
+
+    extra = list(args.extra or [])
+    try:
+        if args.action == "score":
+            src = Path(args.target)
+            rate = rs.exact_rate(args.rate)
+            out = src.with_name(f"{src.stem}-scored.otio")
+            if args.no_panel:
+                hits = ["--hits", ",".join(f"{f / rate:.6f}" for f in args.markers)] if args.markers else []
+                code = main(["score", str(src), "-o", str(out), "--force", *hits, *extra])
+            else:
+                code = main(["panel", str(src), *extra])  # the panel writes <stem>-scored.otio
+            if code:
+                return code
+            side = out.with_name(out.stem + ".cutscore")
+            if not (side / rs.STATE_FILE).exists():
+                raise CutscoreError("no music was written (the panel was closed before Generate?)")
+            state = json.loads((side / rs.STATE_FILE).read_text())
+            for wav, first, last, record in rs.placements(state, side, args.start_frame, rate):
+                _out(f"cutscore-clip\t{wav}\t{first}\t{last}\t{record}")
+        else:
+            side, state, seg = rs.segment_for_wav(Path(args.target))
+            scored = Path(state["scored"])
+            out = scored.with_name(scored.stem + "-regenerated.otio")
+            code = main(["regenerate", str(scored), "--clip", str(seg["index"]), "-o", str(out), "--force", *extra])
+            if code:
+                return code
+            state = json.loads((side / rs.STATE_FILE).read_text())
+            seg = next(s for s in state["segments"] if s["kind"] == "clip" and s["index"] == seg["index"])
+            _out(f"cutscore-take\t{side / seg['wav']}")
+    except rs.ResolveError as e:
+        raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
+    _out("cutscore-done")
+    return 0
+
+
+def cmd_panel(args) -> int:
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from ui.panel.window import run_panel
+
+    code = run_panel(args.timeline, args.screenshot)
+    if args.screenshot:
+        _out(f"wrote {args.screenshot}")
+    return code
+
+
+def engine_command(args) -> int:
+    """An engine command (engine/tools.py): the options as parsed here, run in the engine's process."""
+    from core.client import run_tool
+
+    options = {k: v for k, v in vars(args).items() if k not in ("fn", "command")}
+    return run_tool(args.command, options)
