@@ -72,9 +72,9 @@ def main() -> None:
         for cont in (False, True):
             r = score_timeline(tl, d / f"o{int(cont)}.otio", eng,
                                ScoreOptions(seed=0, continuation=cont, hit_sync=False, force=True))
-            y, sr = r["music"].mean(0), r["sample_rate"]
-            joins = [w["start_s"] + w["overlap_s"] / 2 for w in r["windows"][1:]]
-            edges = [(w["start_s"], w["start_s"] + w["duration_s"]) for w in r["windows"]]
+            y, sr = r.music.mean(0), r.sample_rate
+            joins = [w.start_s + w.overlap_s / 2 for w in r.windows[1:]]
+            edges = [(w.start_s, w.start_s + w.duration_s) for w in r.windows]
             inner = [c for c in cuts if any(a + SPAN_S < c < b - SPAN_S for a, b in edges)
                      and all(abs(c - j) > SPAN_S for j in joins)]
             label = "continuation" if cont else "independent"

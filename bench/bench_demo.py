@@ -80,13 +80,16 @@ def demo_music(folder: Path) -> tuple[np.ndarray, int, list[float]]:
     """The music `make demo` wrote (its sidecar's clip WAVs in timeline order) and the demo's cuts."""
     import soundfile as sf
 
+    from plugin.names import STATE_FILE
+    from plugin.state import parse
+
     side = next(folder.glob("*.cutscore"))
-    state = json.loads((side / "cutscore.json").read_text())
+    state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
     parts, sr = [], 48000
-    for seg in sorted(state["segments"], key=lambda s: s["start"]):
-        y, sr = sf.read(side / seg["wav"], dtype="float32", always_2d=True)
+    for seg in sorted(state.segments, key=lambda s: s.start):
+        y, sr = sf.read(side / seg.wav, dtype="float32", always_2d=True)
         parts.append(y.mean(1))
-    return np.concatenate(parts), sr, list(state["request"]["cuts_s"])
+    return np.concatenate(parts), sr, list(state.request.cuts_s)
 
 
 def triad_chroma_bits(sr: int = 16000) -> float:

@@ -30,10 +30,10 @@ from plugin.score import ScoreOptions, score_timeline  # noqa: E402
 
 
 def offsets(result) -> list[float | None]:
-    music, sr = result["music"], result["sample_rate"]
+    music, sr = result.music, result.sample_rate
     mono = music.mean(0)
     floor = hitsync.onset_floor(mono, sr)
-    targets = sorted(set(result["cuts_s"]))
+    targets = sorted(set(result.cuts_s))
     return [None if (o := hitsync.strongest_onset(mono, sr, t, floor)) is None else (o - t) * 1000 for t in targets]
 
 
@@ -41,7 +41,7 @@ def deepest_dip_db(result) -> float:
     import librosa
     from scipy.ndimage import median_filter
 
-    y, sr = result["music"].mean(0), result["sample_rate"]
+    y, sr = result.music.mean(0), result.sample_rate
     spec = np.abs(librosa.stft(y, n_fft=2048, hop_length=512)) ** 2
     f = librosa.fft_frequencies(sr=sr, n_fft=2048)
     edges = 500 * 2 ** (np.arange(0, 3.01, 1 / 3))

@@ -1,6 +1,6 @@
 """Dataclass configs for Diff-V2M (Ji et al., "A Hierarchical Conditional Diffusion Model with
 Explicit Rhythmic Modeling for Video-to-Music Generation"), one per component, round-tripping to
-JSON. The numbers and their sources are in shared/design/MODEL_SPEC.md; the three shipped presets
+JSON. The numbers and their sources are in docs/MODEL_SPEC.md; the three shipped presets
 live in resources/configs/ (`paper`, `official`, `debug`).
 
     from core.model_config import load_config

@@ -41,3 +41,20 @@ def same_segment(a: str, b: str) -> bool:
 def take_pattern(name: str) -> re.Pattern:
     """Any take of the segment `name` is a take of: clip003-v1.wav, clip003-v2.wav, ..."""
     return re.compile(re.escape(take_stem(name)) + r"-v\d+\.wav")
+
+
+def read_segments(side) -> tuple[str, list[dict]]:
+    """(the scored timeline's path, the segments' records) of the sidecar folder `side`, read with
+    the standard library: the view of the sidecar (plugin/state.py, typed) that DaVinci Resolve's own
+    Python has, where pydantic is not installed. Raises ValueError for a file no cutscore wrote."""
+    import json
+    from pathlib import Path
+
+    path = Path(side) / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not readable ({e}); score the timeline again") from None
+    if not isinstance(data, dict) or data.get("version") not in (1, 2) or not data.get("segments"):
+        raise ValueError(f"{path}: not a cutscore state file this version reads; score the timeline again")
+    return str(data.get("scored", "")), list(data["segments"])

@@ -6,9 +6,9 @@ blended into the old audio so the joins stay continuous; the other WAVs are not 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from core.api import JobStatus, RegenerateRequest
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, atomic_write, atomic_write_text, exclusive
-from plugin.names import STATE_FILE, same_segment, take_name, take_pattern, take_version
+from plugin.names import same_segment, take_name, take_pattern, take_version
 from plugin.render import (
     StitchWindow,
     apply_gain,
@@ -29,7 +29,7 @@ from plugin.render import (
     write_wav,
 )
 from plugin.score import sync_hits
-from plugin.state import load_state, wav_path
+from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, wav_path
 from plugin.timeline import ADAPTERS
 from plugin.writeback import music_track
 
@@ -39,31 +39,50 @@ EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new 
 REGEN_MARGIN_S = 1.5  # a regenerate samples the clip plus this much context either side (held)
 
 
-def _locate(state: dict, clip: str, scored_path: Path):
-    """The clip's segment (by index or name), its timeline range, the window that holds its middle,
-    the region to regenerate (the clip within that window) and the span to sample (+- the margin)."""
-    segs = [s for s in state["segments"] if s["kind"] == "clip"]
-    target = next((s for s in segs if str(s["index"]) == clip), None) or next((s for s in segs if s["name"] == clip), None)
+@dataclass
+class RegenerateResult:
+    out: Path  # the regenerated timeline
+    wav: Path  # the clip's new take
+    clip: int
+    name: str
+    seed: int  # the request's seed (the engine seeds the window from it: engine/inference.py window_seed)
+    window: int
+
+
+@dataclass
+class _Where:
+    """What a regenerate re-samples: the clip's segment and range, the window holding its middle, the
+    region (the clip within that window) and the span sampled (the region +- the margin)."""
+
+    target: SegmentRecord
+    rng: TimeRange
+    window: int
+    region: tuple[float, float]
+    span: tuple[float, float]
+
+
+def _locate(state: Sidecar, clip: str, scored_path: Path) -> _Where:
+    segs = state.clips()
+    target = next((s for s in segs if str(s.index) == clip), None) or next((s for s in segs if s.name == clip), None)
     if target is None:
-        names = ", ".join(f"{s['index']} {s['name']!r}" for s in segs)
+        names = ", ".join(f"{s.index} {s.name!r}" for s in segs)
         raise CutscoreError(f"{scored_path}: no clip {clip!r}; the clips are {names}")
-    rate = target["rate"]
-    rng = TimeRange(RationalTime(target["start"], rate), RationalTime(target["duration"], rate))
+    rng = target.range
     a_s, b_s = rng.start_time.to_seconds(), rng.end_time_exclusive().to_seconds()
-    windows = state["windows"]
     mid = (a_s + b_s) / 2
-    wi = next(i for i, w in enumerate(windows) if w["start_s"] <= mid <= w["start_s"] + w["duration_s"]
-              or i == len(windows) - 1)
-    w = windows[wi]
-    region = (max(a_s, w["start_s"]), min(b_s, w["start_s"] + w["duration_s"]))
+    wi = next(i for i, w in enumerate(state.windows) if w.start_s <= mid <= w.start_s + w.duration_s
+              or i == len(state.windows) - 1)
+    w = state.windows[wi]
+    region = (max(a_s, w.start_s), min(b_s, w.start_s + w.duration_s))
     # regenerate by the clip: sample the clip plus a margin each side, not the whole window
-    span = (max(w["start_s"], region[0] - REGEN_MARGIN_S), min(w["start_s"] + w["duration_s"], region[1] + REGEN_MARGIN_S))
-    return target, rng, wi, region, span
+    span = (max(w.start_s, region[0] - REGEN_MARGIN_S), min(w.start_s + w.duration_s, region[1] + REGEN_MARGIN_S))
+    return _Where(target, rng, wi, region, span)
 
 
 def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, out_path: str | Path | None = None,
                     seed: int | None = None, force: bool = False,
-                    on_progress: Callable[[JobStatus], None] | None = None, hits_s: list[float] | None = None) -> dict:
+                    on_progress: Callable[[JobStatus], None] | None = None,
+                    hits_s: list[float] | None = None) -> RegenerateResult:
     """hits_s: hit points to add to the score's (seconds from the timeline start, e.g. placed in the
     panel since): scene onsets for the clip's new take, kept in the sidecar's request."""
     from plugin.timeline import load_otio
@@ -84,72 +103,72 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
             from None
 
 
-def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_path, seed, force, on_progress,
-                hits_s) -> dict:
-    side, state = load_state(scored_path, scored)  # again, under the lock: the state as the last writer left it
-    target, rng, wi, region, span = _locate(state, clip, scored_path)
-    if not (side / target["wav"]).is_file():
-        raise CutscoreError(f"{side / target['wav']}: the music of clip {target['index']} ({target['name']!r}) is "
-                            f"missing; restore the file into {side.name}, or score the timeline again with `cutscore score`")
-    rate, w = target["rate"], state["windows"][wi]
-    old_seed = w["seed"] - wi
-    new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
-    if new_seed == old_seed:
-        new_seed += 1
-    req_data = dict(state["request"])
-    req_data["settings"] = dict(req_data["settings"], seed=new_seed)
+def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None) -> RegenerateRequest:
+    """The score's request again, for the clip's span with a new seed (and any hit points added)."""
+    base = state.request
     if hits_s is not None:
-        on_frames = (RationalTime.from_seconds(float(h), rate).round().to_seconds() for h in hits_s)  # as score does
-        req_data["hits_s"] = sorted({round(h, 6) for h in [*req_data.get("hits_s", []), *on_frames]
-                                     if 0 <= h <= state["request"]["duration_s"]})
-        state["request"]["hits_s"] = req_data["hits_s"]
-    req = RegenerateRequest(**{k: v for k, v in req_data.items() if k != "kind"}, window=wi, region_start_s=region[0],
-                            region_end_s=region[1], latents=w["latents"], span_start_s=span[0], span_end_s=span[1])
-    takes = [v for p in side.glob("*.wav") if same_segment(p.name, target["wav"]) and (v := take_version(p.name))]
+        on_frames = (RationalTime.from_seconds(float(h), at.target.rate).round().to_seconds() for h in hits_s)
+        base.hits_s = sorted({round(h, 6) for h in [*base.hits_s, *on_frames] if 0 <= h <= base.duration_s})
+    return RegenerateRequest(**base.model_dump(exclude={"kind", "settings"}),
+                             settings=base.settings.model_copy(update={"seed": seed}), window=at.window,
+                             region_start_s=at.region[0], region_end_s=at.region[1],
+                             latents=state.windows[at.window].latents, span_start_s=at.span[0], span_end_s=at.span[1])
+
+
+def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_path, seed, force, on_progress,
+                hits_s) -> RegenerateResult:
+    side, state = load_state(scored_path, scored)  # again, under the lock: the state as the last writer left it
+    at = _locate(state, clip, scored_path)
+    target = at.target
+    if not (side / target.wav).is_file():
+        raise CutscoreError(f"{side / target.wav}: the music of clip {target.index} ({target.name!r}) is missing; "
+                            f"restore the file into {side.name}, or score the timeline again with `cutscore score`")
+    new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+    if new_seed == state.request.settings.seed:  # the score's own seed would sample the same take again
+        new_seed += 1
+    req = _request(state, at, new_seed, hits_s)
+    takes = [v for p in side.glob("*.wav") if same_segment(p.name, target.wav) and (v := take_version(p.name))]
     version = 1 + max(takes, default=0)
     out_path = _output_path(scored_path, out_path, version, force)
     engine_dir = Path(req.output_dir)
     before = set(engine_dir.iterdir()) if engine_dir.is_dir() else set()
     landed: list[bool] = []
     try:
-        return _take(scored_path, scored, side, state, target, rng, wi, region, span, new_seed, version, out_path,
+        return _take(scored_path, scored, side, state, at, new_seed, version, out_path,
                      run_job(client, req, on_progress), landed)
     except BaseException:  # an attempt whose take the sidecar does not record leaves none of its files
         if not landed:
             new = (set(engine_dir.iterdir()) if engine_dir.is_dir() else set()) - before
-            for p in [*new, side / take_name("clip", target["index"], version)]:
+            for p in [*new, side / take_name("clip", target.index, version)]:
                 if p.is_file():
                     p.unlink()
         raise
 
 
-def _take(scored_path, scored, side, state, target, rng, wi, region, span, new_seed, version, out_path, result,
-          landed: list) -> dict:
+def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, version, out_path, result,
+          landed: list) -> RegenerateResult:
     """The engine's new span spliced into the clip's WAV as take `version`, recorded (then `landed`
     holds True), written out."""
-    rate = target["rate"]
-    new_w = result.windows[0].model_dump()  # the span [span_start, span_end), not the whole window
-    sr = state["sample_rate"]
-    span_range = TimeRange(RationalTime.from_seconds(new_w["start_s"], rate).round(),
-                           RationalTime.from_seconds(new_w["duration_s"], rate).round())
+    target, rate, sr = at.target, at.target.rate, state.sample_rate
+    new_w = result.windows[0]  # the span [span_start, span_end), not the whole window
+    span_range = TimeRange(RationalTime.from_seconds(new_w.start_s, rate).round(),
+                           RationalTime.from_seconds(new_w.duration_s, rate).round())
     music = _span_music(state, new_w, span_range.duration)
-    old_audio, _ = read_wav(side / target["wav"])
-    new_audio = _splice(old_audio, music, to_samples(span_range.start_time - rng.start_time, sr),
-                        (to_samples(RationalTime.from_seconds(region[0], rate) - rng.start_time, sr),
-                         to_samples(RationalTime.from_seconds(region[1], rate) - rng.start_time, sr)),
+    old_audio, _ = read_wav(side / target.wav)
+    new_audio = _splice(old_audio, music, to_samples(span_range.start_time - at.rng.start_time, sr),
+                        (to_samples(RationalTime.from_seconds(at.region[0], rate) - at.rng.start_time, sr),
+                         to_samples(RationalTime.from_seconds(at.region[1], rate) - at.rng.start_time, sr)),
                         int(EDGE_BLEND_S * sr))
-    wav = side / take_name("clip", target["index"], version)
+    wav = side / take_name("clip", target.index, version)
     write_wav(wav, new_audio, sr)
-    target_wav_old = target["wav"]
-    target["wav"] = wav.name
-    state.setdefault("history", []).append({"clip": target["index"], "seed": new_seed, "window": wi,
-                                            "span_s": list(span), "replaced": target_wav_old, "wav": wav.name,
-                                            "latents": new_w["latents"]})
-    atomic_write_text(side / STATE_FILE, json.dumps(state, indent=2))
+    replaced, target.wav = target.wav, wav.name
+    state.history.append(Regeneration(clip=target.index, seed=new_seed, window=at.window, span_s=list(at.span),
+                                      replaced=replaced, wav=wav.name, latents=new_w.latents))
+    state.save(side)
     landed.append(True)
-    _write_regenerated(scored_path, scored, side / target_wav_old, wav, out_path, target["name"])
-    return {"out": str(out_path), "wav": str(wav), "clip": target["index"], "name": target["name"], "seed": new_seed,
-            "window": wi}
+    _write_regenerated(scored_path, scored, side / replaced, wav, out_path, target.name)
+    return RegenerateResult(out=out_path, wav=wav, clip=target.index, name=target.name, seed=new_seed,
+                            window=at.window)
 
 
 def _output_path(scored_path: Path, out_path: str | Path | None, version: int, force: bool) -> Path:
@@ -165,16 +184,16 @@ def _output_path(scored_path: Path, out_path: str | Path | None, version: int, f
     return out_path
 
 
-def _span_music(state: dict, new_w: dict, duration: RationalTime) -> np.ndarray:
+def _span_music(state: Sidecar, new_w, duration: RationalTime) -> np.ndarray:
     """The engine's new span as the score's music was made: rendered at the score's rate, its hits
     warped as the score's were (so the new take lands them too), the score's gain."""
-    sr = state["sample_rate"]
-    music = render_music([StitchWindow(0.0, new_w["duration_s"], 0.0, read_wav(new_w["audio"])[0])],
-                         state["model_sample_rate"], duration, sr)
-    if state.get("hit_sync"):
-        targets = [o["target_s"] - new_w["start_s"] for o in state["hit_sync"]["offsets"]]
-        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w["duration_s"]], True)
-    return apply_gain(music, state["gain_db"])
+    sr = state.sample_rate
+    music = render_music([StitchWindow(0.0, new_w.duration_s, 0.0, read_wav(new_w.audio)[0])],
+                         state.model_sample_rate, duration, sr)
+    if state.hit_sync:
+        targets = [o["target_s"] - new_w.start_s for o in state.hit_sync["offsets"]]
+        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w.duration_s], True)
+    return apply_gain(music, state.gain_db)
 
 
 def _splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:
@@ -238,7 +257,7 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
                                                                    **kwargs))
 
 
-def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | Path | None = None) -> dict:
+def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | Path | None = None) -> Choice:
     """Make the timeline play `take` (a WAV name from takes_of) for the clip: the sidecar records the
     choice and the scored timeline (or out_path, in the same format) points the clip's music at it."""
     from plugin.timeline import load_otio
@@ -246,16 +265,17 @@ def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | P
     scored_path = Path(scored_path)
     scored = load_otio(scored_path)
     side, state = load_state(scored_path, scored)
-    target = next((s for s in state["segments"] if s["kind"] == "clip" and s["index"] == clip), None)
+    target = state.clip(clip)
     if target is None:
         raise CutscoreError(f"{scored_path}: no clip {clip}")
-    if not take_pattern(target["wav"]).fullmatch(take) or not (side / take).exists():
+    if not take_pattern(target.wav).fullmatch(take) or not (side / take).exists():
         raise CutscoreError(f"{take}: not a take of clip {clip} in {side}")
-    old = target["wav"]
-    if old != take:
-        target["wav"] = take
-        state.setdefault("choices", []).append({"clip": clip, "from": old, "to": take})
-        atomic_write_text(side / STATE_FILE, json.dumps(state, indent=2))
-        _write_regenerated(scored_path, scored, side / old, side / take, Path(out_path or scored_path), target["name"])
-    return {"clip": clip, "take": take, "previous": old}
+    choice = Choice(clip=clip, from_=target.wav, to=take)
+    if choice.from_ != take:
+        target.wav = take
+        state.choices.append(choice)
+        state.save(side)
+        _write_regenerated(scored_path, scored, side / choice.from_, side / take, Path(out_path or scored_path),
+                           target.name)
+    return choice
 

@@ -31,7 +31,6 @@ cutscore writes nothing into the user's markers.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -43,6 +42,7 @@ from plugin.names import (  # standard library only, as this module
     BIN_NAME,
     STATE_FILE,
     TRACK_NAME,
+    read_segments,
     same_segment,
 )
 
@@ -202,34 +202,44 @@ def _frames(value: float, rate: float, timeline_rate: float) -> int:
     return int(round(value * timeline_rate / rate))
 
 
-def placements(state: dict, side: Path, start_frame: int, timeline_rate: float) -> list[tuple[Path, int, int, int]]:
-    """(WAV, startFrame, endFrame inclusive, recordFrame) of every music segment on a timeline that
-    starts at `start_frame` (GetStartFrame) and runs at `timeline_rate`."""
+def placements(segments: list[dict], side: Path, start_frame: int,
+               timeline_rate: float) -> list[tuple[Path, int, int, int]]:
+    """(WAV, startFrame, endFrame inclusive, recordFrame) of every music segment (the sidecar's
+    records) on a timeline that starts at `start_frame` (GetStartFrame) and runs at `timeline_rate`."""
     out = []
-    for seg in state["segments"]:
+    for seg in segments:
         dur = _frames(seg["duration"], seg["rate"], timeline_rate)
         if dur > 0:
             out.append((side / seg["wav"], 0, dur - 1, start_frame + _frames(seg["start"], seg["rate"], timeline_rate)))
     return out
 
 
-def clip_infos(state: dict, side: Path, items: dict, track: int, start_frame: int, timeline_rate: float) -> list[dict]:
+def clip_infos(segments: list[dict], side: Path, items: dict, track: int, start_frame: int,
+               timeline_rate: float) -> list[dict]:
     return [{"mediaPoolItem": items[os.path.normpath(str(wav))], "startFrame": first, "endFrame": last,
              "mediaType": 2, "trackIndex": track, "recordFrame": record}
-            for wav, first, last, record in placements(state, side, start_frame, timeline_rate)]
+            for wav, first, last, record in placements(segments, side, start_frame, timeline_rate)]
 
 
-def segment_for_wav(wav: Path) -> tuple[Path, dict, dict]:
-    """(sidecar folder, its state, the segment) of a music WAV on a Resolve timeline."""
+def _segments(side: Path) -> tuple[str, list[dict]]:
+    """The sidecar's scored path and segments, as Resolve's own Python reads them (names.read_segments)."""
+    try:
+        return read_segments(side)
+    except ValueError as e:
+        raise ResolveError(f"cutscore: {e}") from None
+
+
+def segment_for_wav(wav: Path) -> tuple[Path, str, dict]:
+    """(sidecar folder, the scored timeline, the segment) of a music WAV on a Resolve timeline."""
     side = wav.parent
     if not (side / STATE_FILE).exists():
         raise ResolveError(f"cutscore: {wav} is not cutscore music (no {STATE_FILE} beside it)")
-    state = json.loads((side / STATE_FILE).read_text())
-    seg = next((s for s in state["segments"] if same_segment(s["wav"], wav.name)), None)
+    scored, segments = _segments(side)
+    seg = next((s for s in segments if same_segment(s["wav"], wav.name)), None)
     if seg is None or seg["kind"] != "clip":
         raise ResolveError("cutscore: the music under the playhead lies under a gap in the picture; put the "
                            "playhead on music under a clip")
-    return side, state, seg
+    return side, scored, seg
 
 
 def music_track_index(timeline) -> int | None:
@@ -242,14 +252,14 @@ def music_track_index(timeline) -> int | None:
 def import_music(project, timeline, side: Path) -> list:
     """The scored music onto a new "cutscore music" audio track of `timeline` (any earlier cutscore
     track is left alone: the editor deletes it when the new one is right)."""
-    state = json.loads((side / STATE_FILE).read_text())
+    _, segments = _segments(side)
     pool = project.GetMediaPool()
-    items = _import(pool, [side / s["wav"] for s in state["segments"]])
+    items = _import(pool, [side / s["wav"] for s in segments])
     if not timeline.AddTrack("audio", "stereo"):
         raise ResolveError("cutscore: Resolve refused to add an audio track to the timeline (is it locked?)")
     track = int(timeline.GetTrackCount("audio"))
     timeline.SetTrackName("audio", track, TRACK_NAME)
-    infos = clip_infos(state, side, items, track, int(timeline.GetStartFrame()), frame_rate(timeline))
+    infos = clip_infos(segments, side, items, track, int(timeline.GetStartFrame()), frame_rate(timeline))
     placed = pool.AppendToTimeline(infos) or []
     if len(placed) != len(infos):
         raise ResolveError(f"cutscore: Resolve placed {len(placed)} of {len(infos)} music clips; "
@@ -279,8 +289,8 @@ def _timecode_frames(tc: str, rate: float, drop: bool = False) -> int:
 def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
     """After `cutscore regenerate`: the music item playing old_wav plays its newest take instead,
     same track and position; the old take stays in the bin."""
-    state = json.loads((side / STATE_FILE).read_text())
-    seg = next((s for s in state["segments"] if same_segment(s["wav"], old_wav.name)), None)
+    _, segments = _segments(side)
+    seg = next((s for s in segments if same_segment(s["wav"], old_wav.name)), None)
     if seg is None:
         raise ResolveError(f"cutscore: {old_wav.name} is not a segment of {side / STATE_FILE}")
     new_wav = side / seg["wav"]
@@ -347,9 +357,9 @@ def regenerate_under_playhead(resolve, python: str, log=lambda message: None, ex
     if item is None:
         raise ResolveError(f"cutscore: no music clip under the playhead on '{TRACK_NAME}'; move the playhead onto one")
     wav = Path(item.GetMediaPoolItem().GetClipProperty("File Path"))
-    side, state, seg = segment_for_wav(wav)
-    out = Path(state["scored"]).with_name(Path(state["scored"]).stem + "-regenerated.otio")
-    _run([python, "-m", "ui.cli", "regenerate", state["scored"], "--clip", str(seg["index"]), "-o", str(out),
+    side, scored, seg = segment_for_wav(wav)
+    out = Path(scored).with_name(Path(scored).stem + "-regenerated.otio")
+    _run([python, "-m", "ui.cli", "regenerate", scored, "--clip", str(seg["index"]), "-o", str(out),
           "--force", *(extra or [])], log)
     return replace_take(project, timeline, side, wav, item)
 

@@ -2,22 +2,23 @@
 timeline -> plan -> engine (windows) -> stitch, resample, exact length, loudness -> hit sync -> one
 24-bit WAV per picture item in `<OUT stem>.cutscore/` -> a NEW timeline with the "cutscore music"
 track. cutscore's state (model, seed, settings, windows, latents, gain) goes to the sidecar
-(plugin/state.py) and is summarised under metadata["cutscore"].
+(plugin/state.py, typed) and is summarised under metadata["cutscore"]. docs/ARCHITECTURE.md follows
+one score through every module.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
+from pydantic import Field
 
-from core.api import ClipSpan, JobStatus, ScoreRequest, Settings, WindowSpec
+from core.api import ClipSpan, JobStatus, ScoreRequest, Settings, WindowResult, WindowSpec
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
@@ -33,26 +34,41 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.state import STATE_VERSION, rebase_state, sidecar_dir
+from plugin.state import SegmentRecord, Sidecar, sidecar_dir
 from plugin.timeline import Limits, Timeline, _unique_sorted, read_timeline
 from plugin.writeback import Segment, check_output, write_scored
 
 
-@dataclass
-class ScoreOptions:
-    model: str | None = None
-    seed: int = 0
-    steps: int | None = None
-    guidance: float | None = None
-    sampler: str | None = None
-    loudness: float = -14.0
-    sample_rate: int = 48000
+class ScoreOptions(Settings):
+    """What a score is asked: the generation Settings (core/api.py: seed, steps, guidance, sampler,
+    at_cuts, continuation; None = the model's own, declared there once) and the score's own."""
+
+    model: str | None = None  # a folder or preset; None: the demo model, else debug (default_model)
+    loudness: float = -14.0  # integrated loudness target, LUFS
+    sample_rate: int = 48000  # the WAVs' rate
     force: bool = False
-    hits_s: list[float] = field(default_factory=list)  # extra hit points (Resolve's markers), seconds
+    hits_s: list[float] = Field(default_factory=list)  # extra hit points (Resolve's markers), seconds
     hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
-    at_cuts: str = "continue"  # "change": a window starting at a cut begins afresh
-    continuation: bool = True  # False: every window sampled independently (for comparison)
     sequence: str | None = None  # a Kdenlive project's sequence other than the active one (name or uuid)
+
+    def settings(self) -> Settings:
+        return Settings(**self.model_dump(include=set(Settings.model_fields)))
+
+
+@dataclass
+class ScoreResult:
+    """What a score wrote and heard: the command line and the panel report it."""
+
+    out: Path  # the scored timeline
+    sidecar: Path  # its `.cutscore` folder
+    segments: int  # music WAVs written (one per picture clip or gap)
+    model: str
+    gain_db: float  # applied to reach the loudness target
+    notices: list[str]  # warnings for the user (offline media, the model's)
+    cuts_s: list[float]
+    music: np.ndarray  # (channels, samples) the whole score at sample_rate
+    sample_rate: int
+    windows: list[WindowResult]
 
 
 def default_model() -> tuple[str, str | None]:
@@ -90,12 +106,9 @@ def picture_segments(tl: Timeline) -> list[tuple[str, int, str, TimeRange]]:
     return items
 
 
-def _windows_audio(results) -> list[StitchWindow]:
-    out = []
-    for w in sorted(results, key=lambda r: r["start_s"]):
-        audio, _ = read_wav(w["audio"])
-        out.append(StitchWindow(w["start_s"], w["duration_s"], w["overlap_s"], audio))
-    return out
+def _windows_audio(results: list[WindowResult]) -> list[StitchWindow]:
+    return [StitchWindow(w.start_s, w.duration_s, w.overlap_s, read_wav(w.audio)[0])
+            for w in sorted(results, key=lambda r: r.start_s)]
 
 
 def _cut(music: np.ndarray, r: TimeRange, sr: int) -> np.ndarray:
@@ -104,7 +117,7 @@ def _cut(music: np.ndarray, r: TimeRange, sr: int) -> np.ndarray:
 
 def score_timeline(timeline_path: str | Path, out_path: str | Path, client: EngineClient, opts: ScoreOptions,
                    rate: float | None = None, relink: str | None = None,
-                   on_progress: Callable[[JobStatus], None] | None = None, limits: Limits = Limits()) -> dict:
+                   on_progress: Callable[[JobStatus], None] | None = None, limits: Limits = Limits()) -> ScoreResult:
     timeline_path, out_path = Path(timeline_path), Path(out_path)
     _check_paths(timeline_path, out_path, opts.force)
     try:
@@ -116,7 +129,7 @@ def score_timeline(timeline_path: str | Path, out_path: str | Path, client: Engi
 
 
 def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: ScoreOptions, rate, relink,
-           on_progress, limits: Limits) -> dict:
+           on_progress, limits: Limits) -> ScoreResult:
     side = _check_paths(timeline_path, out_path, opts.force)  # again: the holder before us may have written it
     tl = read_timeline(timeline_path, rate=rate, relink=relink, limits=limits, sequence=opts.sequence)
     if opts.hits_s:
@@ -136,33 +149,27 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         shutil.rmtree(work)
     work.mkdir()
     try:
-        settings = Settings(seed=opts.seed, steps=opts.steps, guidance=opts.guidance, sampler=opts.sampler,
-                            at_cuts=opts.at_cuts, continuation=opts.continuation)
-        req = build_request(plan, model, settings, work / "engine")
+        req = build_request(plan, model, opts.settings(), work / "engine")
         result = run_job(client, req, on_progress)
         notices.extend(result.warnings)
-        windows = [w.model_dump() for w in result.windows]
-        music = render_music(_windows_audio(windows), result.sample_rate, tl.duration, opts.sample_rate)
+        music = render_music(_windows_audio(result.windows), result.sample_rate, tl.duration, opts.sample_rate)
         targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits})
         music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync)
         gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)
         music = apply_gain(music, gain)
         segments = _write_segments(tl, music, opts.sample_rate, side, work)
-        state = {
-            "version": STATE_VERSION, "timeline": str(timeline_path.resolve()), "scored": str(out_path.resolve()),
-            "model": model, "settings": settings.model_dump(), "loudness_lufs": opts.loudness, "gain_db": gain,
-            "sample_rate": opts.sample_rate, "model_sample_rate": result.sample_rate,
-            "request": json.loads(req.model_dump_json()), "windows": windows, "hit_sync": sync,
-            "segments": [_segment_entry(s) for s in segments],
-        }
+        state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
+                        settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
+                        model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
+                        segments=[SegmentRecord.of(s.kind, s.index, s.name, s.range, s.wav.name) for s in segments])
         _commit_sidecar(state, work, side)
-        write_scored(tl, segments, _scored_meta(state, opts.seed, side), out_path)
+        write_scored(tl, segments, _scored_meta(state, side), out_path)
     finally:
         if work.exists():
             shutil.rmtree(work)
-    return {"out": str(out_path), "sidecar": str(side), "segments": len(segments), "model": model,
-            "gain_db": gain, "notices": notices, "cuts_s": [c.to_seconds() for c in tl.cuts],
-            "music": music, "sample_rate": opts.sample_rate, "windows": state["windows"]}
+    return ScoreResult(out=out_path, sidecar=side, segments=len(segments), model=model, gain_db=gain, notices=notices,
+                       cuts_s=[c.to_seconds() for c in tl.cuts], music=music, sample_rate=opts.sample_rate,
+                       windows=state.windows)
 
 
 def _check_paths(timeline_path: Path, out_path: Path, force: bool) -> Path:
@@ -191,27 +198,21 @@ def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path) -> l
     return segments
 
 
-def _segment_entry(s: Segment) -> dict:
-    return {"kind": s.kind, "index": s.index, "name": s.name, "start": s.range.start_time.value,
-            "duration": s.range.duration.value, "rate": s.range.duration.rate, "wav": s.wav.name}
-
-
-def _commit_sidecar(state: dict, work: Path, side: Path) -> None:
+def _commit_sidecar(state: Sidecar, work: Path, side: Path) -> None:
     """The state into the work folder, then the work folder in place of the sidecar, in one rename."""
-    rebase_state(state, work / "engine", side / "engine")
-    (work / STATE_FILE).write_text(json.dumps(state, indent=2))
+    state.rebase(work / "engine", side / "engine")
+    (work / STATE_FILE).write_text(state.to_json())
     if side.exists():
         shutil.rmtree(side)
     os.replace(work, side)
 
 
-def _scored_meta(state: dict, seed: int, side: Path) -> dict:
+def _scored_meta(state: Sidecar, side: Path) -> dict:
     """What the scored timeline's metadata says of the music (the sidecar has the rest)."""
-    return {"model": state["model"], "seed": seed, "settings": state["settings"], "sidecar": str(side.resolve()),
-            "loudness_lufs": state["loudness_lufs"], "gain_db": round(state["gain_db"], 3),
-            "sample_rate": state["sample_rate"],
-            "windows": [{"start_s": w["start_s"], "duration_s": w["duration_s"], "latents": w["latents"]}
-                        for w in state["windows"]]}
+    return {"model": state.model, "seed": state.settings.seed, "settings": state.settings.model_dump(),
+            "sidecar": str(side.resolve()), "loudness_lufs": state.loudness_lufs, "gain_db": round(state.gain_db, 3),
+            "sample_rate": state.sample_rate,
+            "windows": [{"start_s": w.start_s, "duration_s": w.duration_s, "latents": w.latents} for w in state.windows]}
 
 
 def sync_hits(music: np.ndarray, sr: int, targets: list[float], enabled: bool):

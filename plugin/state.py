@@ -1,7 +1,12 @@
-"""cutscore's state next to a scored timeline (torch-free): the sidecar folder `<OUT stem>.cutscore/`
-with its WAVs and `cutscore.json` (kept beside the timeline because Resolve drops unknown metadata),
-found again from the music clips' WAV paths, the scored music read back, and exports that carry the
-sidecar along.
+"""The sidecar: cutscore's state next to a scored timeline, one typed, versioned record (pydantic,
+like core/api.py) that every reader and writer goes through. It lives in `<OUT stem>.cutscore/`
+(sidecar_dir) with the takes' WAVs, as STATE_FILE (kept beside the timeline because Resolve drops
+unknown metadata), and is found again from the music clips' WAV paths.
+
+The names it owns (STATE_FILE, TRACK_NAME, the take naming) are spelled in plugin/names.py, which
+stays standard-library only for the one reader outside our Python: plugin/resolve.py inside
+DaVinci Resolve's own interpreter (names.read_segments). A file of an older version loads through
+an explicit upgrade (`upgrade`); a newer or damaged one is refused in one line.
 """
 
 from __future__ import annotations
@@ -9,27 +14,134 @@ from __future__ import annotations
 import json
 import urllib.parse
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.api import ScoreRequest, Settings, WindowResult
 from core.errors import CutscoreError
-from plugin.names import STATE_FILE, take_pattern, take_version
-from plugin.render import (
-    read_wav,
-)
+from core.files import atomic_write_text
+from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
+from plugin.render import read_wav
 from plugin.timeline import read_timeline
 from plugin.writeback import Segment, music_track, write_scored
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1: the untyped dict of the sessions before the typed sidecar (same keys)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+
+class SegmentRecord(_Record):
+    """The music under one picture item (a clip or a gap): its timeline range and its current take."""
+
+    kind: Literal["clip", "gap"]
+    index: int = Field(ge=0)
+    name: str
+    start: float  # frames at `rate`, from the timeline's start
+    duration: float
+    rate: float = Field(gt=0)
+    wav: str  # the take the timeline plays now (plugin/names.py take_name)
+
+    @property
+    def range(self) -> TimeRange:
+        return TimeRange(RationalTime(self.start, self.rate), RationalTime(self.duration, self.rate))
+
+    @classmethod
+    def of(cls, kind: str, index: int, name: str, rng: TimeRange, wav: str) -> SegmentRecord:
+        return cls(kind=kind, index=index, name=name, start=rng.start_time.value, duration=rng.duration.value,
+                   rate=rng.duration.rate, wav=wav)
+
+
+class Regeneration(_Record):
+    """One regenerate of a clip: the new take, the request's seed, the span sampled, what it replaced."""
+
+    clip: int
+    seed: int
+    window: int
+    span_s: list[float]
+    replaced: str
+    wav: str
+    latents: str
+
+
+class Choice(_Record):
+    """The editor chose another take of a clip (the panel's takes list)."""
+
+    clip: int
+    from_: str = Field(alias="from")
+    to: str
+
+
+class Sidecar(_Record):
+    version: Literal[2] = STATE_VERSION
+    timeline: str  # the input timeline, absolute
+    scored: str  # the timeline score wrote, absolute
+    model: str
+    settings: Settings
+    loudness_lufs: float
+    gain_db: float
+    sample_rate: int  # the WAVs' rate
+    model_sample_rate: int  # the engine's windows' rate
+    request: ScoreRequest  # what the engine was asked (a regenerate asks again from it)
+    windows: list[WindowResult] = Field(min_length=1)
+    hit_sync: dict | None = None  # plugin/hitsync.py summary
+    segments: list[SegmentRecord] = Field(min_length=1)
+    history: list[Regeneration] = []
+    choices: list[Choice] = []
+
+    def clips(self) -> list[SegmentRecord]:
+        return [s for s in self.segments if s.kind == "clip"]
+
+    def clip(self, index: int) -> SegmentRecord | None:
+        return next((s for s in self.clips() if s.index == index), None)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2)
+
+    def save(self, side: Path) -> None:
+        atomic_write_text(side / STATE_FILE, self.to_json())
+
+    def rebase(self, old: Path, new: Path) -> None:
+        """The engine wrote into the partial folder `old`; point the record at the final one."""
+        for w in self.windows:
+            w.audio = str(new / Path(w.audio).relative_to(old.resolve()))
+            w.latents = str(new / Path(w.latents).relative_to(old.resolve()))
+        self.request.output_dir = str(new.resolve())
+
+
+def upgrade(data: dict) -> dict:
+    """A state file of an earlier version as this version reads it (explicit, one step a version)."""
+    if data.get("version") == 1:  # untyped: the same keys; history and choices only once used
+        data = {**data, "version": 2, "history": data.get("history", []), "choices": data.get("choices", [])}
+    return data
+
+
+def parse(text: str, path: Path) -> Sidecar:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CutscoreError(f"{path}: damaged ({e}); score the timeline again") from None
+    if not isinstance(data, dict) or data.get("version") not in (1, STATE_VERSION):
+        raise CutscoreError(f"{path}: written by another cutscore version; score the timeline again")
+    try:
+        return Sidecar.model_validate(upgrade(data))
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the record"
+        raise CutscoreError(f"{path}: damaged ({where}: {first['msg']}); score the timeline again") from None
 
 
 def sidecar_dir(out: Path) -> Path:
     return out.with_name(out.stem + ".cutscore")
 
 
-def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = None) -> tuple[Path, dict]:
+def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = None) -> tuple[Path, Sidecar]:
+    """(the sidecar folder, its record) of a scored timeline; every file it names is checked."""
     from plugin.timeline import load_otio
 
     scored_path = Path(scored_path)
@@ -37,37 +149,28 @@ def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = No
     path = side / STATE_FILE
     if not path.is_file():
         raise CutscoreError(f"{path}: is not a file; keep the `.cutscore` folder as `cutscore score` wrote it")
-    try:
-        state = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CutscoreError(f"{path}: damaged ({e}); score the timeline again") from None
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        raise CutscoreError(f"{path}: written by another cutscore version; score the timeline again")
-    missing = [k for k in ("segments", "windows", "request", "sample_rate", "gain_db") if k not in state]
-    if missing or not state["segments"] or not state["windows"]:
-        raise CutscoreError(f"{path}: damaged (no {', '.join(missing) or 'segments or windows'}); "
-                            "score the timeline again")
-    for w in state["windows"]:
-        for k in ("audio", "latents"):
-            if not Path(str(w.get(k, ""))).is_file():
-                raise CutscoreError(f"{path}: names {w.get(k)!r}, which is missing; keep the `.cutscore` folder "
+    state = parse(path.read_text(), path)
+    for w in state.windows:
+        for name in (w.audio, w.latents):
+            if not Path(name).is_file():
+                raise CutscoreError(f"{path}: names {name!r}, which is missing; keep the `.cutscore` folder "
                                     "whole, or score the timeline again")
     return side, state
 
 
-def music_of(scored_path: str | Path, loaded: tuple[Path, dict] | None = None) -> tuple[np.ndarray, int, list[float]]:
+def music_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None) -> tuple[np.ndarray, int, list[float]]:
     """The current music of a scored timeline (its segments' WAVs in order), its rate, and the
     predicted rhythm per second of the timeline. loaded: load_state's answer, when the caller has it."""
     side, state = loaded or load_state(scored_path)
-    audio = np.concatenate([read_wav(side / s["wav"])[0] for s in state["segments"]], axis=1)
-    total = int(np.ceil(sum(s["duration"] for s in state["segments"]) / state["segments"][0]["rate"]))
+    audio = np.concatenate([read_wav(side / s.wav)[0] for s in state.segments], axis=1)
+    total = int(np.ceil(sum(s.duration for s in state.segments) / state.segments[0].rate))
     rhythm = [0.0] * total
-    for w in state["windows"]:
-        for k, v in enumerate(w["rhythm"]):
-            t = int(w["start_s"]) + k
-            if t < total and (k >= w["overlap_s"] or rhythm[t] == 0.0):
+    for w in state.windows:
+        for k, v in enumerate(w.rhythm):
+            t = int(w.start_s) + k
+            if t < total and (k >= w.overlap_s or rhythm[t] == 0.0):
                 rhythm[t] = v
-    return audio, state["sample_rate"], rhythm
+    return audio, state.sample_rate, rhythm
 
 
 def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = False) -> Path:
@@ -76,21 +179,11 @@ def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = F
     out_path = Path(out_path)
     if out_path.exists() and not force:
         raise CutscoreError(f"{out_path}: already exists; choose another name")
-    tl = read_timeline(state["timeline"])
-    segments = [Segment(s["kind"], s["index"], s["name"],
-                        TimeRange(RationalTime(s["start"], s["rate"]), RationalTime(s["duration"], s["rate"])),
-                        side / s["wav"]) for s in state["segments"]]
-    meta = {"model": state["model"], "seed": state["settings"]["seed"], "sidecar": str(side.resolve())}
+    tl = read_timeline(state.timeline)
+    segments = [Segment(s.kind, s.index, s.name, s.range, side / s.wav) for s in state.segments]
+    meta = {"model": state.model, "seed": state.settings.seed, "sidecar": str(side.resolve())}
     write_scored(tl, segments, meta, out_path)
     return out_path
-
-
-def rebase_state(state: dict, old: Path, new: Path) -> None:
-    """The engine wrote into the partial folder; point the state at the final one."""
-    for w in state["windows"]:
-        for k in ("audio", "latents"):
-            w[k] = str(new / Path(w[k]).relative_to(old.resolve()))
-    state["request"]["output_dir"] = str(new.resolve())
 
 
 def find_sidecar(scored: otio.schema.Timeline, scored_path: Path) -> Path:
@@ -100,7 +193,7 @@ def find_sidecar(scored: otio.schema.Timeline, scored_path: Path) -> Path:
     track = music_track(scored)
     beside = sidecar_dir(scored_path)
     if track is None:
-        raise CutscoreError(f"{scored_path}: has no '{'cutscore music'}' track; score it first with `cutscore score`")
+        raise CutscoreError(f"{scored_path}: has no '{TRACK_NAME}' track; score it first with `cutscore score`")
     for clip in track.find_clips():
         p = wav_path(clip)
         if p is not None and (p.parent / STATE_FILE).exists():
@@ -111,17 +204,15 @@ def find_sidecar(scored: otio.schema.Timeline, scored_path: Path) -> Path:
                         "keep the `.cutscore` folder beside the WAVs")
 
 
-def takes_of(scored_path: str | Path, loaded: tuple[Path, dict] | None = None) -> dict[int, dict]:
+def takes_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None) -> dict[int, dict]:
     """Per clip index of a scored timeline: its name, every take's WAV name in order (v1 is the
     score's, then one per regenerate) and the take the timeline plays now. loaded: as music_of."""
     side, state = loaded or load_state(scored_path)
     out = {}
-    for seg in state["segments"]:
-        if seg["kind"] != "clip":
-            continue
-        pattern = take_pattern(seg["wav"])
+    for seg in state.clips():
+        pattern = take_pattern(seg.wav)
         takes = sorted((p.name for p in side.glob("*.wav") if pattern.fullmatch(p.name)), key=take_version)
-        out[seg["index"]] = {"name": seg["name"], "takes": takes, "current": seg["wav"]}
+        out[seg.index] = {"name": seg.name, "takes": takes, "current": seg.wav}
     return out
 
 

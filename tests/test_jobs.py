@@ -96,6 +96,6 @@ def test_regenerate_samples_only_the_clip_and_its_margins(tmp_path, local_engine
     new_lat = np.load(h["latents"])
     assert new_lat.shape[-1] <= int(np.ceil((clip_s + 2 * REGEN_MARGIN_S) * fps)) + 1 < lats[0].shape[-1]
     after = {p.name: p.read_bytes() for p in side.glob("*.wav")}
-    assert set(after) - set(before) == {Path(r["wav"]).name}
+    assert set(after) - set(before) == {Path(r.wav).name}
     assert all(after[k] == v for k, v in before.items())
     assert state2["windows"] == state["windows"]  # the score's windows stay for later regenerations

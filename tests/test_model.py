@@ -1,4 +1,4 @@
-"""Diff-V2M model properties on the debug config (CPU, seconds): MODEL_SPEC.md and issue 3."""
+"""Diff-V2M model properties on the debug config (CPU, seconds): docs/MODEL_SPEC.md and issue 3."""
 
 import dataclasses
 

@@ -42,9 +42,9 @@ def test_two_writers_of_one_output_one_is_told_or_both_finish(tmp_path):
         assert len(line) == 1 and "in use" in line[0] and str(out) in line[0], loser
     side, state = load_state(out)
     meta = json.loads(out.read_text())["metadata"]["cutscore"]
-    assert state["settings"]["seed"] == meta["seed"]  # the timeline and its sidecar are one run's
+    assert state.settings.seed == meta["seed"]  # the timeline and its sidecar are one run's
     if loser is not None:
-        assert state["settings"]["seed"] == (1 if a.returncode == 0 else 2)
-    for seg in state["segments"]:
-        assert (side / seg["wav"]).is_file()
+        assert state.settings.seed == (1 if a.returncode == 0 else 2)
+    for seg in state.segments:
+        assert (side / seg.wav).is_file()
     assert not list(tmp_path.glob(".*lock")) and not list(tmp_path.glob("*.partial"))

@@ -201,7 +201,7 @@ def test_score_writes_a_new_timeline_and_never_touches_the_input(tmp_path):
             info.frames - to_samples(clip.source_range.duration, 48000)) <= 1
         total += info.frames
     assert total == to_samples(orig.duration(), 48000)
-    assert r["gain_db"] != 0 and scored.metadata["cutscore"]["model"] == eng.requests[0].model
+    assert r.gain_db != 0 and scored.metadata["cutscore"]["model"] == eng.requests[0].model
     # an existing output is not overwritten without --force
     with pytest.raises(CutscoreError, match="already exists"):
         score_timeline(src, out, SineEngine(), ScoreOptions())
@@ -222,7 +222,7 @@ def test_loudness_target_is_met(tmp_path):
 
     out = tmp_path / "s.otio"
     r = score_timeline(ROOT / "resources" / "demo" / "demo.otio", out, SineEngine(), ScoreOptions(loudness=-23))
-    music = r["music"]
+    music = r.music
     lufs = pyloudnorm.Meter(48000).integrated_loudness(music.T.astype(np.float64))
     assert abs(lufs - -23) < 0.5
 
@@ -244,7 +244,7 @@ def test_regenerate_changes_only_the_selected_clip(tmp_path, local_engine):
     after = {p.name: p.read_bytes() for p in side.glob("*.wav")}
     assert set(after) - set(before) == {"clip002-v2.wav"}
     assert all(after[k] == v for k, v in before.items()), "the other clips' WAVs stay byte-identical"
-    new_tl = otio.adapters.read_from_file(r["out"])
+    new_tl = otio.adapters.read_from_file(str(r.out))
     urls = [Path(c.media_reference.target_url).name for c in new_tl.audio_tracks()[-1]]
     assert urls == ["clip000-v1.wav", "clip001-v1.wav", "clip002-v2.wav", "clip003-v1.wav", "clip004-v1.wav"]
     old, _ = read_wav(side / "clip002-v1.wav")
@@ -259,8 +259,8 @@ def test_regenerate_changes_only_the_selected_clip(tmp_path, local_engine):
     j1, j2 = prev.shape[1], prev.shape[1] + new.shape[1]
     assert steps[j1 - 1] <= typical and steps[j2 - 1] <= typical
     # by name too, and a regeneration of a regeneration gets the next version
-    r2 = regenerate_clip(r["out"], "rock", local_engine, seed=12)
-    assert Path(r2["wav"]).name == "clip002-v3.wav"
+    r2 = regenerate_clip(r.out, "rock", local_engine, seed=12)
+    assert Path(r2.wav).name == "clip002-v3.wav"
     with pytest.raises(CutscoreError, match="no clip 'sky'"):
         regenerate_clip(out, "sky", local_engine)
 

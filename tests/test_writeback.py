@@ -44,7 +44,7 @@ def test_a_second_regenerate_from_the_same_scored_timeline_uses_the_new_take(tmp
     score_timeline(src, out, local_engine, ScoreOptions(model="debug", steps=2))
     regenerate_clip(out, "1", local_engine, tmp_path / "r1.otio", seed=1)
     r2 = regenerate_clip(out, "1", local_engine, tmp_path / "r2.otio", seed=2)
-    assert Path(r2["wav"]).name == "clip001-v3.wav"
+    assert Path(r2.wav).name == "clip001-v3.wav"
     assert _takes(tmp_path / "r1.otio")[1] == "clip001-v2.wav"
     assert _takes(tmp_path / "r2.otio")[1] == "clip001-v3.wav"
     assert _takes(tmp_path / "r2.otio")[0] == "clip000-v1.wav"
@@ -84,8 +84,8 @@ def test_regenerate_works_on_our_own_xml_and_otioz_output(tmp_path, local_engine
     out = tmp_path / f"scored{suffix}"
     score_timeline(src, out, local_engine, ScoreOptions(model="debug", steps=2))
     r = regenerate_clip(out, "2", local_engine, tmp_path / f"regen{suffix}", seed=4)
-    assert Path(r["wav"]).name == "clip002-v2.wav"
-    tl = otio.adapters.read_from_file(r["out"])
+    assert Path(r.wav).name == "clip002-v2.wav"
+    tl = otio.adapters.read_from_file(str(r.out))
     names = [Path(getattr(c.media_reference, "target_url", "") or "").name for c in music_track(tl).find_clips()]
     assert names[2] == "clip002-v2.wav" and names[1] == "clip001-v1.wav" and len(names) == 5
 
@@ -235,7 +235,7 @@ def test_a_track_trim_is_honoured_by_the_cuts_and_the_music(tmp_path):
                                                    TimeRange(RationalTime(0, rate), RationalTime(12, rate))]
     out = tmp_path / "scored.otio"
     r = score_timeline(p, out, SineEngine(), ScoreOptions())
-    assert r["music"].shape[1] == 48000  # one second at 48 kHz: the trimmed length
+    assert r.music.shape[1] == 48000  # one second at 48 kHz: the trimmed length
 
 
 # 6 ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The embedding networks behind the paper's distribution metrics (MODEL_SPEC.md "Evaluation"),
+"""The embedding networks behind the paper's distribution metrics (docs/MODEL_SPEC.md "Evaluation"),
 from their well-kept packages, with weights from a local file (they are never downloaded here):
 
 - FAD: VGGish (the `torchvggish` package; its published state dict `vggish-10086976.pth`, looked

@@ -1,4 +1,4 @@
-"""The paper's evaluation (table 4; MODEL_SPEC.md "Evaluation") and rhythm metrics that need no
+"""The paper's evaluation (table 4; docs/MODEL_SPEC.md "Evaluation") and rhythm metrics that need no
 network.
 
 - FAD (VGGish, 16 kHz) and FD and KL (PANNs CNN14, 16 kHz; KL pairs files by name), computed with

@@ -1,5 +1,5 @@
 """Audio in and out of the engine (torch-free): reading any file's audio, the rhythm targets
-Diff-V2M learns (ODF_LR, Mel_LR, Tem_LR, computed from a waveform exactly as MODEL_SPEC.md says) and
+Diff-V2M learns (ODF_LR, Mel_LR, Tem_LR, computed from a waveform exactly as docs/MODEL_SPEC.md says) and
 the one loudness normaliser (ITU-R BS.1770 integrated loudness via pyloudnorm, peak-limited)."""
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def tem_lr(y: np.ndarray, sr: int, seconds: int | None = None, channels: int = 1
 
 def rhythm_target(y: np.ndarray, sr: int, representation: str = "odf", seconds: int | None = None) -> np.ndarray:
     """The per-second rhythm target used as condition and loss target: the representation,
-    z-scored again per sample (padding included), as MODEL_SPEC.md says."""
+    z-scored again per sample (padding included), as docs/MODEL_SPEC.md says."""
     fns = {"odf": odf_lr, "mel": mel_lr, "tem": tem_lr}
     if representation not in fns:
         raise ValueError(f"unknown rhythm representation: {representation}")

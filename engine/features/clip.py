@@ -1,4 +1,4 @@
-"""Semantic features of Diff-V2M: one CLIP image embedding a second (MODEL_SPEC.md "Visual
+"""Semantic features of Diff-V2M: one CLIP image embedding a second (docs/MODEL_SPEC.md "Visual
 features"), through open_clip. Default `ViT-B-32-quickgelu` with pretrained `openai` (the paper's
 CLIP ViT-B/32); any open_clip model name with a pretrained tag or a local checkpoint file works by
 config. Batched, under no_grad, on CUDA when there is one. Tests use `cutscore-tiny-clip`

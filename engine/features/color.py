@@ -1,4 +1,4 @@
-"""The emotional feature of Diff-V2M: a 3072-d colour histogram a second (MODEL_SPEC.md leaves the
+"""The emotional feature of Diff-V2M: a 3072-d colour histogram a second (docs/MODEL_SPEC.md leaves the
 bin layout open; this is ours, engine/features/README.md):
 
 a joint HSV histogram with 16 hue x 12 saturation x 16 value bins = 3072, of the second's key frame

@@ -1,4 +1,4 @@
-"""Visual beats (MODEL_SPEC.md "Visual features"): frame differences -> a visual rhythm curve ->
+"""Visual beats (docs/MODEL_SPEC.md "Visual features"): frame differences -> a visual rhythm curve ->
 peak picking -> per-second beat strength, 0 where no peak.
 
 - Frames: the small grey stream (64 px wide, about 10 fps) from video.py.

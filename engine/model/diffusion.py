@@ -1,4 +1,4 @@
-"""The v-objective around the Diff-V2M network (paper, section 3.1; MODEL_SPEC.md "Training",
+"""The v-objective around the Diff-V2M network (paper, section 3.1; docs/MODEL_SPEC.md "Training",
 "Inference"): cosine alpha/sigma, the training loss (v-MSE + masked rhythm MSE), classifier-free
 guidance dropout per cross-attention stream, the unconditional branch (all three streams zeroed,
 the global condition kept) and guidance computed in one batched forward.

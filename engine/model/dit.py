@@ -2,7 +2,7 @@
 whose blocks hold the hierarchical cross-attention: self-attention, then the emotional stream,
 then the semantic and rhythmic streams attended with the same query and fused under the diffusion
 time t by one of the paper's fusion strategies. A global token (start time + duration + class +
-timestep) is prepended to the latent sequence. MODEL_SPEC.md has every number.
+timestep) is prepended to the latent sequence. docs/MODEL_SPEC.md has every number.
 
 The forward takes tensors only; guidance, dropout and the v-objective live in diffusion.py.
 """

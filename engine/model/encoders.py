@@ -1,4 +1,4 @@
-"""Condition encoders of Diff-V2M (paper, section 3.3; MODEL_SPEC.md "Conditioning"): per-second
+"""Condition encoders of Diff-V2M (paper, section 3.3; docs/MODEL_SPEC.md "Conditioning"): per-second
 video features and the window's start time and duration -> the DiT's three token streams
 (emotional, semantic, rhythmic) and its global vector. Every encoder returns (tokens, mask).
 

@@ -3,7 +3,7 @@ a fixed zero bias, partial rotary position embeddings, multi-head self/cross att
 masks, the GLU-SiLU feed-forward, Fourier time features, and a plain pre-norm transformer.
 
 Parameter names follow the released Diff-V2M checkpoint (a stable-audio-tools fork), so importing
-it is a rename of prefixes only (official.py). MODEL_SPEC.md, "DiT" and "Rhythm predictor".
+it is a rename of prefixes only (official.py). docs/MODEL_SPEC.md, "DiT" and "Rhythm predictor".
 """
 
 from __future__ import annotations

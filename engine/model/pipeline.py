@@ -1,4 +1,4 @@
-"""Diff-V2M inference for one window (paper, section 3; MODEL_SPEC.md "Inference"), as a numbered
+"""Diff-V2M inference for one window (paper, section 3; docs/MODEL_SPEC.md "Inference"), as a numbered
 recipe: per-second features of the window (+ its continuous start time and duration) -> predicted
 rhythm -> conditions -> sampled latents (guidance in one batched forward) -> decoded waveform.
 Regeneration of a time region re-samples only that region's latents by inpainting, holding the

@@ -1,5 +1,5 @@
 """A thin wrapper over stable-audio-tools' autoencoder (Stable Audio Open 1.0's "oobleck" VAE in the
-paper; MODEL_SPEC.md "Audio and latents"): build it from a config, load only its weights from a
+paper; docs/MODEL_SPEC.md "Audio and latents"): build it from a config, load only its weights from a
 local folder (model_config.json + model.safetensors of Stable Audio Open, or our own vae folder)
 or the Hugging Face cache, encode/decode, and pad/trim to an exact sample count.
 

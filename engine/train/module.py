@@ -1,4 +1,4 @@
-"""Diff-V2M training as a LightningModule (paper, section 4.1; MODEL_SPEC.md "Training"):
+"""Diff-V2M training as a LightningModule (paper, section 4.1; docs/MODEL_SPEC.md "Training"):
 
 loss = MSE(v) + 1.0 x masked rhythm MSE (the intended masking, not the released code's bug); the
 rhythm predictor is trained jointly but receives no diffusion gradient; scheduled conditioning

@@ -15,6 +15,7 @@ from core.paths import DEMO_MODEL, ROOT
 from core.terminal import err as _err
 from core.terminal import out as _out
 from core.terminal import shown as _shown
+from plugin.names import TRACK_NAME
 
 DEMO_TIMELINE = ROOT / "resources" / "demo" / "demo.otio"
 
@@ -89,12 +90,12 @@ def cmd_demo(args) -> int:
     _out(f"scoring with the demo model (small, trained on synthetic music: see {DEMO_MODEL / 'MODEL_CARD.md'})")
     r = score_timeline(DEMO_TIMELINE, out, connect(args.engine or "local"), ScoreOptions(model=str(DEMO_MODEL),
                        seed=args.seed, force=True), on_progress=_Progress())
-    a = cut_alignment(r["music"], r["sample_rate"], r["cuts_s"])
+    a = cut_alignment(r.music, r.sample_rate, r.cuts_s)
     _out(f"wrote {out} (open it in Resolve or Kdenlive, or `cutscore panel {out}`)")
-    _out(f"music: {r['sidecar']} ({r['segments']} WAVs, 24-bit {r['sample_rate']} Hz, {r['gain_db']:+.1f} dB to -14 LUFS)")
-    _out(f"cut alignment: {a['hit']}/{len(r['cuts_s'])} cuts have a musical onset within 100 ms; "
+    _out(f"music: {r.sidecar} ({r.segments} WAVs, 24-bit {r.sample_rate} Hz, {r.gain_db:+.1f} dB to -14 LUFS)")
+    _out(f"cut alignment: {a['hit']}/{len(r.cuts_s)} cuts have a musical onset within 100 ms; "
          f"onset F-measure against the cuts {a['f']:.2f} (precision {a['p']:.2f}, recall {a['r']:.2f})")
-    for c, d in zip(r["cuts_s"], a["nearest_ms"]):
+    for c, d in zip(r.cuts_s, a["nearest_ms"]):
         _out(f"  cut at {c:7.3f} s: nearest onset {d:+.0f} ms")
     _out(f"done in {time.monotonic() - t0:.0f} s")
     return 0
@@ -124,11 +125,11 @@ def cmd_score(args) -> int:
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress(), limits=_limits(args))
-    for n in r["notices"]:
+    for n in r.notices:
         _err(f"cutscore: warning: {n}")
-    _out(f"wrote {_shown(r['out'])} with the track 'cutscore music' ({r['segments']} clips, model {r['model']}, "
-         f"gain {r['gain_db']:+.1f} dB to {args.loudness:g} LUFS)")
-    _out(f"music: {_shown(r['sidecar'])}")
+    _out(f"wrote {_shown(r.out)} with the track '{TRACK_NAME}' ({r.segments} clips, model {r.model}, "
+         f"gain {r.gain_db:+.1f} dB to {args.loudness:g} LUFS)")
+    _out(f"music: {_shown(r.sidecar)}")
     return 0
 
 
@@ -138,8 +139,8 @@ def cmd_regenerate(args) -> int:
 
     r = regenerate_clip(args.scored, args.clip, connect(args.engine), out_path=args.output, seed=args.seed,
                         force=args.force, on_progress=_Progress())
-    _out(f"regenerated clip {r['clip']} {r['name']!r} (seed {r['seed']}): {r['wav']}")
-    _out(f"wrote {_shown(r['out'])}")
+    _out(f"regenerated clip {r.clip} {r.name!r} (seed {r.seed}): {r.wav}")
+    _out(f"wrote {_shown(r.out)}")
     return 0
 
 
@@ -165,6 +166,8 @@ def _resolve_run(args) -> int:
     "cutscore-clip\tWAV\tSTART\tEND\tRECORD" per music clip to place (score) or "cutscore-take\tWAV"
     (regenerate), then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
     from plugin import resolve as rs
+    from plugin.names import STATE_FILE
+    from plugin.state import parse, sidecar_dir
     from ui.cli import main
 
     extra = list(args.extra or [])
@@ -180,22 +183,21 @@ def _resolve_run(args) -> int:
                 code = main(["panel", str(src), *extra])  # the panel writes <stem>-scored.otio
             if code:
                 return code
-            side = out.with_name(out.stem + ".cutscore")
-            if not (side / rs.STATE_FILE).exists():
+            side = sidecar_dir(out)
+            if not (side / STATE_FILE).exists():
                 raise CutscoreError("no music was written (the panel was closed before Generate?)")
-            state = json.loads((side / rs.STATE_FILE).read_text())
-            for wav, first, last, record in rs.placements(state, side, args.start_frame, rate):
+            state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
+            segments = [s.model_dump() for s in state.segments]
+            for wav, first, last, record in rs.placements(segments, side, args.start_frame, rate):
                 _out(f"cutscore-clip\t{wav}\t{first}\t{last}\t{record}")
         else:
-            side, state, seg = rs.segment_for_wav(Path(args.target))
-            scored = Path(state["scored"])
-            out = scored.with_name(scored.stem + "-regenerated.otio")
-            code = main(["regenerate", str(scored), "--clip", str(seg["index"]), "-o", str(out), "--force", *extra])
+            side, scored, seg = rs.segment_for_wav(Path(args.target))
+            out = Path(scored).with_name(Path(scored).stem + "-regenerated.otio")
+            code = main(["regenerate", scored, "--clip", str(seg["index"]), "-o", str(out), "--force", *extra])
             if code:
                 return code
-            state = json.loads((side / rs.STATE_FILE).read_text())
-            seg = next(s for s in state["segments"] if s["kind"] == "clip" and s["index"] == seg["index"])
-            _out(f"cutscore-take\t{side / seg['wav']}")
+            state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
+            _out(f"cutscore-take\t{side / state.clip(seg['index']).wav}")
     except rs.ResolveError as e:
         raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
     _out("cutscore-done")

@@ -1,4 +1,4 @@
-"""The panel's state, Qt-free (STYLE.md 14): what is open, the settings, the per-second lanes, the
+"""The panel's state, Qt-free: what is open, the settings, the per-second lanes, the
 music, the job's progress. Widgets read it and render; the window's workers write it.
 """
 
@@ -11,26 +11,32 @@ from pathlib import Path
 import numpy as np
 
 from core.api import SAMPLER_NAMES
+from core.model_config import model_sampling
 from plugin.plan import Plan, make_plan
+from plugin.score import ScoreOptions, default_model
+from plugin.state import Sidecar
 from plugin.timeline import read_timeline
 
 OUTPUT_FORMATS = (".otio", ".kdenlive", ".xml")
-SAMPLERS = tuple(sorted(SAMPLER_NAMES, key=lambda s: s != "dpmpp-2m"))  # the panel lists its default first
+SAMPLERS = tuple(sorted(SAMPLER_NAMES, key=lambda s: s != "dpmpp-2m"))  # the few-step sampler first
 
 
-@dataclass
-class Settings:
-    model: str = ""  # empty: the default (demo model, else debug)
-    seed: int = 0
-    sampler: str = "dpmpp-2m"  # few-step sampling by default: an editor waits for it
-    steps: int = 25
-    guidance: float = 3.0
-    loudness: float = -14.0
+class Settings(ScoreOptions):
+    """The panel's settings: a score's options (plugin/score.py ScoreOptions, whose generation
+    settings are core/api.py's, declared once) and the output format. sampler, steps and guidance
+    None are the model's own, which the panel shows (model_sampling)."""
+
     output_format: str = ".otio"
 
     def new_seed(self) -> int:
         self.seed = random.randrange(0, 2**31 - 1)
         return self.seed
+
+    def sampling(self) -> dict:
+        """The sampler, steps and guidance the next Generate uses: these settings' where set, the
+        model's own elsewhere."""
+        own = model_sampling(self.model or default_model()[0])
+        return {k: own[k] if getattr(self, k) is None else getattr(self, k) for k in own}
 
 
 @dataclass
@@ -90,9 +96,9 @@ class PanelState:
         self.load_music(loaded)
         saved = loaded[1]
         marks = {round(h.to_seconds(), 3) for h in self.plan.timeline.hits}
-        self.user_hits = sorted(h for h in saved["request"].get("hits_s", []) if round(h, 3) not in marks)
+        self.user_hits = sorted(h for h in saved.request.hits_s if round(h, 3) not in marks)
 
-    def load_music(self, loaded: tuple[Path, dict] | None = None) -> None:
+    def load_music(self, loaded: tuple[Path, Sidecar] | None = None) -> None:
         """The scored music, its predicted rhythm and the clips' takes, from the sidecar (read once)."""
         from plugin.state import load_state, music_of, takes_of
 

@@ -13,36 +13,33 @@ previous take in turn (A/B), F zooms the timeline to fit.
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 
-import numpy as np
-from PyQt6.QtCore import QObject, Qt, QThread, QTimer, QUrl, pyqtSignal
+from PyQt6.QtCore import Qt, QThread, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QColor, QKeySequence, QPalette
 from PyQt6.QtWidgets import (
     QApplication,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from core.errors import CutscoreError
+from ui.panel.jobs import JobsPart, Task
 from ui.panel.monitor import Monitor
-from ui.panel.state import OUTPUT_FORMATS, SAMPLERS, PanelState
+from ui.panel.player import PlayerPart
+from ui.panel.settings import SettingsPart
+from ui.panel.state import PanelState
+from ui.panel.takes import TakesPart
 from ui.panel.timeline_view import TimelineView
 
 TIMELINE_FILTER = "Timelines (*.otio *.otioz *.otiod *.xml *.edl *.kdenlive)"
@@ -64,27 +61,10 @@ def dark_theme(app: QApplication) -> None:
     app.setPalette(pal)
 
 
-class Task(QObject):
-    """Runs one function on a QThread; reports progress, the result, or a one-line error + details."""
+class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, QMainWindow):
+    """The window: the monitor and the settings above the timeline and its lanes; the parts it is made
+    of (settings, jobs, takes, player: one module each) share its widgets and its PanelState."""
 
-    progress = pyqtSignal(object)
-    finished = pyqtSignal(object)
-    failed = pyqtSignal(str, str)
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def run(self) -> None:
-        try:
-            self.finished.emit(self.fn(self.progress.emit))
-        except CutscoreError as e:
-            self.failed.emit(str(e), traceback.format_exc())
-        except Exception as e:  # noqa: BLE001 - shown as one line, details on demand
-            self.failed.emit(f"{type(e).__name__}: {e}", traceback.format_exc())
-
-
-class PanelWindow(QMainWindow):
     generated = pyqtSignal()
     failed = pyqtSignal(str)
 
@@ -134,29 +114,6 @@ class PanelWindow(QMainWindow):
         self._build_layout(form, scroll)
         self._build_shortcuts()
 
-    def _build_settings(self) -> QFormLayout:
-        s = self.state.settings
-        self.model_edit = QLineEdit(s.model)
-        self.model_edit.setPlaceholderText("default: the demo model, else debug")
-        self.seed = QSpinBox(maximum=2**31 - 2, value=s.seed)
-        new_seed = QPushButton("New seed", clicked=lambda: self.seed.setValue(s.new_seed()))
-        self.sampler = QComboBox()
-        self.sampler.addItems(SAMPLERS)
-        self.sampler.setCurrentText(s.sampler)
-        self.steps = QSpinBox(minimum=1, maximum=1000, value=s.steps)
-        self.guidance = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.5, value=s.guidance)
-        self.loudness = QDoubleSpinBox(minimum=-40, maximum=0, singleStep=1, value=s.loudness, suffix=" LUFS")
-        self.fmt = QComboBox()
-        self.fmt.addItems(OUTPUT_FORMATS)
-        form = QFormLayout()
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed)
-        seed_row.addWidget(new_seed)
-        for label, w in (("Model", self.model_edit), ("Seed", seed_row), ("Sampler", self.sampler), ("Steps", self.steps),
-                         ("Guidance", self.guidance), ("Loudness", self.loudness), ("Output", self.fmt)):
-            form.addRow(label, w)
-
-        return form
 
     def _build_buttons(self) -> None:
         self.generate_btn = QPushButton("Generate", clicked=self.generate)
@@ -229,12 +186,6 @@ class PanelWindow(QMainWindow):
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             self.addAction(act)
 
-    def _settings(self):
-        s = self.state.settings
-        s.model, s.seed = self.model_edit.text().strip(), self.seed.value()
-        s.sampler, s.steps, s.guidance = self.sampler.currentText(), self.steps.value(), self.guidance.value()
-        s.loudness, s.output_format = self.loudness.value(), self.fmt.currentText()
-        return s
 
     def _sync(self) -> None:
         st = self.state
@@ -294,209 +245,6 @@ class PanelWindow(QMainWindow):
         self._start(self._compute_lanes, self._lanes_done, busy=False)
         return True
 
-    def _compute_lanes(self, _progress):
-        """Visual beats per second of the timeline, from each clip's media (no CLIP needed), computed
-        by the engine's own process (engine/tools.py visual-beats)."""
-        from core.client import tool_json
-
-        st = self.state
-        beats = np.zeros(int(np.ceil(st.duration_s)), np.float32)
-        clips = [c for c in st.clips if c.media_found]
-        ranges = [[str(c.media_path), c.file_range.start_time.to_seconds(),
-                   c.file_range.start_time.to_seconds() + c.range.duration.to_seconds()] for c in clips]
-        per_clip = tool_json("visual-beats", {"ranges": ranges})["beats"] if ranges else []
-        for c, clip_beats in zip(clips, per_clip):
-            t0 = c.range.start_time.to_seconds()
-            for k, v in enumerate(clip_beats or []):
-                i = int(t0 + k)
-                if i < len(beats):
-                    beats[i] = max(beats[i], v)
-        return beats
-
-    def _lanes_done(self, beats) -> None:
-        self.state.beats = beats
-        self._sync()
-
-    # ---- engine work ----------------------------------------------------------------------------
-    def client(self):
-        if self._client is None:
-            if self._client_factory is not None:
-                self._client = self._client_factory()
-            else:  # a running engine, else a private one in a child process: the UI never waits on the model
-                from core.client import connect
-
-                self._client = connect(None, spawn=True)
-        return self._client
-
-    def _start(self, fn, on_done, busy: bool = True) -> None:
-        thread, task = QThread(self), Task(fn)
-        task.moveToThread(thread)
-        thread.started.connect(task.run)
-        task.progress.connect(self._on_progress)
-        task.finished.connect(on_done)
-        task.failed.connect(self._on_failed)
-        for sig in (task.finished, task.failed):
-            sig.connect(thread.quit)
-        thread.finished.connect(lambda: self._threads.remove((thread, task)) if (thread, task) in self._threads else None)
-        self._threads.append((thread, task))
-        if busy:
-            self.state.busy, self.state.error, self.state.error_details = True, "", ""
-            self.state.stage, self.state.progress, self.state.message = "features", 0.0, "starting"
-            self.state.started_at = time.monotonic()
-        self._sync()
-        thread.start()
-
-    def _on_progress(self, st) -> None:
-        self._job_id = st.id
-        self.state.stage, self.state.progress, self.state.message = st.stage, st.progress, st.message
-        self._sync()
-
-    def _on_failed(self, message: str, details: str) -> None:
-        self.state.busy, self.state.error, self.state.error_details = False, message, details
-        self.state.stage = ""
-        self._sync()
-        self.failed.emit(message)
-
-    def generate(self) -> None:
-        from plugin.score import ScoreOptions, score_timeline
-
-        st, s = self.state, self._settings()
-        out = st.scored_default_path()
-        opts = ScoreOptions(model=s.model or None, seed=s.seed, steps=s.steps, guidance=s.guidance, sampler=s.sampler,
-                            loudness=s.loudness, force=True, hits_s=list(st.user_hits))
-        client = self.client()
-        self._start(lambda emit: score_timeline(st.path, out, client, opts, on_progress=emit), self._generated)
-
-    def _generated(self, result) -> None:
-        st = self.state
-        st.scored_path = Path(result["out"])
-        st.load_music()
-        st.busy, st.stage, st.progress = False, "done", 1.0
-        st.message = f"wrote {st.scored_path}"
-        self.info.setText(f"Scored timeline: {st.scored_path}\nMusic: {result['sidecar']}"
-                          + "".join(f"\nnote: {n}" for n in result["notices"]))
-        self._player = None
-        self._sync()
-        self.generated.emit()
-
-    def regenerate(self) -> None:
-        from plugin.regenerate import regenerate_clip
-
-        st, s = self.state, self._settings()
-        if st.scored_path is None or st.selected_clip is None:
-            return
-        client, scored, clip, hits = self.client(), st.scored_path, str(st.selected_clip), list(st.user_hits)
-        seed = s.new_seed()
-        self.seed.setValue(seed)
-        self._start(lambda emit: regenerate_clip(scored, clip, client, out_path=scored, seed=seed, force=True,
-                                                 on_progress=emit, hits_s=hits), self._regenerated)
-
-    def _regenerated(self, result) -> None:
-        st = self.state
-        st.load_music()
-        st.busy, st.stage, st.progress = False, "done", 1.0
-        st.message = f"clip {result['clip']} {result['name']!r}: {Path(result['wav']).name}"
-        self._player = None
-        self._sync()
-        self.generated.emit()
-
-    def cancel(self) -> None:
-        if self._job_id and self._client is not None:
-            self._client.cancel(self._job_id)
-            self.state.message = "cancelling…"
-            self._sync()
-
-    def export(self) -> None:
-        from plugin.state import export_scored
-
-        st = self.state
-        if st.scored_path is None:
-            return
-        fmt = self._settings().output_format
-        if fmt == ".kdenlive" and st.path.suffix.lower() != ".kdenlive":
-            self.state.error = "a .kdenlive export needs a .kdenlive project as input; choose .otio or .xml"
-            self._sync()
-            return
-        out = st.path.with_name(f"{st.path.stem}-cutscore{fmt}")
-        n = 2
-        while out.exists():
-            out = st.path.with_name(f"{st.path.stem}-cutscore-{n}{fmt}")
-            n += 1
-        try:
-            export_scored(st.scored_path, out)
-        except CutscoreError as e:
-            self.state.error = str(e)
-        else:
-            self.state.message = f"exported {out}"
-            self.info.setText(f"Exported: {out}")
-        self._sync()
-
-    def _show_details(self) -> None:
-        QMessageBox.information(self, "cutscore: details", self.state.error_details or self.state.error)
-
-    # ---- takes ----------------------------------------------------------------------------------
-    def _sync_takes(self) -> None:
-        """The selected clip's takes; rebuilt only when they change (a progress tick or a dragged
-        hit point must not reset the take the editor clicked)."""
-        st = self.state
-        info = st.takes.get(st.selected_clip) if st.selected_clip is not None else None
-        self.use_take_btn.setEnabled(bool(info) and not st.busy)
-        key = (st.selected_clip, info["current"] if info else None, tuple(info["takes"]) if info else ())
-        if key == self._takes_shown:
-            return
-        self._takes_shown = key
-        self.takes.clear()
-        self.takes_label.setText(f"Takes of clip {st.selected_clip} {info['name']!r}" if info else
-                                 "Takes (select a clip of a scored timeline)")
-        for name in (info or {}).get("takes", []):
-            label = name.rsplit("-", 1)[-1].removesuffix(".wav") + ("  (in the timeline)" if name == info["current"] else "")
-            self.takes.addItem(label)
-            item = self.takes.item(self.takes.count() - 1)
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            if name == info["current"]:
-                self.takes.setCurrentItem(item)
-
-    def _take_audio(self, take: str):
-        from plugin.render import read_wav
-
-        return read_wav(self.state.scored_path.with_name(self.state.scored_path.stem + ".cutscore") / take)[0]
-
-    def audition(self, take: str) -> None:
-        """Play one take of the selected clip in place (from the clip's start on the timeline)."""
-        st = self.state
-        clip = next((c for c in st.clips if c.index == st.selected_clip), None)
-        if clip is None or not take:
-            return
-        self._auditioned = take
-        side = st.scored_path.with_name(st.scored_path.stem + ".cutscore")
-        self._play_file(side / take, clip.range.start_time.to_seconds())
-
-    def ab(self) -> None:
-        """A/B: the selected clip's take in the timeline, then the one before it, in turn."""
-        info = self.state.takes.get(self.state.selected_clip)
-        if not info or len(info["takes"]) < 2:
-            return
-        cur = info["takes"].index(info["current"])
-        other = cur - 1 if cur > 0 else cur + 1
-        take = info["takes"][cur if self._ab_next == 0 else other]
-        self._ab_next = 1 - self._ab_next
-        self.audition(take)
-
-    def use_take(self) -> None:
-        from plugin.regenerate import choose_take
-
-        st, item = self.state, self.takes.currentItem()
-        if st.scored_path is None or st.selected_clip is None or item is None:
-            return
-        try:
-            choose_take(st.scored_path, st.selected_clip, item.data(Qt.ItemDataRole.UserRole))
-        except CutscoreError as e:
-            st.error = str(e)
-        else:
-            st.load_music()
-            st.message = f"clip {st.selected_clip} plays {item.data(Qt.ItemDataRole.UserRole)}"
-            self._player = None
-        self._sync()
 
     # ---- hit points -------------------------------------------------------------------------------
     def add_hit(self) -> None:
@@ -508,99 +256,6 @@ class PanelWindow(QMainWindow):
         if self.state.remove_hit():
             self._sync()
 
-    # ---- transport ----------------------------------------------------------------------------------
-    def _frame(self) -> float:
-        return 1.0 / self.state.plan.timeline.rate if self.state.plan else 1 / 25
-
-    def go(self, t: float) -> None:
-        t = float(np.clip(t, 0.0, self.state.duration_s))
-        self.view.playhead_s = t
-        self.monitor.show_time(t)
-        self._seek(t)
-        self.view.update()
-
-    def step(self, dt: float) -> None:
-        self.go(self.view.playhead_s + dt)
-
-    def _play_file(self, path: Path, offset_s: float) -> None:
-        from PyQt6.QtMultimedia import QAudioOutput, QMediaPlayer
-
-        if self._player is None:
-            self._player, self._audio = QMediaPlayer(self), QAudioOutput(self)
-            self._player.setAudioOutput(self._audio)
-        if self._player_source != str(path):
-            self._player.setSource(QUrl.fromLocalFile(str(path)))
-            self._player_source = str(path)
-        self._play_offset_s = offset_s
-        self._player.setPosition(0)
-        self.view.playhead_s = offset_s
-        self._player.play()
-        self._play_timer.start()
-        self.play_btn.setText("Pause")
-
-    def _ensure_player(self):
-        """The whole scored music as one preview WAV next to the sidecar."""
-        st = self.state
-        if st.scored_path is None or st.music is None:
-            return None
-        preview = st.scored_path.with_name(st.scored_path.stem + ".cutscore") / "preview.wav"
-        if self._player is None or self._player_source != str(preview):
-            from PyQt6.QtMultimedia import QAudioOutput, QMediaPlayer
-
-            from plugin.render import write_wav
-
-            write_wav(preview, st.music, st.music_rate, subtype="PCM_16")
-            if self._player is None:
-                self._player, self._audio = QMediaPlayer(self), QAudioOutput(self)
-                self._player.setAudioOutput(self._audio)
-            self._player.setSource(QUrl.fromLocalFile(str(preview)))
-            self._player_source = str(preview)
-        self._play_offset_s = 0.0
-        return self._player
-
-    def play(self) -> None:
-        player = self._ensure_player()
-        if player is None:
-            self._play_timer.start()  # no music yet: the picture still plays
-            return
-        player.setPosition(int(self.view.playhead_s * 1000))
-        player.play()
-        self._play_timer.start()
-        self.play_btn.setText("Pause")
-
-    def stop(self) -> None:
-        if self._player is not None:
-            self._player.pause()
-        self._play_timer.stop()
-        self.play_btn.setText("Play")
-
-    def toggle_play(self) -> None:
-        if self._play_timer.isActive():
-            self.stop()
-        else:
-            self.play()
-
-    def _tick_playhead(self) -> None:
-        from PyQt6.QtMultimedia import QMediaPlayer
-
-        if self._player is not None:
-            if self._player.playbackState() != QMediaPlayer.PlaybackState.PlayingState:
-                self.stop()  # the music (or the auditioned take) ended
-                return
-            t = self._play_offset_s + self._player.position() / 1000
-        else:  # no music yet: the picture plays on the timer
-            t = self.view.playhead_s + self._play_timer.interval() / 1000
-        if t >= self.state.duration_s:
-            self.stop()
-            t = self.state.duration_s
-        self.view.playhead_s = t
-        self.monitor.show_time(t)
-        self.view.update()
-
-    def _seek(self, t: float) -> None:
-        self.monitor.show_time(t)
-        if self._player is not None:
-            self._player.setPosition(int(max(t - self._play_offset_s, 0) * 1000))
 
     def closeEvent(self, e):
         if self._job_id and self._client is not None and self.state.busy:

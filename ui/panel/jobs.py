@@ -1,0 +1,181 @@
+"""The engine work an editor starts and watches: generate, regenerate one clip, cancel, export, the
+progress and the one-line errors, all off the UI thread through an EngineClient.
+
+A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelState).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QObject, QThread, pyqtSignal
+from PyQt6.QtWidgets import (
+    QMessageBox,
+)
+
+from core.errors import CutscoreError
+
+
+class Task(QObject):
+    """Runs one function on a QThread; reports progress, the result, or a one-line error + details."""
+
+    progress = pyqtSignal(object)
+    finished = pyqtSignal(object)
+    failed = pyqtSignal(str, str)
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def run(self) -> None:
+        try:
+            self.finished.emit(self.fn(self.progress.emit))
+        except CutscoreError as e:
+            self.failed.emit(str(e), traceback.format_exc())
+        except Exception as e:  # noqa: BLE001 - shown as one line, details on demand
+            self.failed.emit(f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+class JobsPart:
+    # ---- engine work ----------------------------------------------------------------------------
+    def client(self):
+        if self._client is None:
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:  # a running engine, else a private one in a child process: the UI never waits on the model
+                from core.client import connect
+
+                self._client = connect(None, spawn=True)
+        return self._client
+
+    def _start(self, fn, on_done, busy: bool = True) -> None:
+        thread, task = QThread(self), Task(fn)
+        task.moveToThread(thread)
+        thread.started.connect(task.run)
+        task.progress.connect(self._on_progress)
+        task.finished.connect(on_done)
+        task.failed.connect(self._on_failed)
+        for sig in (task.finished, task.failed):
+            sig.connect(thread.quit)
+        thread.finished.connect(lambda: self._threads.remove((thread, task)) if (thread, task) in self._threads else None)
+        self._threads.append((thread, task))
+        if busy:
+            self.state.busy, self.state.error, self.state.error_details = True, "", ""
+            self.state.stage, self.state.progress, self.state.message = "features", 0.0, "starting"
+            self.state.started_at = time.monotonic()
+        self._sync()
+        thread.start()
+
+    def _on_progress(self, st) -> None:
+        self._job_id = st.id
+        self.state.stage, self.state.progress, self.state.message = st.stage, st.progress, st.message
+        self._sync()
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self.state.busy, self.state.error, self.state.error_details = False, message, details
+        self.state.stage = ""
+        self._sync()
+        self.failed.emit(message)
+
+    def generate(self) -> None:
+        from plugin.score import ScoreOptions, score_timeline
+
+        st, s = self.state, self._settings()
+        out = st.scored_default_path()
+        opts = ScoreOptions(**s.model_dump(exclude={"output_format", "force", "hits_s"}), force=True,
+                            hits_s=list(st.user_hits))
+        client = self.client()
+        self._start(lambda emit: score_timeline(st.path, out, client, opts, on_progress=emit), self._generated)
+
+    def _generated(self, result) -> None:
+        st = self.state
+        st.scored_path = Path(result.out)
+        st.load_music()
+        st.busy, st.stage, st.progress = False, "done", 1.0
+        st.message = f"wrote {st.scored_path}"
+        self.info.setText(f"Scored timeline: {st.scored_path}\nMusic: {result.sidecar}"
+                          + "".join(f"\nnote: {n}" for n in result.notices))
+        self._player = None
+        self._sync()
+        self.generated.emit()
+
+    def regenerate(self) -> None:
+        from plugin.regenerate import regenerate_clip
+
+        st, s = self.state, self._settings()
+        if st.scored_path is None or st.selected_clip is None:
+            return
+        client, scored, clip, hits = self.client(), st.scored_path, str(st.selected_clip), list(st.user_hits)
+        seed = s.new_seed()
+        self.seed.setValue(seed)
+        self._start(lambda emit: regenerate_clip(scored, clip, client, out_path=scored, seed=seed, force=True,
+                                                 on_progress=emit, hits_s=hits), self._regenerated)
+
+    def _regenerated(self, result) -> None:
+        st = self.state
+        st.load_music()
+        st.busy, st.stage, st.progress = False, "done", 1.0
+        st.message = f"clip {result.clip} {result.name!r}: {result.wav.name}"
+        self._player = None
+        self._sync()
+        self.generated.emit()
+
+    def cancel(self) -> None:
+        if self._job_id and self._client is not None:
+            self._client.cancel(self._job_id)
+            self.state.message = "cancelling…"
+            self._sync()
+
+    def export(self) -> None:
+        from plugin.state import export_scored
+
+        st = self.state
+        if st.scored_path is None:
+            return
+        fmt = self._settings().output_format
+        if fmt == ".kdenlive" and st.path.suffix.lower() != ".kdenlive":
+            self.state.error = "a .kdenlive export needs a .kdenlive project as input; choose .otio or .xml"
+            self._sync()
+            return
+        out = st.path.with_name(f"{st.path.stem}-cutscore{fmt}")
+        n = 2
+        while out.exists():
+            out = st.path.with_name(f"{st.path.stem}-cutscore-{n}{fmt}")
+            n += 1
+        try:
+            export_scored(st.scored_path, out)
+        except CutscoreError as e:
+            self.state.error = str(e)
+        else:
+            self.state.message = f"exported {out}"
+            self.info.setText(f"Exported: {out}")
+        self._sync()
+
+    def _show_details(self) -> None:
+        QMessageBox.information(self, "cutscore: details", self.state.error_details or self.state.error)
+
+    def _compute_lanes(self, _progress):
+        """Visual beats per second of the timeline, from each clip's media (no CLIP needed), computed
+        by the engine's own process (engine/tools.py visual-beats)."""
+        from core.client import tool_json
+
+        st = self.state
+        beats = np.zeros(int(np.ceil(st.duration_s)), np.float32)
+        clips = [c for c in st.clips if c.media_found]
+        ranges = [[str(c.media_path), c.file_range.start_time.to_seconds(),
+                   c.file_range.start_time.to_seconds() + c.range.duration.to_seconds()] for c in clips]
+        per_clip = tool_json("visual-beats", {"ranges": ranges})["beats"] if ranges else []
+        for c, clip_beats in zip(clips, per_clip):
+            t0 = c.range.start_time.to_seconds()
+            for k, v in enumerate(clip_beats or []):
+                i = int(t0 + k)
+                if i < len(beats):
+                    beats[i] = max(beats[i], v)
+        return beats
+
+    def _lanes_done(self, beats) -> None:
+        self.state.beats = beats
+        self._sync()

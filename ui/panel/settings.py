@@ -1,0 +1,65 @@
+"""The settings an editor sets before Generate: the model, seed, sampler, steps, guidance (the model's
+own shown until changed), loudness and output format.
+
+A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelState).
+"""
+
+from __future__ import annotations
+
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+)
+
+from ui.panel.state import OUTPUT_FORMATS, SAMPLERS
+
+
+class SettingsPart:
+    def _build_settings(self) -> QFormLayout:
+        s = self.state.settings
+        own = s.sampling()  # the model's own sampler, steps and guidance, unless set
+        self.model_edit = QLineEdit(s.model or "")
+        self.model_edit.setPlaceholderText("default: the demo model, else debug")
+        self.model_edit.editingFinished.connect(self._show_model_sampling)
+        self.seed = QSpinBox(maximum=2**31 - 2, value=s.seed)
+        new_seed = QPushButton("New seed", clicked=lambda: self.seed.setValue(s.new_seed()))
+        self.sampler = QComboBox()
+        self.sampler.addItems(SAMPLERS)
+        self.sampler.setCurrentText(own["sampler"])
+        self.steps = QSpinBox(minimum=1, maximum=1000, value=own["steps"])
+        self.guidance = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.5, value=own["guidance"])
+        self.loudness = QDoubleSpinBox(minimum=-40, maximum=0, singleStep=1, value=s.loudness, suffix=" LUFS")
+        self.fmt = QComboBox()
+        self.fmt.addItems(OUTPUT_FORMATS)
+        form = QFormLayout()
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed)
+        seed_row.addWidget(new_seed)
+        for label, w in (("Model", self.model_edit), ("Seed", seed_row), ("Sampler", self.sampler), ("Steps", self.steps),
+                         ("Guidance", self.guidance), ("Loudness", self.loudness), ("Output", self.fmt)):
+            form.addRow(label, w)
+
+        return form
+
+    def _show_model_sampling(self) -> None:
+        """Another model: show its own sampler, steps and guidance."""
+        s = self.state.settings
+        if (self.model_edit.text().strip() or None) == s.model:
+            return
+        s.model, s.sampler, s.steps, s.guidance = self.model_edit.text().strip() or None, None, None, None
+        own = s.sampling()
+        self.sampler.setCurrentText(own["sampler"])
+        self.steps.setValue(own["steps"])
+        self.guidance.setValue(own["guidance"])
+
+    def _settings(self):
+        s = self.state.settings
+        s.model, s.seed = self.model_edit.text().strip() or None, self.seed.value()
+        s.sampler, s.steps, s.guidance = self.sampler.currentText(), self.steps.value(), self.guidance.value()
+        s.loudness, s.output_format = self.loudness.value(), self.fmt.currentText()
+        return s
