@@ -55,6 +55,6 @@ def read_segments(side) -> tuple[str, list[dict]]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not readable ({e}); score the timeline again") from None
-    if not isinstance(data, dict) or data.get("version") not in (1, 2) or not data.get("segments"):
+    if not isinstance(data, dict) or data.get("version", 1) not in (1, 2) or not data.get("segments"):
         raise ValueError(f"{path}: not a cutscore state file this version reads; score the timeline again")
     return str(data.get("scored", "")), list(data["segments"])

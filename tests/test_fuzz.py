@@ -261,9 +261,10 @@ def _numeric_options():
     import argparse
 
     from ui import cli
+    from ui.cli import types as t
 
-    numeric = {int, float, cli._finite, cli._positive_int, cli._positive_float, cli._seconds, cli._seed, cli._port,
-               cli._steps, cli._frame_rate, cli._window_s, cli._loudness, cli._sample_rate, cli._seconds_list}
+    numeric = {int, float, t._finite, t._positive_int, t._positive_float, t._seconds, t._seed, t._port,
+               t._steps, t._frame_rate, t._window_s, t._loudness, t._sample_rate, t._seconds_list}
     out = []
 
     def walk(parser, words):

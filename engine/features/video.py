@@ -91,8 +91,6 @@ def decode_range(path: str | Path, start_s: float = 0.0, end_s: float | None = N
                  grey_width: int = 64, grey_fps: float = 10.0) -> Decoded:
     """Decode [start_s, end_s) of a file into the two streams (see the module docstring). Times
     are measured from the first frame (a container's start offset is not part of the range)."""
-    import cv2
-
     path = Path(path)
     info = probe(path)
     if start_s < 0:
@@ -101,37 +99,13 @@ def decode_range(path: str | Path, start_s: float = 0.0, end_s: float | None = N
         raise CutscoreError(f"{path}: empty range [{start_s}, {end_s}); the end must be after the start")
     limit = None if end_s is None else end_s - start_s
     frame_dt = 1.0 / info.fps
+    frames = _Frames(key_size, grey_width, grey_fps, frame_dt)
     cap = _open(path)
-    keys: dict[int, np.ndarray] = {}  # second -> the retrieved frame nearest its middle
-    fallback: dict[int, np.ndarray] = {}  # second -> its first retrieved frame
-    grey, grey_t = [], []
-    next_grey, last_t = 0.0, None
     try:
-        if start_s > 0:
-            cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, start_s - 1.0) * 1000.0)
-        while cap.grab():
-            t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - start_s  # presentation time of this frame
-            if t < -frame_dt / 2:
-                continue
-            if limit is not None and t >= limit - frame_dt / 2:
-                break
-            last_t = t
-            if t < next_grey - frame_dt / 2:
-                continue
-            ok, frame = cap.retrieve()
-            if not ok or frame is None:
-                continue
-            h = max(1, round(grey_width * frame.shape[0] / frame.shape[1]))
-            grey.append(cv2.cvtColor(cv2.resize(frame, (grey_width, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY))
-            grey_t.append(t)
-            next_grey = max(next_grey + 1.0 / grey_fps, t + frame_dt / 2)
-            sec = max(0, int(np.floor(t + 1e-9)))
-            if sec not in fallback:
-                fallback[sec] = cv2.cvtColor(_scaled(frame, key_size), cv2.COLOR_BGR2RGB)
-            if sec not in keys and t >= sec + 0.5 - frame_dt / 2:
-                keys[sec] = fallback[sec] if t - sec < frame_dt else cv2.cvtColor(_scaled(frame, key_size), cv2.COLOR_BGR2RGB)
+        frames.read(cap, start_s, limit)
     finally:
         cap.release()
+    keys, fallback, grey, grey_t, last_t = frames.keys, frames.fallback, frames.grey, frames.grey_t, frames.last_t
     if last_t is None or not grey:
         raise CutscoreError(f"{path}: no frame at or after {start_s:.3f} s: the range starts past the end of the "
                             "video (or the file is truncated)")
@@ -143,6 +117,54 @@ def decode_range(path: str | Path, start_s: float = 0.0, end_s: float | None = N
     m = int(np.ceil(duration - 1e-9))
     return Decoded(info=info, start_s=start_s, duration_s=duration, key_frames=_per_second(keys, fallback, m),
                    key_times=np.minimum(np.arange(m) + 0.5, duration), grey=np.stack(grey), grey_times=np.asarray(grey_t))
+
+
+class _Frames:
+    """What decode_range keeps of the frames it reads: a key frame a second (the frame nearest the
+    second's middle, else its first) and small grey frames at grey_fps."""
+
+    def __init__(self, key_size: int, grey_width: int, grey_fps: float, frame_dt: float):
+        self.key_size, self.grey_width, self.grey_fps, self.frame_dt = key_size, grey_width, grey_fps, frame_dt
+        self.keys: dict[int, np.ndarray] = {}  # second -> the retrieved frame nearest its middle
+        self.fallback: dict[int, np.ndarray] = {}  # second -> its first retrieved frame
+        self.grey: list[np.ndarray] = []
+        self.grey_t: list[float] = []
+        self.next_grey, self.last_t = 0.0, None
+
+    def read(self, cap, start_s: float, limit: float | None) -> None:
+        import cv2
+
+        dt = self.frame_dt
+        if start_s > 0:
+            cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, start_s - 1.0) * 1000.0)
+        while cap.grab():
+            t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - start_s  # presentation time of this frame
+            if t < -dt / 2:
+                continue
+            if limit is not None and t >= limit - dt / 2:
+                break
+            self.last_t = t
+            if t < self.next_grey - dt / 2:
+                continue
+            ok, frame = cap.retrieve()
+            if ok and frame is not None:
+                self._keep(frame, t)
+
+    def _keep(self, frame: np.ndarray, t: float) -> None:
+        import cv2
+
+        dt = self.frame_dt
+        h = max(1, round(self.grey_width * frame.shape[0] / frame.shape[1]))
+        small = cv2.resize(frame, (self.grey_width, h), interpolation=cv2.INTER_AREA)
+        self.grey.append(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        self.grey_t.append(t)
+        self.next_grey = max(self.next_grey + 1.0 / self.grey_fps, t + dt / 2)
+        sec = max(0, int(np.floor(t + 1e-9)))
+        if sec not in self.fallback:
+            self.fallback[sec] = cv2.cvtColor(_scaled(frame, self.key_size), cv2.COLOR_BGR2RGB)
+        if sec not in self.keys and t >= sec + 0.5 - dt / 2:
+            self.keys[sec] = (self.fallback[sec] if t - sec < dt
+                              else cv2.cvtColor(_scaled(frame, self.key_size), cv2.COLOR_BGR2RGB))
 
 
 def _per_second(keys: dict[int, np.ndarray], fallback: dict[int, np.ndarray], m: int) -> np.ndarray:

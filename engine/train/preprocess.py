@@ -121,6 +121,28 @@ def _write_segment(path: Path, video: Path, seg: np.ndarray, start: float, end: 
              beat=f.beat[:m], rhythm=target, mask=np.ones(m, bool))
 
 
+def _segments_of(out: Path, source: str, split: str, y: np.ndarray, sr: int, seconds: int, hop: int,
+                 write: Callable[[Path, float, float], None]) -> tuple[list[dict], int]:
+    """The manifest entries of one source's segments (every `hop` s, `seconds` long; any holding a
+    silence dropped), each written once by `write(path, start_s, end_s)`; and how many were dropped."""
+    dur = y.shape[1] / sr
+    silences = silent_spans(y, sr)
+    starts = list(range(0, max(int(math.floor(dur - seconds)), 0) + 1, hop)) if dur >= seconds else [0]
+    entries, dropped = [], 0
+    for start in starts:
+        end = min(start + seconds, dur)
+        if any(a < end and b > start for a, b in silences):
+            dropped += 1
+            continue
+        seg_id = f"{source.replace('/', '__')}__{start:05d}"
+        rel = f"segments/{seg_id}.npz"
+        if not (out / rel).exists():
+            write(out / rel, start, end)
+        entries.append({"id": seg_id, "source": source, "split": split, "file": rel, "start_s": float(start),
+                        "duration_s": float(end - start)})
+    return entries, dropped
+
+
 def preprocess(src: str | Path, out: str | Path, vae_dir: str | Path | None = None, rhythm: str = "odf",
                seconds: int = 30, hop: int = 10, clip_model: str | None = DEFAULT_CLIP[0],
                clip_pretrained: str | None = DEFAULT_CLIP[1], seed: int = 0, vocals: bool = True,
@@ -146,24 +168,13 @@ def preprocess(src: str | Path, out: str | Path, vae_dir: str | Path | None = No
     manifest, dropped = [], 0
     for video, audio_path in find_sources(src):
         source = video.relative_to(src).with_suffix("").as_posix()
-        split = split_of(source, seed)
         y = _source_audio(audio_path, sr, ch, vocals, warn)
-        dur = y.shape[1] / sr
-        silences = silent_spans(y, sr)
-        starts = list(range(0, max(int(math.floor(dur - seconds)), 0) + 1, hop)) if dur >= seconds else [0]
-        for start in starts:
-            end = min(start + seconds, dur)
-            if any(a < end and b > start for a, b in silences):
-                dropped += 1
-                continue
-            seg_id = f"{source.replace('/', '__')}__{start:05d}"
-            rel = f"segments/{seg_id}.npz"
-            if not (out / rel).exists():
-                _write_segment(out / rel, video, y[:, int(start * sr):int(end * sr)], start, end, vae, window, rhythm,
-                               known_cuts.get(video.stem), fcfg)
-            manifest.append({"id": seg_id, "source": source, "split": split, "file": rel, "start_s": float(start),
-                             "duration_s": float(end - start)})
-        log(f"{source}: {len(starts)} segment(s), split {split}")
+        write = lambda path, a, b, video=video, y=y: _write_segment(  # noqa: E731
+            path, video, y[:, int(a * sr):int(b * sr)], a, b, vae, window, rhythm, known_cuts.get(video.stem), fcfg)
+        entries, n_dropped = _segments_of(out, source, split_of(source, seed), y, sr, seconds, hop, write)
+        manifest += entries
+        dropped += n_dropped
+        log(f"{source}: {len(entries) + n_dropped} segment(s), split {split_of(source, seed)}")
     (out / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
     vae_folder = Path(vae_dir) if vae_dir else None
     meta = {"sample_rate": sr, "audio_channels": ch, "latent_dim": vae.latent_dim, "downsampling": vae.downsampling,

@@ -202,12 +202,9 @@ def _fresh(ids: set[str], prefix: str) -> str:
     return f"{prefix}{n}"
 
 
-def _without_music(proj: Project) -> str:
-    """The project text with a previous cutscore track, its producers, mix and bin clips removed
-    (and the track-indexed properties renumbered back)."""
-    text = proj.text
-    idx = proj.music_track_index()
-    folder = proj.folder_id()
+def _music_elements(proj: Project, idx: int | None) -> tuple[set[str], set[str]]:
+    """The ids of a previous cutscore track's elements (its tractor, playlists and their producers,
+    and the bin clips of the cutscore folder), and of those bin clips alone."""
     drop: set[str] = set()
     if idx is not None:
         tractor = proj.elements[proj.main.findall("track")[idx].get("producer")]
@@ -217,6 +214,7 @@ def _without_music(proj: Project) -> str:
             if pl is not None:
                 drop.add(pl.get("id"))
                 drop.update(e.get("producer") for e in pl.findall("entry"))
+    folder = proj.folder_id()
     bin_drop = set()
     if folder is not None:
         for e in proj.bin.findall("entry"):
@@ -232,6 +230,15 @@ def _without_music(proj: Project) -> str:
     if used_elsewhere & drop:
         raise CutscoreError("the project uses cutscore's music outside the 'cutscore music' track; "
                             "score the original project, or remove those copies first")
+    return drop, bin_drop
+
+
+def _without_music(proj: Project) -> str:
+    """The project text with a previous cutscore track, its producers, mix and bin clips removed
+    (and the track-indexed properties renumbered back)."""
+    text = proj.text
+    idx = proj.music_track_index()
+    drop, bin_drop = _music_elements(proj, idx)
     spans = [(s, e) for tag, ident, s, e in _top_level(text) if ident in drop]
     for s, e in sorted(spans, reverse=True):
         text = text[:s] + text[e:]

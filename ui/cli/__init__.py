@@ -18,20 +18,6 @@ from core.paths import DEMO_MODEL  # noqa: F401 - where the demo looks for its m
 from core.terminal import run_command
 from ui.cli.commands import DEMO_TIMELINE  # noqa: F401
 from ui.cli.parser import build_parser
-from ui.cli.types import (  # noqa: F401 - the option types, for the tests that walk them
-    _finite,
-    _frame_rate,
-    _loudness,
-    _port,
-    _positive_float,
-    _positive_int,
-    _sample_rate,
-    _seconds,
-    _seconds_list,
-    _seed,
-    _steps,
-    _window_s,
-)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,20 +159,7 @@ class TimelineView(QWidget):
         tl = st.plan.timeline
         self._ruler(p, tl)
         for c in tl.clips:
-            x0, x1 = self.x_of(c.range.start_time.to_seconds()), self.x_of(c.range.end_time_exclusive().to_seconds())
-            r = QRectF(x0, RULER + 2, max(x1 - x0 - 1, 1), CLIPS - 4)
-            p.fillRect(r, CLIP_COLORS[c.index % len(CLIP_COLORS)])
-            thumb = self._thumbs.get(c.index)
-            if thumb is not None and r.width() > 20:
-                p.drawPixmap(int(x0) + 2, RULER + 4, thumb.scaledToHeight(CLIPS - 24), 0, 0,
-                             int(min(thumb.width(), r.width() - 4)), CLIPS - 24)
-            if st.selected_clip == c.index:
-                p.setPen(QPen(QColor("#ffd54a"), 3))
-                p.drawRect(r)
-            p.setPen(QColor("#ffffff") if c.media_found else QColor("#ffb0b0"))
-            p.setFont(QFont("Sans", 8))
-            p.drawText(r.adjusted(3, 0, -3, -2), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
-                       c.name + ("" if c.media_found or not c.media else "  (offline)"))
+            self._clip(p, c)
         labels = {"beats": "visual beats (per second)", "rhythm": "predicted rhythm (per second)", "music": "music"}
         for name in LANES:
             r = self.lane_rect(name)
@@ -183,7 +170,28 @@ class TimelineView(QWidget):
         self._beats(p)
         self._rhythm(p)
         self._music(p)
-        height = int(self.lane_rect(LANES[-1]).bottom())
+        self._marks(p, tl, int(self.lane_rect(LANES[-1]).bottom()))
+
+    def _clip(self, p: QPainter, c) -> None:
+        """A picture clip: its colour, its thumbnail, its name (offline media in red), the selection."""
+        x0, x1 = self.x_of(c.range.start_time.to_seconds()), self.x_of(c.range.end_time_exclusive().to_seconds())
+        r = QRectF(x0, RULER + 2, max(x1 - x0 - 1, 1), CLIPS - 4)
+        p.fillRect(r, CLIP_COLORS[c.index % len(CLIP_COLORS)])
+        thumb = self._thumbs.get(c.index)
+        if thumb is not None and r.width() > 20:
+            p.drawPixmap(int(x0) + 2, RULER + 4, thumb.scaledToHeight(CLIPS - 24), 0, 0,
+                         int(min(thumb.width(), r.width() - 4)), CLIPS - 24)
+        if self.state.selected_clip == c.index:
+            p.setPen(QPen(QColor("#ffd54a"), 3))
+            p.drawRect(r)
+        p.setPen(QColor("#ffffff") if c.media_found else QColor("#ffb0b0"))
+        p.setFont(QFont("Sans", 8))
+        p.drawText(r.adjusted(3, 0, -3, -2), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+                   c.name + ("" if c.media_found or not c.media else "  (offline)"))
+
+    def _marks(self, p: QPainter, tl, height: int) -> None:
+        """The cuts (red), the timeline's markers (read-only), the panel's hit points and the playhead."""
+        st = self.state
         p.setPen(QPen(QColor("#ff5050"), 1))
         for c in tl.cuts:
             x = self.x_of(c.to_seconds())
