@@ -363,6 +363,29 @@ def run_tool(command: str, options: dict) -> int:
     return code
 
 
+def tool_lines(command: str, options: dict, on_line: Callable[[str], None], proc_holder: list | None = None) -> str:
+    """Run an engine command, calling on_line with each line (and progress-bar update) it writes to
+    stderr; its stdout on success, its one-line error as a CutscoreError. proc_holder gets the child
+    (the panel stops it on Cancel)."""
+    import subprocess
+
+    proc = tool_process(command, options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc_holder is not None:
+        proc_holder.append(proc)
+    last, buf = "", b""
+    while chunk := proc.stderr.read1(4096):
+        buf += chunk
+        *lines, buf = buf.replace(b"\r", b"\n").split(b"\n")
+        for raw in lines:
+            if line := raw.decode("utf-8", "replace").strip():
+                last = line
+                on_line(line)
+    stdout = proc.stdout.read().decode("utf-8", "replace")
+    if proc.wait() != 0:
+        raise CutscoreError(last.removeprefix("cutscore: error: ") or f"the engine's {command} exited {proc.returncode}")
+    return stdout
+
+
 def tool_json(command: str, options: dict) -> dict:
     """An engine command's JSON answer (its --json output); its one-line error as a CutscoreError."""
     import subprocess

@@ -1,6 +1,6 @@
 """Where things are (torch-free): the repository's resources (configs, the demo model), the default
 CLIP and the engine's port, and where cutscore keeps the user's things: the config folder (the
-engine's token and job store). Environment variables override the platform defaults, which is how
+engine's token and job store) and the data folder (the models fetched and converted). Environment variables override the platform defaults, which is how
 the tests isolate themselves."""
 
 from __future__ import annotations
@@ -22,6 +22,27 @@ def config_dir() -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("cutscore"))
+
+
+def data_dir() -> Path:
+    """Where cutscore keeps what it fetched and converted (the models `cutscore weights get` makes)."""
+    env = os.environ.get("CUTSCORE_DATA_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("cutscore"))
+
+
+FETCHED_MODELS = ("official",)  # the models `cutscore weights get` fetches and converts (engine/weights.py)
+
+
+def installed_model(name: str) -> Path | None:
+    """The model folder `cutscore weights get NAME` converted (official), found by its name."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    folder = data_dir() / "models" / name
+    return folder if (folder / "config.json").is_file() else None
 
 
 def token_path() -> Path:

@@ -1,5 +1,5 @@
-"""What this machine has (torch-free at import): the weights found and the runtime, for
-`cutscore doctor`. (The engine answering on loopback: core.client.find_server; a model's window
+"""What this machine has (torch-free at import): the weights found (with the command that gets
+each missing one) and the runtime, for `cutscore doctor`. (The engine answering on loopback: core.client.find_server; a model's window
 length: core.model_config.model_window_s.)"""
 
 from __future__ import annotations
@@ -8,28 +8,23 @@ import os
 import platform
 import shutil
 import sys
-from pathlib import Path
 
-from core.paths import DEMO_MODEL
-
-
-def _hf_cache() -> Path:
-    return Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+from core.paths import DEMO_MODEL, installed_model
 
 
 def find_weights() -> dict[str, str]:
-    """Where each kind of weights was found on this machine, or 'not found'."""
-    hub = _hf_cache()
-    found = {}
-    candidates = {
-        "demo model": [DEMO_MODEL / "config.json"],
-        "Stable Audio Open VAE": [hub / "models--stabilityai--stable-audio-open-1.0"],
-        "CLIP ViT-B/32 (openai)": [hub / "models--timm--vit_base_patch32_clip_224.openai"],
-        "Diff-V2M official checkpoint": [hub / "models--TaylorJi--Diff-V2M"],
-    }
-    for name, paths in candidates.items():
-        hit = next((p for p in paths if p.exists()), None)
-        found[name] = str(hit.parent if hit and hit.is_file() else hit) if hit else "not found"
+    """Where each kind of weights was found on this machine, or the command that gets it."""
+    from engine.weights import PARTS, cached
+
+    found = {"demo model": str(DEMO_MODEL) if (DEMO_MODEL / "config.json").exists() else
+             "not found (a fresh clone has it: resources/models/demo)"}
+    for label, name in (("Stable Audio Open VAE", "sao-vae"), ("CLIP ViT-B/32 (openai)", "clip")):
+        paths = [cached(p) for p in PARTS[name]]
+        found[label] = (str(paths[-1].parent) if all(paths) else
+                        f"not found: get it with `cutscore weights get {name}`")
+    model = installed_model("official")
+    found["Diff-V2M official checkpoint"] = (str(model) if model else
+                                             "not found: get it with `cutscore weights get official`")
     return found
 
 

@@ -30,6 +30,31 @@ def runtime(args) -> int:
     return 0
 
 
+def weights(args) -> int:
+    """`cutscore weights list|get NAME` (engine/weights.py)."""
+    from engine import weights as w
+
+    if args.weights_cmd == "list":
+        rows = w.listing()
+        if args.json:
+            out(json.dumps(rows, indent=2))
+            return 0
+        for r in rows:
+            size = (f"{r['size_bytes'] / w.GB:.2f} GB" if r["path"] and r["size_bytes"] else
+                    f"about {r['size_bytes'] / w.GB:.1f} GB" if r["size_bytes"] else "size: see the hub")
+            state = ("verified" if r["verified"] else "HASH DIFFERS" if r["verified"] is False else
+                     "here" if r["path"] else "not here")
+            out(f"{r['name']:<9} {r['file']:<32} {size:<18} {state}")
+            out(f"          {r['what']}; {r['repo'] or 'converted here'}; licence: {r['licence']}"
+                + ("; gated: log in and accept it on " + r["page"] if r["gated"] else ""))
+            if r["path"]:
+                out(f"          at {r['path']}" + (f" (sha256 pinned by {r['pinned']})" if r["pinned"] else ""))
+        return 0
+    for line in w.get(args.name, config=args.config, allow_pickle=args.allow_pickle, log=lambda m: err(f"cutscore: {m}")):
+        out(line)
+    return 0
+
+
 def model_info(args) -> int:
     from engine.model.checkpoint import model_info
 
@@ -133,7 +158,7 @@ def evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"runtime": runtime, "model-info": model_info, "import-official": import_official, "features": features,
+COMMANDS = {"runtime": runtime, "model-info": model_info, "import-official": import_official, "weights": weights, "features": features,
             "visual-beats": visual_beats, "serve": serve, "train": train, "evaluate": evaluate}
 
 

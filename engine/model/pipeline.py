@@ -19,6 +19,7 @@ import torch
 
 from core.errors import CutscoreError
 from core.model_config import ModelConfig, default_vae_config, load_config
+from core.paths import installed_model
 from engine.model.diffusion import DiffV2M
 from engine.model.encoders import Features
 from engine.model.sampling import Callback, Inpaint, get_sampler, schedule
@@ -89,7 +90,7 @@ class Pipeline:
         from engine.model.checkpoint import load_model
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        p = Path(name_or_dir)
+        p = installed_model(str(name_or_dir)) or Path(name_or_dir)  # `cutscore weights get official` made it
         if p.is_dir():
             model, vae = load_model(p, device)
             if vae is None:
@@ -99,8 +100,10 @@ class Pipeline:
             return cls(model, vae, device, name=str(p), **options)
         cfg = load_config(name_or_dir)
         if cfg.name != "debug":
-            raise CutscoreError(f"{name_or_dir}: a full-size preset has no weights; pass a model folder "
-                                "(`cutscore import-official` converts the released checkpoint)")
+            hint = ("run `cutscore weights get official` to fetch and convert the released checkpoint"
+                    if cfg.name == "official" else "pass a model folder (`cutscore weights get official` fetches "
+                    "the released one)")
+            raise CutscoreError(f"{name_or_dir}: a full-size preset has no weights; {hint}")
         model, vae = _random_init(cfg)
         return cls(model, vae, device, name="debug", **options)
 

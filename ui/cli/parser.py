@@ -160,7 +160,7 @@ def _engine_commands(add) -> None:
 
 
 def _model_commands(add) -> None:
-    """Models: train, evaluate, import-official, model-info, doctor."""
+    """Models: train, evaluate, import-official, weights, model-info, doctor."""
     sp = add("train", engine_command, "Prepare data and train Diff-V2M.")
     tsub = sp.add_subparsers(dest="train_cmd", metavar="STEP", required=True)
     t = tsub.add_parser("preprocess", help="features, rhythm targets and latents of a corpus",
@@ -200,6 +200,22 @@ def _model_commands(add) -> None:
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     sp.add_argument("--config", default="official",
                     help="the model config the checkpoint was built from (default: the `official` preset)")
+
+    sp = add("weights", engine_command, "The released weights: list them, or get one (download, verify, convert).")
+    wsub = sp.add_subparsers(dest="weights_cmd", metavar="ACTION", required=True, parser_class=_Parser)
+    w = wsub.add_parser("list", help="each model's files: source, size, licence, where on this machine, verified",
+                        description="Each model's files: what, source, size, licence, gated, where, verified.")
+    w.add_argument("--json", action="store_true", help="print JSON")
+    w = wsub.add_parser("get", help="download (resumably), verify by sha256 and convert a model",
+                        description="Download through the Hugging Face hub (its cache, HF_TOKEN or `hf auth login`), "
+                                    "verify every file's sha256 and convert the official checkpoint once.")
+    w.add_argument("name", choices=["official", "sao-vae", "clip", "all"],
+                   help="official: the Diff-V2M checkpoint, converted; sao-vae: Stable Audio Open 1.0's autoencoder; "
+                        "clip: open_clip ViT-B-32-quickgelu/openai; all: the three")
+    w.add_argument("--config", help="the model config the official checkpoint was built from (default: "
+                                     "CUTSCORE_OFFICIAL_CONFIG, else the `official` preset)")
+    w.add_argument("--allow-pickle", action="store_true",
+                   help="allow unpickling objects beyond tensors in the checkpoint (trusted files only)")
 
     sp = add("model-info", engine_command, "Parameter counts by part of a config or model folder.")
     sp.add_argument("config", help="a preset (paper, official, debug), a config .json or a model folder")

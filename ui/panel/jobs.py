@@ -6,6 +6,7 @@ A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelSt
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from pathlib import Path
@@ -123,7 +124,45 @@ class JobsPart:
         self._sync()
         self.generated.emit()
 
+    def get_weights(self) -> None:
+        """The model's released weights fetched, verified and converted (`cutscore weights get`, the
+        engine's own command), its progress in the panel's progress bar."""
+        from core.api import JobStatus
+        from core.client import tool_lines
+
+        name = self.state.settings.model or ""
+        self._weights_proc = []
+
+        def fetch(emit):
+            at = [0, 1, ""]  # the step k of n the engine is on ("[k/n] ..."), and its message
+
+            def line(text: str) -> None:
+                if m := re.search(r"\[(\d+)/(\d+)\] (.*)", text):
+                    at[:] = [int(m.group(1)) - 1, int(m.group(2)), m.group(3)]
+                pct = re.search(r"(\d+)%\|", text)  # huggingface_hub's progress bar of the file
+                within = int(pct.group(1)) / 100 if pct and not m else 0.0
+                emit(JobStatus(id="weights", state="running", stage="weights", progress=(at[0] + within) / at[1],
+                               message=at[2] + (f" ({pct.group(1)} %)" if pct and not m else "")))
+
+            return tool_lines("weights", {"weights_cmd": "get", "name": name, "config": None,
+                                          "allow_pickle": False}, line, self._weights_proc)
+
+        self._start(fetch, self._weights_done)
+
+    def _weights_done(self, stdout: str) -> None:
+        st = self.state
+        st.busy, st.stage, st.progress = False, "done", 1.0
+        st.message = stdout.strip().splitlines()[-1] if stdout.strip() else "weights ready"
+        self._sync_weights_button()
+        self._sync()
+
     def cancel(self) -> None:
+        running = getattr(self, "_weights_proc", None)
+        if running and running[0].poll() is None:
+            self._weights_proc[0].terminate()  # the engine's `weights get` ends; the cache keeps no half file
+            self.state.message = "cancelling…"
+            self._sync()
+            return
         if self._job_id and self._client is not None:
             self._client.cancel(self._job_id)
             self.state.message = "cancelling…"

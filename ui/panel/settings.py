@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import (
     QSpinBox,
 )
 
-from ui.panel.state import OUTPUT_FORMATS, SAMPLERS
+from ui.panel.state import OUTPUT_FORMATS, SAMPLERS, weights_missing
 
 
 class SettingsPart:
@@ -36,22 +36,35 @@ class SettingsPart:
         self.loudness = QDoubleSpinBox(minimum=-40, maximum=0, singleStep=1, value=s.loudness, suffix=" LUFS")
         self.fmt = QComboBox()
         self.fmt.addItems(OUTPUT_FORMATS)
+        self.weights_btn = QPushButton("Get real weights", clicked=self.get_weights)
+        self.weights_btn.setToolTip("download, verify and convert this model's released weights "
+                                    "(`cutscore weights get`)")
         form = QFormLayout()
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_edit)
+        model_row.addWidget(self.weights_btn)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed)
         seed_row.addWidget(new_seed)
-        for label, w in (("Model", self.model_edit), ("Seed", seed_row), ("Sampler", self.sampler), ("Steps", self.steps),
+        self._sync_weights_button()
+        for label, w in (("Model", model_row), ("Seed", seed_row), ("Sampler", self.sampler), ("Steps", self.steps),
                          ("Guidance", self.guidance), ("Loudness", self.loudness), ("Output", self.fmt)):
             form.addRow(label, w)
 
         return form
 
+    def _sync_weights_button(self) -> None:
+        """"Get real weights" shows while the model named is one cutscore fetches and it is not here."""
+        self.weights_btn.setVisible(weights_missing(self.state.settings.model))
+
     def _show_model_sampling(self) -> None:
-        """Another model: show its own sampler, steps and guidance."""
+        """Another model: show its own sampler, steps and guidance (and whether its weights are here)."""
         s = self.state.settings
         if (self.model_edit.text().strip() or None) == s.model:
             return
-        s.model, s.sampler, s.steps, s.guidance = self.model_edit.text().strip() or None, None, None, None
+        s.model = self.model_edit.text().strip() or None
+        self._sync_weights_button()
+        s.sampler, s.steps, s.guidance = None, None, None
         own = s.sampling()
         self.sampler.setCurrentText(own["sampler"])
         self.steps.setValue(own["steps"])

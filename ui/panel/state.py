@@ -21,6 +21,13 @@ OUTPUT_FORMATS = (".otio", ".kdenlive", ".xml")
 SAMPLERS = tuple(sorted(SAMPLER_NAMES, key=lambda s: s != "dpmpp-2m"))  # the few-step sampler first
 
 
+def weights_missing(model: str | None) -> bool:
+    """Whether `model` is one cutscore fetches and its converted weights are not on this machine."""
+    from core.paths import FETCHED_MODELS, installed_model
+
+    return model in FETCHED_MODELS and installed_model(model) is None
+
+
 class Settings(ScoreOptions):
     """The panel's settings: a score's options (plugin/score.py ScoreOptions, whose generation
     settings are core/api.py's, declared once) and the output format. sampler, steps and guidance
