@@ -99,7 +99,8 @@ def lua_launcher_text(action: str, root: Path, python: str) -> str:
             f"local CUTSCORE_ROOT = {_lua_string(str(root))}\n"
             f"local CUTSCORE_PYTHON = {_lua_string(python)}\n"
             f"local launcher = dofile(CUTSCORE_ROOT .. \"/plugin/resolve_launcher.lua\")\n"
-            f"return launcher.launch({_lua_string(action)}, CUTSCORE_ROOT, CUTSCORE_PYTHON)\n")
+            f"return launcher.launch({_lua_string(action)}, CUTSCORE_ROOT, CUTSCORE_PYTHON, "
+            f"{{names = {{track = {_lua_string(TRACK_NAME)}, bin = {_lua_string(BIN_NAME)}}}}})\n")
 
 
 def install(root: Path, python: str, dry_run: bool = False, system: str | None = None, env: dict | None = None,

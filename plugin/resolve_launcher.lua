@@ -25,8 +25,8 @@ File > Export > Timeline as .otio, `cutscore score cut.otio -o cut-scored.otio`,
 
 local M = {}
 
-local TRACK_NAME = "cutscore music"
-local BIN_NAME = "cutscore"
+-- the track and bin names are plugin/names.py's, passed by the installed launcher (opts.names)
+local TRACK_NAME, BIN_NAME
 local FILE_ROUTE = "the file route always works: File > Export > Timeline as .otio, "
   .. "`cutscore score cut.otio -o cut-scored.otio`, File > Import > Timeline"
 M.NO_API = "cutscore: DaVinci Resolve's scripting API is not reachable; run this from Workspace > Scripts > Edit "
@@ -242,6 +242,11 @@ end
 function M.launch(action, root, python, opts)
   opts = opts or {}
   local log = opts.log or print
+  if not (opts.names and opts.names.track and opts.names.bin) then
+    log("cutscore: this launcher was written by an older cutscore; run `cutscore resolve install` again")
+    return 2
+  end
+  TRACK_NAME, BIN_NAME = opts.names.track, opts.names.bin
   if not opts.extra then
     opts.extra = {}
     for a in (os.getenv("CUTSCORE_RESOLVE_ARGS") or ""):gmatch("%S+") do opts.extra[#opts.extra + 1] = a end

@@ -228,7 +228,7 @@ def _music_elements(proj: Project, idx: int | None) -> tuple[set[str], set[str]]
         if el.tag == "playlist" and el.get("id") not in drop and el.get("id") != "main_bin":
             used_elsewhere.update(e.get("producer") for e in el.findall("entry"))
     if used_elsewhere & drop:
-        raise CutscoreError("the project uses cutscore's music outside the 'cutscore music' track; "
+        raise CutscoreError(f"the project uses cutscore's music outside the '{TRACK_NAME}' track; "
                             "score the original project, or remove those copies first")
     return drop, bin_drop
 

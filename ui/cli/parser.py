@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _edit_commands(add)
     _engine_commands(add)
     _model_commands(add)
+    _weights_command(add)
     return p
 
 
@@ -201,6 +202,16 @@ def _model_commands(add) -> None:
     sp.add_argument("--config", default="official",
                     help="the model config the checkpoint was built from (default: the `official` preset)")
 
+    sp = add("model-info", engine_command, "Parameter counts by part of a config or model folder.")
+    sp.add_argument("config", help="a preset (paper, official, debug), a config .json or a model folder")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+
+    sp = add("doctor", cmd_doctor, "Check Python, torch and its device, weights, ffmpeg, melt and the server.")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _weights_command(add) -> None:
+    """`cutscore weights list|get NAME` (engine/weights.py)."""
     sp = add("weights", engine_command, "The released weights: list them, or get one (download, verify, convert).")
     wsub = sp.add_subparsers(dest="weights_cmd", metavar="ACTION", required=True, parser_class=_Parser)
     w = wsub.add_parser("list", help="each model's files: source, size, licence, where on this machine, verified",
@@ -216,11 +227,3 @@ def _model_commands(add) -> None:
                                      "CUTSCORE_OFFICIAL_CONFIG, else the `official` preset)")
     w.add_argument("--allow-pickle", action="store_true",
                    help="allow unpickling objects beyond tensors in the checkpoint (trusted files only)")
-
-    sp = add("model-info", engine_command, "Parameter counts by part of a config or model folder.")
-    sp.add_argument("config", help="a preset (paper, official, debug), a config .json or a model folder")
-    sp.add_argument("--json", action="store_true", help="print JSON")
-
-    sp = add("doctor", cmd_doctor, "Check Python, torch and its device, weights, ffmpeg, melt and the server.")
-    sp.add_argument("--json", action="store_true", help="print JSON")
-
