@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     except (json.JSONDecodeError, TypeError):
         err("cutscore: error: engine.tools: the options must be one JSON object")
         return 2
-    parent = os.environ.get("CUTSCORE_PARENT_PID")
-    if parent and parent.isdigit():
+    parent = os.environ.pop("CUTSCORE_PARENT_PID", "")  # not for our own children (DDP's other ranks)
+    if parent.isdigit() and int(parent) == os.getppid():
         _follow_parent(int(parent))
     return run_command(lambda: COMMANDS[argv[0]](args))
 
