@@ -153,7 +153,7 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
     new_w = result.windows[0]  # the span [span_start, span_end), not the whole window
     span_range = TimeRange(RationalTime.from_seconds(new_w.start_s, rate).round(),
                            RationalTime.from_seconds(new_w.duration_s, rate).round())
-    music = _span_music(state, new_w, span_range.duration)
+    music = _span_music(state, new_w, span_range)
     old_audio, _ = read_wav(side / target.wav)
     new_audio = _splice(old_audio, music, to_samples(span_range.start_time - at.rng.start_time, sr),
                         (to_samples(RationalTime.from_seconds(at.region[0], rate) - at.rng.start_time, sr),
@@ -184,15 +184,18 @@ def _output_path(scored_path: Path, out_path: str | Path | None, version: int, f
     return out_path
 
 
-def _span_music(state: Sidecar, new_w, duration: RationalTime) -> np.ndarray:
+def _span_music(state: Sidecar, new_w, span: TimeRange) -> np.ndarray:
     """The engine's new span as the score's music was made: rendered at the score's rate, its hits
-    warped as the score's were (so the new take lands them too), the score's gain."""
+    warped as the score's were (so the new take lands them too), the score's ending where the span
+    reaches it, the score's gain."""
     sr = state.sample_rate
     music = render_music([StitchWindow(0.0, new_w.duration_s, 0.0, read_wav(new_w.audio)[0])],
-                         state.model_sample_rate, duration, sr)
+                         state.model_sample_rate, span.duration, sr)
     if state.hit_sync:
         targets = [o["target_s"] - new_w.start_s for o in state.hit_sync["offsets"]]
         music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w.duration_s], True)
+    if state.ending is not None:
+        music = state.ending.apply(music, to_samples(span.start_time, sr), sr)
     return apply_gain(music, state.gain_db)
 
 

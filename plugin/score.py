@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
@@ -24,6 +25,7 @@ from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
 from core.signal import loudness_gain_db
+from plugin.ending import Ending
 from plugin.names import STATE_FILE, take_name
 from plugin.plan import Plan, make_plan
 from plugin.render import (
@@ -49,6 +51,7 @@ class ScoreOptions(Settings):
     force: bool = False
     hits_s: list[float] = Field(default_factory=list)  # extra hit points (Resolve's markers), seconds
     hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
+    ending: Literal["ring", "fade", "cut"] = "ring"  # how the music ends on the last frame (plugin/ending.py)
     sequence: str | None = None  # a Kdenlive project's sequence other than the active one (name or uuid)
 
     def settings(self) -> Settings:
@@ -155,12 +158,15 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         music = render_music(_windows_audio(result.windows), result.sample_rate, tl.duration, opts.sample_rate)
         targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits})
         music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync)
+        ending = Ending.plan(opts.ending, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts])
+        music = ending.apply(music, 0, opts.sample_rate)
         gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)
         music = apply_gain(music, gain)
         segments = _write_segments(tl, music, opts.sample_rate, side, work)
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
                         model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
+                        ending=ending,
                         segments=[SegmentRecord.of(s.kind, s.index, s.name, s.range, s.wav.name) for s in segments])
         _commit_sidecar(state, work, side)
         write_scored(tl, segments, _scored_meta(state, side), out_path)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.api import ScoreRequest, Settings, WindowResult
 from core.errors import CutscoreError
 from core.files import atomic_write_text
+from plugin.ending import Ending
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
 from plugin.timeline import read_timeline
@@ -90,6 +91,7 @@ class Sidecar(_Record):
     request: ScoreRequest  # what the engine was asked (a regenerate asks again from it)
     windows: list[WindowResult] = Field(min_length=1)
     hit_sync: dict | None = None  # plugin/hitsync.py summary
+    ending: Ending | None = None  # how the music starts and ends (None: a version-1 score, which had none)
     segments: list[SegmentRecord] = Field(min_length=1)
     history: list[Regeneration] = []
     choices: list[Choice] = []

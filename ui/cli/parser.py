@@ -103,6 +103,9 @@ def _edit_commands(add) -> None:
                     help="leave the music as generated (default: move the nearest strong onset onto each cut and hit)")
     sp.add_argument("--hits", type=_seconds_list, metavar="S,S,...",
                     help="extra hit points in seconds from the timeline start (e.g. Resolve's markers)")
+    sp.add_argument("--ending", choices=["ring", "fade", "cut"], default="ring",
+                    help="how the music ends on the last frame: ring (default: it decays to silence, from the final "
+                         "cut when the edit ends on one), fade (the last 2 s), cut (stopped as generated)")
     sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
     sp.add_argument("--sample-rate", type=_sample_rate, default=48000, help="WAV sample rate, 8000..192000 (default 48000)")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
