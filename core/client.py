@@ -368,10 +368,14 @@ def tool_lines(command: str, options: dict, on_line: Callable[[str], None], proc
     stderr; its stdout on success, its one-line error as a CutscoreError. proc_holder gets the child
     (the panel stops it on Cancel)."""
     import subprocess
+    import threading
 
     proc = tool_process(command, options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if proc_holder is not None:
         proc_holder.append(proc)
+    stdout: list[bytes] = []  # read beside stderr: a large answer must not fill its pipe and stall the child
+    reader = threading.Thread(target=lambda: stdout.append(proc.stdout.read()), daemon=True)
+    reader.start()
     last, buf = "", b""
     while chunk := proc.stderr.read1(4096):
         buf += chunk
@@ -380,19 +384,12 @@ def tool_lines(command: str, options: dict, on_line: Callable[[str], None], proc
             if line := raw.decode("utf-8", "replace").strip():
                 last = line
                 on_line(line)
-    stdout = proc.stdout.read().decode("utf-8", "replace")
+    reader.join()
     if proc.wait() != 0:
         raise CutscoreError(last.removeprefix("cutscore: error: ") or f"the engine's {command} exited {proc.returncode}")
-    return stdout
+    return b"".join(stdout).decode("utf-8", "replace")
 
 
 def tool_json(command: str, options: dict) -> dict:
     """An engine command's JSON answer (its --json output); its one-line error as a CutscoreError."""
-    import subprocess
-
-    proc = tool_process(command, {**options, "json": True}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stdout, stderr = proc.communicate()
-    if proc.returncode != 0:
-        last = (stderr.strip().splitlines() or [f"the engine's {command} exited {proc.returncode}"])[-1]
-        raise CutscoreError(last.removeprefix("cutscore: error: "))
-    return json.loads(stdout)
+    return json.loads(tool_lines(command, {**options, "json": True}, lambda line: None))

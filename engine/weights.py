@@ -197,8 +197,8 @@ def _reject(part: Part, path: Path, got: str, want: str) -> CutscoreError:
                          f"kept aside in {aside} (never loaded); run the command again to download it afresh")
 
 
-def fetch(part: Part, log) -> Path:
-    """The part in the hub cache, verified (downloaded or resumed when it is not)."""
+def fetch(part: Part, log) -> tuple[Path, str]:
+    """The part in the hub cache, verified (downloaded when it is not), and its sha256."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     try:
@@ -223,10 +223,10 @@ def fetch(part: Part, log) -> Path:
     elif pin is None:
         _pin(part, got, "this build" if part.sha256 else "the hub's published sha256")
     log(f"verified {part.key} (sha256 {got[:16]}...)")
-    return path
+    return path, got
 
 
-def convert_official(ckpt: Path, config: str, allow_pickle: bool, log) -> Path:
+def convert_official(ckpt: Path, sha: str, config: str, allow_pickle: bool, log) -> Path:
     """The checkpoint converted once into the data folder's models/official (atomically: a folder
     renamed into place), which --model official finds by name."""
     from engine.model.official import import_official
@@ -237,7 +237,7 @@ def convert_official(ckpt: Path, config: str, allow_pickle: bool, log) -> Path:
     log(f"converting {ckpt.name} into {dest}")
     try:
         summary = import_official(ckpt, work, allow_pickle=allow_pickle, config=config)
-        (work / "SOURCE.json").write_text(json.dumps({"checkpoint": str(ckpt), "sha256": sha256_of(ckpt),
+        (work / "SOURCE.json").write_text(json.dumps({"checkpoint": str(ckpt), "sha256": sha,
                                                       "config": config, "tensors": summary["parameters"]}, indent=2))
         if dest.exists():
             shutil.rmtree(dest)
@@ -264,7 +264,8 @@ def get(name: str, config: str | None = None, allow_pickle: bool = False, log=la
             paths[part.filename] = fetch(part, lambda m, k=k: log(f"[{k}/{steps}] {m}"))
         if key in FETCHED_MODELS:  # the one converted model: official
             k = next(step)
-            dest = convert_official(paths["model_odf.ckpt"], config, allow_pickle, lambda m, k=k: log(f"[{k}/{steps}] {m}"))
+            dest = convert_official(*paths["model_odf.ckpt"], config, allow_pickle,
+                                    lambda m, k=k: log(f"[{k}/{steps}] {m}"))
             done.append(f"official: converted into {dest}; use it with --model official")
         else:
             done.append(f"{key}: verified in the Hugging Face cache ({_cache_dir()})")
