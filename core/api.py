@@ -31,6 +31,17 @@ class ClipSpan(_Model):
     source_start_s: float = Field(default=0.0, ge=0)
 
 
+class AudioSpan(_Model):
+    """A piece of the timeline's own sound (an audio clip, or a picture clip's soundtrack where the
+    timeline has no audio tracks): what ducking listens to for speech."""
+
+    media: str  # an absolute path on the engine's machine
+    start_s: float = Field(ge=0)  # in the timeline
+    duration_s: float = Field(gt=0)
+    source_start_s: float = Field(default=0.0, ge=0)  # from the file's first sample
+    picture: bool = False  # a picture clip's soundtrack: a file without one is skipped without a warning
+
+
 class WindowSpec(_Model):
     start_s: float = Field(ge=0)  # continuous start time within the piece
     duration_s: float = Field(gt=0)
@@ -85,6 +96,9 @@ class _TimelineRequest(_Model):
 
 class ScoreRequest(_TimelineRequest):
     kind: Literal["score"] = "score"
+    # the timeline's own sound: the engine finds the speech in it (JobResult.speech_s) for ducking;
+    # empty: no ducking asked, or nothing to listen to
+    dialogue: list[AudioSpan] = []
 
 
 class RegenerateRequest(_TimelineRequest):
@@ -135,6 +149,7 @@ class JobResult(_Model):
     sample_rate: int
     windows: list[WindowResult]
     warnings: list[str] = []
+    speech_s: list[tuple[float, float]] = []  # speech found in the request's dialogue, timeline seconds
 
 
 class JobStatus(_Model):

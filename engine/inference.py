@@ -40,6 +40,9 @@ def check_paths(req: Request) -> None:
     for c in req.clips:
         if c.media is not None and not Path(c.media).is_absolute():
             raise CutscoreError(f"clip {c.index}: media path must be absolute: {c.media}")
+    for d in getattr(req, "dialogue", []):
+        if not Path(d.media).is_absolute():
+            raise CutscoreError(f"dialogue: media path must be absolute: {d.media}")
     if isinstance(req, RegenerateRequest):
         lat = Path(req.latents).resolve()
         if out not in lat.parents:
@@ -185,6 +188,7 @@ def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn
     warnings: list[str] = []
     progress("features", 0.02, "reading the picture")
     clip_feats = _clip_features(req, pipe, warnings)
+    speech = _speech(req, progress, warnings)
     indices = [req.window] if isinstance(req, RegenerateRequest) else list(range(len(req.windows)))
     s = req.settings
     results, prev = [], None  # prev: (window spec, its latents) for continuation
@@ -209,7 +213,20 @@ def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn
         results.append(_write_window(out, f"window{i:02d}-{stem}", i, w, gen, seed))
     progress("done", 1.0, "done")
     return JobResult(kind=req.kind, model=req.model, sample_rate=pipe.cfg.sample_rate, windows=results,
-                     warnings=warnings)
+                     warnings=warnings, speech_s=speech)
+
+
+def _speech(req: Request, progress: ProgressFn, warnings: list[str]) -> list[tuple[float, float]]:
+    """The speech in a score's dialogue (engine/features/speech.py), for the music's ducking."""
+    if isinstance(req, RegenerateRequest) or not req.dialogue:
+        return []
+    from engine.features.speech import detect_speech
+
+    progress("speech", 0.05, f"listening for speech in {len(req.dialogue)} audio clips")
+    found = detect_speech(req.dialogue, req.duration_s, warnings,
+                          lambda f: progress("speech", 0.05 + 0.04 * f, "listening for speech"))
+    progress("speech", 0.09, f"speech: {len(found)} regions, {sum(b - a for a, b in found):.1f} s")
+    return found
 
 
 def _write_window(out: Path, stem: str, i: int, w: WindowSpec, gen, seed: int) -> WindowResult:

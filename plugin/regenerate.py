@@ -31,7 +31,7 @@ from plugin.render import (
 from plugin.score import sync_hits
 from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, wav_path
 from plugin.timeline import ADAPTERS
-from plugin.writeback import music_track
+from plugin.writeback import add_audio_levels, music_track
 
 EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
 
@@ -109,7 +109,7 @@ def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None) 
     if hits_s is not None:
         on_frames = (RationalTime.from_seconds(float(h), at.target.rate).round().to_seconds() for h in hits_s)
         base.hits_s = sorted({round(h, 6) for h in [*base.hits_s, *on_frames] if 0 <= h <= base.duration_s})
-    return RegenerateRequest(**base.model_dump(exclude={"kind", "settings"}),
+    return RegenerateRequest(**base.model_dump(exclude={"kind", "settings", "dialogue"}),
                              settings=base.settings.model_copy(update={"seed": seed}), window=at.window,
                              region_start_s=at.region[0], region_end_s=at.region[1],
                              latents=state.windows[at.window].latents, span_start_s=at.span[0], span_end_s=at.span[1])
@@ -166,7 +166,7 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
                                       replaced=replaced, wav=wav.name, latents=new_w.latents))
     state.save(side)
     landed.append(True)
-    _write_regenerated(scored_path, scored, side / replaced, wav, out_path, target.name)
+    _write_regenerated(scored_path, scored, side / replaced, wav, out_path, state, target.name)
     return RegenerateResult(out=out_path, wav=wav, clip=target.index, name=target.name, seed=new_seed,
                             window=at.window)
 
@@ -196,7 +196,10 @@ def _span_music(state: Sidecar, new_w, span: TimeRange) -> np.ndarray:
         music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w.duration_s], True)
     if state.ending is not None:
         music = state.ending.apply(music, to_samples(span.start_time, sr), sr)
-    return apply_gain(music, state.gain_db)
+    music = apply_gain(music, state.gain_db)
+    if state.ducking is not None and state.ducking.baked:  # else the format's keyframes duck it, kept as they were
+        music = state.ducking.apply(music, to_samples(span.start_time, sr), sr)
+    return music
 
 
 def _splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:
@@ -225,8 +228,10 @@ def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
 
 
 def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Path, wav: Path,
-                       out_path: Path, name: str = "") -> None:
-    """The scored timeline with the clip's music pointing at `wav` instead of `old`."""
+                       out_path: Path, state: Sidecar, name: str = "") -> None:
+    """The scored timeline with the clip's music pointing at `wav` instead of `old` (Kdenlive's entry
+    keeps its volume keyframes; FCP7 XML's Audio Levels, which OTIO does not read, are written again
+    from the sidecar)."""
     suffix = scored_path.suffix.lower()
     if suffix == ".kdenlive":
         from plugin.kdenlive.writer import replace_clip_wav
@@ -256,8 +261,13 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
         from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
 
         kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
-    atomic_write(out_path, lambda tmp: otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix],
-                                                                   **kwargs))
+    def write(tmp: Path) -> None:
+        otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix], **kwargs)
+        if out_suffix == ".xml" and state.ducking is not None:
+            add_audio_levels(tmp, [state.ducking.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds())
+                                   for s in state.segments], state.segments[0].rate)
+
+    atomic_write(out_path, write)
 
 
 def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | Path | None = None) -> Choice:
@@ -279,6 +289,6 @@ def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | P
         state.choices.append(choice)
         state.save(side)
         _write_regenerated(scored_path, scored, side / choice.from_, side / take, Path(out_path or scored_path),
-                           target.name)
+                           state, target.name)
     return choice
 

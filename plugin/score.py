@@ -19,12 +19,13 @@ import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
 from pydantic import Field
 
-from core.api import ClipSpan, JobStatus, ScoreRequest, Settings, WindowResult, WindowSpec
+from core.api import AudioSpan, ClipSpan, JobStatus, ScoreRequest, Settings, WindowResult, WindowSpec
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
 from core.signal import loudness_gain_db
+from plugin.ducking import ATTACK_S, DUCK_DB, KEYFRAME_FORMATS, RELEASE_S, Ducking, dialogue_spans
 from plugin.ending import Ending
 from plugin.names import STATE_FILE, take_name
 from plugin.plan import Plan, make_plan
@@ -53,6 +54,10 @@ class ScoreOptions(Settings):
     hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
     ending: Literal["ring", "fade", "cut"] = "ring"  # how the music ends on the last frame (plugin/ending.py)
     sequence: str | None = None  # a Kdenlive project's sequence other than the active one (name or uuid)
+    # ducking under the timeline's dialogue (plugin/ducking.py): the depth in dB, None = off
+    duck_db: float | None = Field(default=DUCK_DB, ge=-60, lt=0)
+    duck_attack_s: float = Field(default=ATTACK_S, ge=0, le=5)
+    duck_release_s: float = Field(default=RELEASE_S, ge=0, le=10)
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(include=set(Settings.model_fields)))
@@ -72,6 +77,7 @@ class ScoreResult:
     music: np.ndarray  # (channels, samples) the whole score at sample_rate
     sample_rate: int
     windows: list[WindowResult]
+    ducking: Ducking | None = None  # the envelope under the speech found (None: none found, or --duck off)
 
 
 def default_model() -> tuple[str, str | None]:
@@ -82,7 +88,8 @@ def default_model() -> tuple[str, str | None]:
                      "see README.md, 'Weights'")
 
 
-def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path) -> ScoreRequest:
+def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path,
+                  dialogue: list[AudioSpan] | None = None) -> ScoreRequest:
     tl = plan.timeline
     clips = [ClipSpan(index=c.index, name=c.name, start_s=c.range.start_time.to_seconds(),
                       duration_s=c.range.duration.to_seconds(),
@@ -92,7 +99,7 @@ def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path) 
                         cuts_s=[c.to_seconds() for c in tl.cuts], hits_s=[h.to_seconds() for h in tl.hits],
                         windows=[WindowSpec(start_s=w.start.to_seconds(), duration_s=w.duration.to_seconds(),
                                             overlap_s=w.overlap.to_seconds()) for w in plan.windows],
-                        settings=settings, output_dir=str(output_dir.resolve()))
+                        settings=settings, output_dir=str(output_dir.resolve()), dialogue=dialogue or [])
 
 
 def picture_segments(tl: Timeline) -> list[tuple[str, int, str, TimeRange]]:
@@ -152,7 +159,8 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         shutil.rmtree(work)
     work.mkdir()
     try:
-        req = build_request(plan, model, opts.settings(), work / "engine")
+        dialogue = dialogue_spans(tl, relink) if opts.duck_db is not None else []
+        req = build_request(plan, model, opts.settings(), work / "engine", dialogue)
         result = run_job(client, req, on_progress)
         notices.extend(result.warnings)
         music = render_music(_windows_audio(result.windows), result.sample_rate, tl.duration, opts.sample_rate)
@@ -160,13 +168,16 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync)
         ending = Ending.plan(opts.ending, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts])
         music = ending.apply(music, 0, opts.sample_rate)
-        gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)
+        gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)  # the level outside the speech
         music = apply_gain(music, gain)
-        segments = _write_segments(tl, music, opts.sample_rate, side, work)
+        ducking = _ducking(opts, result.speech_s, tl.duration.to_seconds(), out_path)
+        if ducking is not None and ducking.baked:
+            music = ducking.apply(music, 0, opts.sample_rate)
+        segments = _write_segments(tl, music, opts.sample_rate, side, work, ducking)
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
                         model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
-                        ending=ending,
+                        ending=ending, ducking=ducking,
                         segments=[SegmentRecord.of(s.kind, s.index, s.name, s.range, s.wav.name) for s in segments])
         _commit_sidecar(state, work, side)
         write_scored(tl, segments, _scored_meta(state, side), out_path)
@@ -175,7 +186,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
             shutil.rmtree(work)
     return ScoreResult(out=out_path, sidecar=side, segments=len(segments), model=model, gain_db=gain, notices=notices,
                        cuts_s=[c.to_seconds() for c in tl.cuts], music=music, sample_rate=opts.sample_rate,
-                       windows=state.windows)
+                       windows=state.windows, ducking=ducking)
 
 
 def _check_paths(timeline_path: Path, out_path: Path, force: bool) -> Path:
@@ -193,14 +204,22 @@ def _check_paths(timeline_path: Path, out_path: Path, force: bool) -> Path:
     return side
 
 
-def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path) -> list[Segment]:
+def _ducking(opts: ScoreOptions, speech_s, duration_s: float, out_path: Path) -> Ducking | None:
+    if opts.duck_db is None or not speech_s:
+        return None
+    return Ducking.plan([tuple(r) for r in speech_s], duration_s, opts.duck_db, opts.duck_attack_s,
+                        opts.duck_release_s, baked=out_path.suffix.lower() not in KEYFRAME_FORMATS)
+
+
+def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path, ducking: Ducking | None) -> list[Segment]:
     """The music under each picture clip or gap, as take v1 WAVs written into the work folder (they
-    reach `side` when the sidecar is committed)."""
+    reach `side` when the sidecar is committed), with the ducking's keys over each."""
     segments = []
     for kind, idx, name, rng in picture_segments(tl):
         wav = side / take_name(kind, idx, 1)
         write_wav(work / wav.name, _cut(music, rng, sr), sr)
-        segments.append(Segment(kind, idx, name, rng, wav))
+        keys = ducking.clip_keys(rng.start_time.to_seconds(), rng.duration.to_seconds()) if ducking else []
+        segments.append(Segment(kind, idx, name, rng, wav, keys, bool(ducking and ducking.baked)))
     return segments
 
 

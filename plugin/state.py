@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.api import ScoreRequest, Settings, WindowResult
 from core.errors import CutscoreError
 from core.files import atomic_write_text
+from plugin.ducking import Ducking
 from plugin.ending import Ending
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
@@ -92,6 +93,7 @@ class Sidecar(_Record):
     windows: list[WindowResult] = Field(min_length=1)
     hit_sync: dict | None = None  # plugin/hitsync.py summary
     ending: Ending | None = None  # how the music starts and ends (None: a version-1 score, which had none)
+    ducking: Ducking | None = None  # the music's gain under the dialogue (None: no speech, or --duck off)
     segments: list[SegmentRecord] = Field(min_length=1)
     history: list[Regeneration] = []
     choices: list[Choice] = []

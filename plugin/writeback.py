@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import opentimelineio as otio
@@ -21,7 +21,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
 from core.files import atomic_write
-from plugin.kdenlive.writer import MusicClip, patch_project
+from plugin.kdenlive.writer import MusicClip, patch_project, volume_keys
 from plugin.names import STATE_FILE, TRACK_NAME
 from plugin.timeline import ADAPTERS, Timeline
 
@@ -37,6 +37,10 @@ class Segment:
     name: str
     range: TimeRange  # in the timeline
     wav: Path
+    # the ducking over this clip: (seconds from its start, dB), straight lines in dB between keys;
+    # written as the format's gain keyframes (Kdenlive, FCP7 XML) or recorded beside a ducked WAV (OTIO)
+    gain_keys: list[tuple[float, float]] = field(default_factory=list)
+    keys_baked: bool = False  # True: the WAV holds the ducking (OTIO), the keys only describe it
 
 
 def _is_cutscore_track(track) -> bool:
@@ -75,6 +79,9 @@ def build_track(segments: list[Segment], rate: float, metadata: dict, resolve: b
         clip = otio.schema.Clip(name=f"{TRACK_NAME}: {seg.name}", media_reference=ref,
                                 source_range=TimeRange(RationalTime(0, rate), dur))
         clip.metadata["cutscore"] = {"kind": seg.kind, "index": seg.index}
+        if seg.gain_keys:  # OTIO has no gain keyframes: the envelope the WAV was ducked by
+            clip.metadata["cutscore"]["ducking"] = {"keys": [list(k) for k in seg.gain_keys], "in_wav": seg.keys_baked,
+                                                    "unit": "seconds from the clip's start, dB"}
         track.append(clip)
     return track
 
@@ -217,6 +224,57 @@ def add_sequence_format(path: Path, width: int = 1920, height: int = 1080) -> No
         tree.write(path, encoding="UTF-8", xml_declaration=True)
 
 
+def add_audio_levels(path: Path, keys_per_clip: list[list[tuple[float, float]]], rate: float) -> None:
+    """The ducking as FCP7 XML's Audio Levels filter on each music clipitem (in order of the music
+    track, one list of keys per clip; [] leaves a clip alone): keyframes at frames from the clip's
+    first frame, values as linear gain (FCP's `level`, 1 = 0 dB). A music clip's earlier Audio Levels
+    filter is replaced; its other filters stay."""
+    import xml.etree.ElementTree as ET
+
+    if not any(keys_per_clip):
+        return
+    tree = ET.parse(path)
+    items = _music_clipitems(tree.getroot())
+    if len(items) != len(keys_per_clip):
+        raise CutscoreError(f"{path}: its '{TRACK_NAME}' track has {len(items)} clips, not the "
+                            f"{len(keys_per_clip)} the sidecar records; score the timeline again")
+    for item, keys in zip(items, keys_per_clip):
+        for old in item.findall("filter"):
+            if old.findtext("effect/effectid") == "audiolevels":
+                item.remove(old)
+        if keys:
+            item.append(_audio_levels(keys, rate))
+    tree.write(path, encoding="UTF-8", xml_declaration=True)
+
+
+def _music_clipitems(root) -> list:
+    for track in root.iter("track"):
+        items = track.findall("clipitem")
+        if items and all((c.findtext("name") or "").startswith(f"{TRACK_NAME}: ") for c in items):
+            return items
+    return []
+
+
+def _audio_levels(keys: list[tuple[float, float]], rate: float):
+    import xml.etree.ElementTree as ET
+
+    f = ET.Element("filter")
+    effect = ET.SubElement(f, "effect")
+    for tag, text in (("name", "Audio Levels"), ("effectid", "audiolevels"), ("effectcategory", "audiolevels"),
+                      ("effecttype", "audiolevels"), ("mediatype", "audio")):
+        ET.SubElement(effect, tag).text = text
+    param = ET.SubElement(effect, "parameter")
+    for tag, text in (("parameterid", "level"), ("name", "Level"), ("valuemin", "0"), ("valuemax", "3.98109"),
+                      ("value", "1")):
+        ET.SubElement(param, tag).text = text
+    length = int(round(max(t for t, _ in keys) * rate)) + 1
+    for frame, db in volume_keys(keys, length, rate):
+        kf = ET.SubElement(param, "keyframe")
+        ET.SubElement(kf, "when").text = str(frame)
+        ET.SubElement(kf, "value").text = f"{10 ** (db / 20):.6g}"
+    return f
+
+
 def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path: Path) -> None:
     suffix = out_path.suffix.lower()
     check_output(tl.path, out_path)
@@ -245,6 +303,7 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
         if suffix == ".xml":
             define_files_before_use(tmp)
             add_sequence_format(tmp)
+            add_audio_levels(tmp, [s.gain_keys for s in segments], tl.duration.rate)
 
     atomic_write(out_path, write)
 
@@ -259,5 +318,5 @@ def patch_kdenlive(text: str, segments: list[Segment], rate: float, sequence: st
     """The project text with the music as Kdenlive bin clips on a "cutscore music" track (of the
     sequence `sequence` names, by uuid; else the active one)."""
     clips = [MusicClip(_frames(s.range.start_time, rate), _frames(s.range.duration, rate), s.wav,
-                       f"{TRACK_NAME}: {s.name}") for s in segments]
+                       f"{TRACK_NAME}: {s.name}", tuple(s.gain_keys)) for s in segments]
     return patch_project(text, clips, sequence)

@@ -249,10 +249,14 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None, sequenc
             name = sp.get("kdenlive:track_name", "")
             pls = [playlists.get(t.get("producer")) for t in sub.findall("track")]
             trims = _mix_trims(sub, [p for p in pls if p is not None], rate)
+            # a muted audio track is hidden ("both") in the sequence's tractor and on its own playlists
+            hides = {tr.get("hide"), *(t.get("hide") for t in sub.findall("track"))}
+            off = audio and bool(hides & {"audio", "both"})
             for i, pl in enumerate(pls):
                 if pl is None:
                     continue
                 track = _build_track(pl, name if i == 0 else f"{name} (2)", audio, doc, trims.get(pl.get("id")))
+                track.enabled = not off
                 if i == 0 or len(track):
                     tl.tracks.append(track)
         elif pid in playlists:

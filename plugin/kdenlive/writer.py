@@ -50,6 +50,7 @@ class MusicClip:
     length: int  # frames
     wav: Path
     name: str
+    gain_keys: tuple = ()  # ((seconds from the clip's start, dB), ...): the ducking, as a volume effect
 
 
 def file_hash(path: Path) -> str:
@@ -380,8 +381,9 @@ def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate, v11: bool) 
         producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=True, v11=v11))
         if c.start > pos:
             entries.append(f'  <blank length="{c.start - pos}"/>\n')
+        duck = volume_filter(_fresh(ids, "cutscore_duck"), c.gain_keys, c.length, rate) if c.gain_keys else ""
         entries.append(f'  <entry producer="{pid}" in="0" out="{c.length - 1}">\n'
-                       f'   <property name="kdenlive:id">{kid}</property>\n  </entry>\n')
+                       f'   <property name="kdenlive:id">{kid}</property>\n{duck}  </entry>\n')
         pos = c.start + c.length
     pl_a, pl_b, tr = _fresh(ids, "cutscore_playlist"), _fresh(ids, "cutscore_playlist"), _fresh(ids, "cutscore_tractor")
     block = "".join(producers)
@@ -396,6 +398,34 @@ def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate, v11: bool) 
               f'  <track hide="video" producer="{pl_a}"/>\n  <track hide="video" producer="{pl_b}"/>\n'
               f' </tractor>\n')
     return block, tr
+
+
+def clock(frame: int, rate: float) -> str:
+    """A frame as Kdenlive writes keyframe times: HH:MM:SS.mmm."""
+    ms = round(frame / rate * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def volume_keys(keys, length: int, rate: float) -> list[tuple[int, float]]:
+    """(seconds, dB) keys on a clip of `length` frames as (frame, dB): on frames inside the clip, one
+    key a frame (the later wins, the first frame keeps its own)."""
+    out: dict[int, float] = {}
+    for t, db in keys:
+        f = min(max(int(round(t * rate)), 0), length - 1)
+        if f not in out or f > 0:
+            out[f] = db
+    return sorted(out.items())
+
+
+def volume_filter(fid: str, keys, length: int, rate: float) -> str:
+    """The ducking as Kdenlive's own "Volume (keyframable)" effect on a timeline clip (effect id
+    `volume`, MLT's volume filter, `level` in dB animated with linear keys: what Kdenlive writes when
+    the effect is added and keyframed by hand)."""
+    level = ";".join(f"{clock(f, rate)}={db:g}" for f, db in volume_keys(keys, length, rate))
+    props = [("window", "75"), ("max_gain", "20dB"), ("level", level), ("channel_mask", "-1"),
+             ("mlt_service", "volume"), ("kdenlive_id", "volume"), ("kdenlive:collapsed", "0")]
+    body = "".join(f'    <property name="{k}">{v}</property>\n' for k, v in props)
+    return f'   <filter id="{fid}">\n{body}   </filter>\n'
 
 
 def _mix_xml(ident: str, at: int, v11: bool) -> str:

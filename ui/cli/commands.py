@@ -121,7 +121,8 @@ def cmd_score(args) -> int:
     opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
                         hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
-                        sequence=args.sequence, ending=args.ending)
+                        sequence=args.sequence, ending=args.ending, duck_db=args.duck,
+                        duck_attack_s=args.duck_attack, duck_release_s=args.duck_release)
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress(), limits=_limits(args))
@@ -129,6 +130,8 @@ def cmd_score(args) -> int:
         _err(f"cutscore: warning: {n}")
     _out(f"wrote {_shown(r.out)} with the track '{TRACK_NAME}' ({r.segments} clips, model {r.model}, "
          f"gain {r.gain_db:+.1f} dB to {args.loudness:g} LUFS)")
+    if r.ducking is not None:
+        _out(f"{r.ducking.report()}")
     _out(f"music: {_shown(r.sidecar)}")
     return 0
 

@@ -8,6 +8,7 @@ import argparse
 from core.api import SAMPLER_NAMES
 from core.paths import DEFAULT_CLIP, DEFAULT_PORT, ROOT
 from core.terminal import one_line as _one_line
+from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S
 from ui.cli.commands import (
     cmd_demo,
     cmd_doctor,
@@ -19,6 +20,8 @@ from ui.cli.commands import (
     engine_command,
 )
 from ui.cli.types import (
+    _duck,
+    _duck_time,
     _finite,
     _frame_rate,
     _loudness,
@@ -106,6 +109,13 @@ def _edit_commands(add) -> None:
     sp.add_argument("--ending", choices=["ring", "fade", "cut"], default="ring",
                     help="how the music ends on the last frame: ring (default: it decays to silence, from the final "
                          "cut when the edit ends on one), fade (the last 2 s), cut (stopped as generated)")
+    sp.add_argument("--duck", type=_duck, default=DUCK_DB, metavar="auto|off|DB",
+                    help="lower the music under the dialogue of the timeline's audio tracks: auto (default, "
+                         f"{DUCK_DB:g} dB), off, or a level in dB")
+    sp.add_argument("--duck-attack", type=_duck_time, default=ATTACK_S, metavar="S",
+                    help=f"seconds the music takes to go down before speech (default {ATTACK_S:g})")
+    sp.add_argument("--duck-release", type=_duck_time, default=RELEASE_S, metavar="S",
+                    help=f"seconds it takes to come back after speech (default {RELEASE_S:g})")
     sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
     sp.add_argument("--sample-rate", type=_sample_rate, default=48000, help="WAV sample rate, 8000..192000 (default 48000)")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")

@@ -109,3 +109,28 @@ def _window_s(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{v:g} s is outside 5..600 (a window holds two 2 s overlaps and more)")
     return v
 
+
+
+def _duck(text: str) -> float | None:
+    """--duck auto|off|DB: the music's fall under speech (auto: plugin/ducking.py DUCK_DB), None = off."""
+    from plugin.ducking import DUCK_DB
+
+    if text.lower() == "auto":
+        return DUCK_DB
+    if text.lower() == "off":
+        return None
+    try:
+        v = _finite(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give auto, off or a level in dB such as -12") from None
+    if not -60 <= v < 0:
+        raise argparse.ArgumentTypeError(f"{v:g} dB: ducking lowers the music; give a level from -60 up to (not "
+                                         "including) 0 dB, e.g. -12")
+    return v
+
+
+def _duck_time(text: str) -> float:
+    v = _seconds(text)
+    if v > 5:
+        raise argparse.ArgumentTypeError(f"{v:g} s is longer than the 5 s a duck's attack or release may take")
+    return v

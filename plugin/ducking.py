@@ -1,0 +1,142 @@
+"""The music gets out of the way of speech (torch-free): which of the timeline's sound is listened to,
+and the gain envelope made from the speech the engine finds in it (engine/features/speech.py).
+
+- What is listened to (`dialogue_spans`): the clips of the timeline's enabled audio tracks (cutscore's
+  own music track and muted or disabled tracks and clips excepted) where the timeline plays them;
+  a timeline without audio tracks plays its picture clips' soundtracks, so those are listened to.
+- The envelope (`Ducking.plan`): for each speech region [a, b] the music falls by `depth_db` over
+  `attack_s` before a (it is down when the first word starts: the edit is known in advance, so the
+  duck looks ahead), stays down to b, and comes back over `release_s` after it. Regions closer
+  than attack + release merge (no pumping between sentences). Between its keys the gain is a
+  straight line in dB, which is also how Kdenlive's volume filter (MLT `level`, dB) interpolates.
+- Where it lives: as the format's own gain keyframes on each music clip where the format has them
+  (Kdenlive's volume effect, FCP7 XML's Audio Levels), the WAVs left at full level for the editor to
+  change; elsewhere (OTIO, DaVinci Resolve, whose scripting API sets no volume keyframes) `baked`:
+  in the WAVs, with the envelope in the music clips' metadata. The sidecar records it, so a
+  regenerated take gets the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.api import AudioSpan
+
+DUCK_DB = -12.0  # --duck auto
+ATTACK_S = 0.15
+RELEASE_S = 0.4
+KEYFRAME_FORMATS = (".kdenlive", ".xml")  # formats with gain keyframes on clips; the rest get a ducked take
+
+
+@dataclass(frozen=True)
+class Ducking:
+    depth_db: float
+    attack_s: float
+    release_s: float
+    regions: list[tuple[float, float]]  # the speech found, timeline seconds
+    keys: list[tuple[float, float]]  # (timeline seconds, dB), sorted; straight lines in dB between them
+    baked: bool  # True: in the WAVs; False: as the format's keyframes, the WAVs at full level
+    duration_s: float = 0.0
+
+    @classmethod
+    def plan(cls, regions: list[tuple[float, float]], duration_s: float, depth_db: float = DUCK_DB,
+             attack_s: float = ATTACK_S, release_s: float = RELEASE_S, baked: bool = True) -> Ducking:
+        merged: list[list[float]] = []
+        for a, b in sorted(regions):
+            if merged and a - attack_s <= merged[-1][1] + release_s:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        keys: list[tuple[float, float]] = []  # flat (0 dB) before the first and after the last
+        for a, b in merged:
+            keys += [(a - attack_s, 0.0), (a, depth_db), (b, depth_db), (b + release_s, 0.0)]
+        times = sorted({0.0, duration_s, *(min(max(t, 0.0), duration_s) for t, _ in keys)})
+        values = _interp(np.array(times), keys)
+        return cls(depth_db, attack_s, release_s, [(float(a), float(b)) for a, b in regions],
+                   [(round(t, 6), round(float(v), 4)) for t, v in zip(times, values)], baked, duration_s)
+
+    def db_at(self, t: np.ndarray) -> np.ndarray:
+        return _interp(np.asarray(t, np.float64), self.keys)
+
+    def gains(self, start_sample: int, n: int, sr: int) -> np.ndarray:
+        """The envelope (linear gain) over samples [start_sample, start_sample + n) of the timeline."""
+        t = (start_sample + np.arange(n)) / sr
+        return (10 ** (self.db_at(t) / 20)).astype(np.float32)
+
+    def apply(self, audio: np.ndarray, start_sample: int, sr: int) -> np.ndarray:
+        return (audio * self.gains(start_sample, audio.shape[1], sr)[None, :]).astype(np.float32)
+
+    def clip_keys(self, start_s: float, duration_s: float) -> list[tuple[float, float]]:
+        """The envelope over one music clip: (seconds from the clip's start, dB), its edges included;
+        [] when the clip is not ducked anywhere."""
+        end = start_s + duration_s
+        inside = [t for t, _ in self.keys if start_s < t < end]
+        times = [start_s, *inside, end]
+        values = self.db_at(np.array(times))
+        if not np.any(values < 0):
+            return []
+        return [(round(t - start_s, 6), round(float(v), 4)) for t, v in zip(times, values)]
+
+    def report(self) -> str:
+        speech = sum(b - a for a, b in self.regions)
+        where = "in the WAVs" if self.baked else "as gain keyframes on the music clips"
+        return (f"ducking: {self.depth_db:g} dB under {len(self.regions)} speech regions ({speech:.1f} s), "
+                f"{where}")
+
+
+def _interp(t: np.ndarray, keys) -> np.ndarray:
+    if not keys:
+        return np.zeros_like(t, np.float64)
+    kt = np.array([k[0] for k in keys], np.float64)
+    kv = np.array([k[1] for k in keys], np.float64)
+    return np.interp(t, kt, kv)
+
+
+def dialogue_spans(tl, relink=None) -> list[AudioSpan]:
+    """What the timeline plays of its own sound (`tl` a plugin.timeline.Timeline), for the engine to
+    listen to: the audio tracks' clips, or the picture's soundtracks when it has no audio track."""
+    import opentimelineio as otio
+
+    from plugin.timeline import _enabled, _media_of, _resolve
+    from plugin.writeback import music_track
+
+    ours = music_track(tl.otio)
+    end = tl.duration.to_seconds()
+    base = tl.path.parent
+    spans: list[AudioSpan] = []
+    tracks = [t for t in tl.otio.audio_tracks() if t is not ours]
+    for track in tracks:
+        if not _enabled(track):
+            continue
+        for clip in track.find_clips():
+            if not _enabled(clip):
+                continue
+            media = _media_of(clip)
+            path = _resolve(media, base, relink) if media else None
+            if path is None:
+                continue
+            try:
+                rng = clip.transformed_time_range(clip.trimmed_range(), tl.otio.tracks)
+            except otio.exceptions.OTIOError:
+                continue
+            avail = getattr(clip.media_reference, "available_range", None)
+            src = clip.trimmed_range().start_time
+            if avail is not None:
+                src = src - avail.start_time.rescaled_to(src.rate)
+            spans.append(_span(str(path), rng.start_time.to_seconds(), rng.duration.to_seconds(),
+                               src.to_seconds(), end, False))
+    if not any(t.find_clips() for t in tracks):
+        spans = [_span(str(c.media_path), c.range.start_time.to_seconds(), c.range.duration.to_seconds(),
+                       c.file_range.start_time.to_seconds(), end, True) for c in tl.clips if c.media_path]
+    return [s for s in spans if s is not None]
+
+
+def _span(media: str, start: float, duration: float, source: float, end: float, picture: bool) -> AudioSpan | None:
+    if start < 0:  # the part before the timeline's start is not heard
+        duration, source, start = duration + start, source - start, 0.0
+    duration = min(duration, end - start)
+    if duration <= 0:
+        return None
+    return AudioSpan(media=media, start_s=start, duration_s=duration, source_start_s=max(source, 0.0), picture=picture)

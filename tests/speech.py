@@ -1,0 +1,112 @@
+"""Real speech for the ducking tests: sentences spoken by espeak-ng (Debian's speech synthesiser),
+placed at known times on audio tracks of test timelines over the demo's media (the shared
+pyscenedetect test video, licence in resources/demo/).
+
+The known speech regions are measured on the synthesiser's own output (where its 20 ms level is
+above -45 dBFS, pauses under 300 ms bridged), not taken from cutscore's detector.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import soundfile as sf
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from tests.conftest import ROOT
+
+DEMO = ROOT / "resources" / "demo" / "demo.otio"
+SR = 48000
+LINES = [  # (timeline seconds, sentence) on the dialogue track
+    (1.5, "The tide came in over the rocks."),
+    (6.5, "We waited for the boat until dark."),
+    (12.0, "Nobody said a word on the way home."),
+]
+MUTED = (9.0, "This scratch line is on a muted track.")  # on a disabled track: must not duck
+
+
+def have_espeak() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def say(text: str, path: Path) -> Path:
+    """The sentence as a 48 kHz mono WAV (espeak-ng, then resampled)."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-s", "165", "-w", str(raw), text], check=True, capture_output=True)
+    y, sr = sf.read(str(raw), dtype="float32")
+    raw.unlink()
+    import soxr
+
+    y = soxr.resample(y, sr, SR).astype(np.float32) * 0.7
+    sf.write(str(path), y, SR, subtype="PCM_16")
+    return path
+
+
+def active(y: np.ndarray, sr: int, floor_db: float = -45.0, bridge_s: float = 0.3) -> list[tuple[float, float]]:
+    """Where a signal is audible: 20 ms frames above floor_db, gaps under bridge_s joined."""
+    hop = int(0.02 * sr)
+    frames = len(y) // hop
+    rms = np.sqrt(np.mean(np.square(y[: frames * hop].reshape(frames, hop)), axis=1))
+    on = 20 * np.log10(np.maximum(rms, 1e-9)) > floor_db
+    regions: list[list[float]] = []
+    for i in np.flatnonzero(on):
+        t = i * hop / sr
+        if regions and t - regions[-1][1] <= bridge_s:
+            regions[-1][1] = t + hop / sr
+        else:
+            regions.append([t, t + hop / sr])
+    return [(a, b) for a, b in regions]
+
+
+def lines(folder: Path) -> tuple[list[tuple[float, Path]], Path, list[tuple[float, float]]]:
+    """The spoken lines as WAVs, the muted one, and the known speech regions in timeline seconds."""
+    placed, known = [], []
+    for i, (at, text) in enumerate(LINES):
+        wav = say(text, folder / f"line{i}.wav")
+        placed.append((at, wav))
+        y, sr = sf.read(str(wav), dtype="float32")
+        known += [(at + a, at + b) for a, b in active(y, sr)]
+    muted = say(MUTED[1], folder / "scratch.wav")
+    return placed, muted, known
+
+
+def _audio_clip(wav: Path, rate: float, name: str) -> otio.schema.Clip:
+    n = sf.info(str(wav)).frames / SR
+    dur = RationalTime(int(n * rate), rate)
+    ref = otio.schema.ExternalReference(target_url=str(wav.resolve()),
+                                        available_range=TimeRange(RationalTime(0, rate), RationalTime(int(n * rate) + 1, rate)))
+    return otio.schema.Clip(name=name, media_reference=ref, source_range=TimeRange(RationalTime(0, rate), dur))
+
+
+def _track(name: str, placed: list[tuple[float, Path]], rate: float) -> otio.schema.Track:
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+    pos = 0
+    for at, wav in placed:
+        start = int(round(at * rate))
+        if start > pos:
+            track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(start - pos, rate))))
+        clip = _audio_clip(wav, rate, wav.stem)
+        track.append(clip)
+        pos = start + int(clip.source_range.duration.value)
+    return track
+
+
+def dialogue_timeline(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
+    """The demo edit (20 s, five shots) with a dialogue track of three lines and a muted track with
+    a fourth, as .otio; and the known speech regions."""
+    placed, muted, known = lines(folder)
+    tl = otio.adapters.read_from_file(str(DEMO))
+    for c in tl.find_clips():
+        c.media_reference.target_url = str((DEMO.parent / c.media_reference.target_url).resolve())
+    rate = tl.video_tracks()[0][0].source_range.duration.rate
+    tl.tracks.append(_track("Dialogue", placed, rate))
+    scratch = _track("Scratch VO", [(MUTED[0], muted)], rate)
+    scratch.enabled = False
+    tl.tracks.append(scratch)
+    out = folder / "dialogue.otio"
+    otio.adapters.write_to_file(tl, str(out))
+    return out, known
