@@ -110,3 +110,27 @@ def dialogue_timeline(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
     out = folder / "dialogue.otio"
     otio.adapters.write_to_file(tl, str(out))
     return out, known
+
+
+def dialogue_project(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
+    """tests/fixtures/timelines/short_edit.kdenlive (12 s, 30000/1001) with a "Dialogue" audio track
+    holding the first two lines as Kdenlive bin clips, and the known speech regions. The track is
+    written by cutscore's Kdenlive writer (whose tracks the real Kdenlive 22.12 and 26.08 keep, see
+    tests/test_kdenlive*.py) and renamed, so it is an editor's track like any other."""
+    from plugin.kdenlive.writer import MusicClip, patch_project
+    from plugin.names import BIN_NAME, TRACK_NAME
+    from tests.conftest import FIXTURES
+
+    placed, _muted, known = lines(folder)
+    placed, known = placed[:2], [k for k in known if k[0] < 10]
+    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", folder)
+    rate = 30000 / 1001
+    text = (FIXTURES / "timelines" / "short_edit.kdenlive").read_text(encoding="utf-8")
+    clips = [MusicClip(int(round(at * rate)), int(sf.info(str(w)).frames / SR * rate), w, f"line {i}")
+             for i, (at, w) in enumerate(placed)]
+    text = patch_project(text, clips)
+    text = (text.replace(f">{TRACK_NAME}<", ">Dialogue<").replace(f">{BIN_NAME}<", ">Voice<")
+            .replace("cutscore_", "voice_"))
+    out = folder / "dialogue.kdenlive"
+    out.write_text(text, encoding="utf-8")
+    return out, known
