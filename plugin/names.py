@@ -58,3 +58,21 @@ def read_segments(side) -> tuple[str, list[dict]]:
     if not isinstance(data, dict) or data.get("version", 1) not in (1, 2) or not data.get("segments"):
         raise ValueError(f"{path}: not a cutscore state file this version reads; score the timeline again")
     return str(data.get("scored", "")), list(data["segments"])
+
+
+def resolve_ducking_note(side) -> str | None:
+    """The one line DaVinci Resolve's launchers print when the music was ducked under the dialogue:
+    Resolve's scripting API sets no volume keyframes on timeline items, so the ducking is in the
+    WAVs themselves (standard library: read inside Resolve's own Python too)."""
+    import json
+    from pathlib import Path
+
+    try:
+        ducking = json.loads((Path(side) / STATE_FILE).read_text()).get("ducking")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not ducking:
+        return None
+    return (f"cutscore: the music is ducked {ducking['depth_db']:g} dB under {len(ducking['regions'])} speech regions "
+            "in the WAVs themselves (Resolve's scripting API sets no volume keyframes); score with --duck off for "
+            "music at full level")

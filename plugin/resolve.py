@@ -43,6 +43,7 @@ from plugin.names import (  # standard library only, as this module
     STATE_FILE,
     TRACK_NAME,
     read_segments,
+    resolve_ducking_note,
     same_segment,
 )
 
@@ -344,6 +345,9 @@ def score_current(resolve, python: str, work: Path, panel: bool = False, extra: 
         raise ResolveError("cutscore: no music was written (the panel was closed before Generate?)")
     placed = import_music(project, timeline, side)
     log(f"cutscore: {len(placed)} music clips on the '{TRACK_NAME}' track; the WAVs are in the '{BIN_NAME}' bin")
+    note = resolve_ducking_note(side)
+    if note:
+        log(note)
     return placed
 
 

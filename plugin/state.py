@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.api import ScoreRequest, Settings, WindowResult
 from core.errors import CutscoreError
 from core.files import atomic_write_text
-from plugin.ducking import Ducking
+from plugin.ducking import KEYFRAME_FORMATS, Ducking
 from plugin.ending import Ending
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
@@ -184,7 +184,13 @@ def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = F
     if out_path.exists() and not force:
         raise CutscoreError(f"{out_path}: already exists; choose another name")
     tl = read_timeline(state.timeline)
-    segments = [Segment(s.kind, s.index, s.name, s.range, side / s.wav) for s in state.segments]
+    d = state.ducking
+    # the ducking goes out as the new format's keyframes when the WAVs are at full level (a .kdenlive or
+    # .xml score); WAVs already ducked (an .otio score) carry it themselves, and OTIO records the keys
+    keys_out = d is not None and (not d.baked or out_path.suffix.lower() not in KEYFRAME_FORMATS)
+    segments = [Segment(s.kind, s.index, s.name, s.range, side / s.wav,
+                        d.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if keys_out else [],
+                        bool(d and d.baked)) for s in state.segments]
     meta = {"model": state.model, "seed": state.settings.seed, "sidecar": str(side.resolve())}
     write_scored(tl, segments, meta, out_path)
     return out_path

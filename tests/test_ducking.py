@@ -292,3 +292,15 @@ def _level_keys(text: str) -> list[list[tuple[int, float]]]:
             keys.append((round((int(h) * 3600 + int(m) * 60 + float(s)) * 1000), float(db)))
         out.append(keys)
     return out
+
+
+def test_resolve_is_told_the_ducking_is_in_the_wavs(scored):
+    """Resolve imports the .otio score's WAVs (its scripting API sets no volume keyframes): its
+    launchers print one line saying so, read with the standard library as Resolve's Python does."""
+    from plugin.names import resolve_ducking_note
+
+    src, known, out = scored
+    note = resolve_ducking_note(out[".otio"].sidecar)
+    n = len(out[".otio"].ducking.regions)
+    assert note.startswith("cutscore: the music is ducked -12 dB under") and f"{n} speech regions" in note
+    assert "\n" not in note

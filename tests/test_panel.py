@@ -273,3 +273,35 @@ def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
     assert again.open(scored)
     assert again.state.scored_path == scored and again.state.takes[2]["current"] == "clip002-v1.wav"
     assert again.state.user_hits == [pytest.approx(hit, abs=frame)]
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+def test_the_music_lane_shows_the_speech_and_the_ducking_and_it_turns_off(panel, qtbot, tmp_path):
+    """Issue 34: the dialogue timeline (tests/speech.py) generated in the panel: the speech the
+    engine found as orange bands on the music lane with the envelope over it; the Duck box off,
+    Generate again: no ducking, no bands."""
+    from tests import speech
+
+    src, known = speech.dialogue_timeline(tmp_path)
+    assert panel.open(src)
+    panel.model_edit.setText("debug")
+    panel.steps.setValue(2)
+    assert panel.duck.isChecked() and panel.duck_db.value() == -12 and panel.ending.currentText() == "ring"
+    with qtbot.waitSignal(panel.generated, timeout=120000):
+        panel.generate_btn.click()
+    d = panel.state.ducking
+    assert d is not None and d.baked and len(d.regions) == len(known)
+    view = panel.view
+    img = view.grab().toImage()
+    lane = view.lane_rect("music")
+    band_y = int(lane.top() + 16 - 11)
+    mid = (d.regions[0][0] + d.regions[0][1]) / 2
+    assert img.pixelColor(int(view.x_of(mid)), band_y).name() == "#e08a2e"
+    assert img.pixelColor(int(view.x_of(5.0)), band_y).name() != "#e08a2e"  # no speech at 5 s
+    assert panel.grab().save(str(ROOT / "out" / "panel_ducking.png"))
+    panel.duck.setChecked(False)
+    assert not panel.duck_db.isEnabled()
+    with qtbot.waitSignal(panel.generated, timeout=120000):
+        panel.generate_btn.click()
+    assert panel.state.ducking is None
+    assert view.grab().toImage().pixelColor(int(view.x_of(mid)), band_y).name() != "#e08a2e"

@@ -169,7 +169,7 @@ def _resolve_run(args) -> int:
     "cutscore-clip\tWAV\tSTART\tEND\tRECORD" per music clip to place (score) or "cutscore-take\tWAV"
     (regenerate), then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
     from plugin import resolve as rs
-    from plugin.names import STATE_FILE
+    from plugin.names import STATE_FILE, resolve_ducking_note
     from plugin.state import parse, sidecar_dir
     from ui.cli import main
 
@@ -193,6 +193,8 @@ def _resolve_run(args) -> int:
             segments = [s.model_dump() for s in state.segments]
             for wav, first, last, record in rs.placements(segments, side, args.start_frame, rate):
                 _out(f"cutscore-clip\t{wav}\t{first}\t{last}\t{record}")
+            if note := resolve_ducking_note(side):
+                _out(note)
         else:
             side, scored, seg = rs.segment_for_wav(Path(args.target))
             out = Path(scored).with_name(Path(scored).stem + "-regenerated.otio")

@@ -1,5 +1,5 @@
 """The settings an editor sets before Generate: the model, seed, sampler, steps, guidance (the model's
-own shown until changed), loudness and output format.
+own shown until changed), loudness, ducking under the dialogue, the ending and output format.
 
 A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelState).
 """
@@ -7,6 +7,7 @@ A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelSt
 from __future__ import annotations
 
 from PyQt6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -16,6 +17,8 @@ from PyQt6.QtWidgets import (
     QSpinBox,
 )
 
+from plugin.ducking import DUCK_DB
+from plugin.ending import ENDINGS
 from ui.panel.state import OUTPUT_FORMATS, SAMPLERS, weights_missing
 
 
@@ -34,6 +37,15 @@ class SettingsPart:
         self.steps = QSpinBox(minimum=1, maximum=1000, value=own["steps"])
         self.guidance = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.5, value=own["guidance"])
         self.loudness = QDoubleSpinBox(minimum=-40, maximum=0, singleStep=1, value=s.loudness, suffix=" LUFS")
+        self.duck = QCheckBox("under the dialogue", checked=s.duck_db is not None)
+        self.duck.setToolTip("lower the music where the timeline's audio tracks hold speech (`--duck`)")
+        self.duck_db = QDoubleSpinBox(minimum=-60, maximum=-1, singleStep=1, value=s.duck_db or DUCK_DB, suffix=" dB")
+        self.duck.toggled.connect(self.duck_db.setEnabled)
+        self.duck_db.setEnabled(self.duck.isChecked())
+        self.ending = QComboBox()
+        self.ending.addItems(list(ENDINGS))
+        self.ending.setCurrentText(s.ending)
+        self.ending.setToolTip("ring: decays to silence by the last frame; fade: the last 2 s; cut: as generated")
         self.fmt = QComboBox()
         self.fmt.addItems(OUTPUT_FORMATS)
         self.weights_btn = QPushButton("Get real weights", clicked=self.get_weights)
@@ -46,9 +58,13 @@ class SettingsPart:
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed)
         seed_row.addWidget(new_seed)
+        duck_row = QHBoxLayout()
+        duck_row.addWidget(self.duck)
+        duck_row.addWidget(self.duck_db)
         self._sync_weights_button()
         for label, w in (("Model", model_row), ("Seed", seed_row), ("Sampler", self.sampler), ("Steps", self.steps),
-                         ("Guidance", self.guidance), ("Loudness", self.loudness), ("Output", self.fmt)):
+                         ("Guidance", self.guidance), ("Loudness", self.loudness), ("Duck", duck_row),
+                         ("Ending", self.ending), ("Output", self.fmt)):
             form.addRow(label, w)
 
         return form
@@ -75,4 +91,6 @@ class SettingsPart:
         s.model, s.seed = self.model_edit.text().strip() or None, self.seed.value()
         s.sampler, s.steps, s.guidance = self.sampler.currentText(), self.steps.value(), self.guidance.value()
         s.loudness, s.output_format = self.loudness.value(), self.fmt.currentText()
+        s.duck_db = self.duck_db.value() if self.duck.isChecked() else None
+        s.ending = self.ending.currentText()
         return s

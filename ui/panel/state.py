@@ -12,6 +12,7 @@ import numpy as np
 
 from core.api import SAMPLER_NAMES
 from core.model_config import model_sampling
+from plugin.ducking import Ducking
 from plugin.plan import Plan, make_plan
 from plugin.score import ScoreOptions, default_model
 from plugin.state import Sidecar
@@ -54,7 +55,8 @@ class PanelState:
     beats: np.ndarray | None = None  # per second of the timeline
     onsets: np.ndarray | None = None  # per second of the timeline
     rhythm: np.ndarray | None = None  # predicted, per second (after generation)
-    music: np.ndarray | None = None  # (channels, samples) the continuous music
+    music: np.ndarray | None = None  # (channels, samples) the continuous music, as the timeline plays it
+    ducking: Ducking | None = None  # the music's gain under the dialogue (the sidecar's), None: not ducked
     music_rate: int = 48000
     scored_path: Path | None = None
     selected_clip: int | None = None
@@ -74,7 +76,7 @@ class PanelState:
         """Read a timeline (raises CutscoreError with a one-line message on bad input)."""
         tl = read_timeline(path, rate=rate or (24.0 if str(path).lower().endswith(".edl") else None))
         self.path, self.plan = Path(path), make_plan(tl)
-        self.beats = self.rhythm = self.music = None
+        self.beats = self.rhythm = self.music = self.ducking = None
         self.scored_path, self.selected_clip, self.error, self.error_details = None, None, "", ""
         self.user_hits, self.selected_hit, self.takes = [], None, {}
         self.onsets = self._onsets()
@@ -111,6 +113,9 @@ class PanelState:
 
         loaded = loaded or load_state(self.scored_path)
         self.music, self.music_rate, rhythm = music_of(self.scored_path, loaded)
+        self.ducking = loaded[1].ducking
+        if self.ducking is not None and not self.ducking.baked:  # the format's keyframes duck it when played
+            self.music = self.ducking.apply(self.music, 0, self.music_rate)
         self.rhythm = np.asarray(rhythm, np.float32)
         self.takes = takes_of(self.scored_path, loaded)
 

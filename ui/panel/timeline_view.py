@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from opentimelineio import opentime
-from PyQt6.QtCore import QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QWidget
 
@@ -292,3 +292,25 @@ class TimelineView(QWidget):
         p.setPen(QColor("#3c5a44"))
         for mid in mids:
             p.drawLine(int(self.x_of(0)), int(mid), int(self.x_of(m.shape[1] / sr)), int(mid))
+        self._ducking(p, top, h)
+
+    def _ducking(self, p: QPainter, top: float, h: float) -> None:
+        """The speech the engine found (orange bands) and the ducking envelope over the music (a line:
+        0 dB at the top of the lane, the duck's depth lower by its share of 24 dB)."""
+        d = self.state.ducking
+        if d is None:
+            return
+        for a, b in d.regions:
+            p.fillRect(QRectF(self.x_of(a), top - 14, max(self.x_of(b) - self.x_of(a), 1), 6), QColor("#e08a2e"))
+        pen = QPen(QColor("#f0b45a"))
+        pen.setWidthF(1.5)
+        p.setPen(pen)
+
+        def y(db: float) -> float:
+            return top + h * min(-db, 24.0) / 24.0
+
+        pts = [QPointF(self.x_of(t), y(db)) for t, db in d.keys]
+        for a, b in zip(pts, pts[1:]):
+            p.drawLine(a, b)
+        p.setFont(QFont("Sans", 8))
+        p.drawText(int(self.x_of(0)) + 6, int(top + h - 4), f"ducked {d.depth_db:g} dB under speech (orange)")
