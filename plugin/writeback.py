@@ -21,7 +21,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
 from core.files import atomic_write
-from plugin.kdenlive.writer import MusicClip, patch_project, volume_keys
+from plugin.kdenlive.volume import volume_keys
+from plugin.kdenlive.writer import MusicClip, patch_project
 from plugin.names import STATE_FILE, TRACK_NAME
 from plugin.timeline import ADAPTERS, Timeline
 
