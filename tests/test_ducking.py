@@ -304,3 +304,21 @@ def test_resolve_is_told_the_ducking_is_in_the_wavs(scored):
     n = len(out[".otio"].ducking.regions)
     assert note.startswith("cutscore: the music is ducked -12 dB under") and f"{n} speech regions" in note
     assert "\n" not in note
+
+
+def test_listening_for_speech_leaves_the_engine_its_threads(tmp_path):
+    """silero_vad sets torch to one thread when first imported; the engine's generation after a score
+    with dialogue must keep the threads it had (else it runs slower, and its audio differs from a
+    fresh engine's: tests/test_service.py compares them). In a fresh process, where that import runs."""
+    import sys
+
+    from tests.conftest import ROOT
+
+    wav = speech.say(speech.LINES[0][1], tmp_path / "line.wav")
+    code = ("import torch; torch.set_num_threads(2)\n"
+            "from core.api import AudioSpan\nfrom engine.features.speech import detect_speech\n"
+            f"found = detect_speech([AudioSpan(media={str(wav)!r}, start_s=1.0, duration_s=2.5)], 4.0, [])\n"
+            "print(torch.get_num_threads(), found[0][0])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    threads, start = r.stdout.split()
+    assert threads == "2" and 0.8 < float(start) < 1.3, r.stderr[-500:]

@@ -124,7 +124,7 @@ def test_token_and_path_checks(server, tmp_path):
     with pytest.raises(CutscoreError, match="must not climb out"):
         client.submit(escaping)
     r = _request(tmp_path / "out")
-    reg = RegenerateRequest(**{k: v for k, v in r.model_dump().items() if k != "kind"}, window=0, region_start_s=1,
+    reg = RegenerateRequest(**{k: v for k, v in r.model_dump().items() if k not in ("kind", "dialogue")}, window=0, region_start_s=1,
                             region_end_s=2, latents=str(tmp_path / "secret.npy"))
     with pytest.raises(CutscoreError, match="inside the output folder"):
         client.submit(reg)

@@ -47,8 +47,11 @@ def detect_speech(spans: list[AudioSpan], duration_s: float, warnings: list[str]
                   progress: Callable[[float], None] | None = None) -> list[tuple[float, float]]:
     """Speech regions [(start_s, end_s)] in the timeline's sound, sorted, non-overlapping."""
     import torch
+
+    threads = torch.get_num_threads()
     from silero_vad import get_speech_timestamps, load_silero_vad
 
+    torch.set_num_threads(threads)  # importing silero_vad sets the whole process to one thread
     sound = timeline_sound(spans, duration_s, warnings)
     if not np.any(sound):
         return []
