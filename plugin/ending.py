@@ -4,7 +4,9 @@
 - `ring` (the default): the music decays to silence by the last frame as an exponential decay (a
   straight line in dB, as a room's reverb falls), from the edit's final cut when it lies in the last
   seconds (the cut is a hit point: the music lands on it, then rings out), else over the last RING_S
-  seconds; it reaches ENDING_FLOOR_DB at the start of the last frame, which stays below it.
+  seconds; it reaches ENDING_FLOOR_DB at the start of the last frame, which stays below it. With a
+  tail (`score --tail S`) the same ring runs on S seconds past the picture's last frame, on music
+  generated that far, and reaches the floor at the tail's last frame instead.
 - `fade`: a raised-cosine fade over the last FADE_S seconds, silent from the last frame on.
 - `cut`: the music as generated, stopped at the last frame (what an editor gets by trimming).
 
@@ -31,13 +33,16 @@ ENDING_FLOOR_DB = -60.0
 class Ending:
     kind: str  # ring, fade or cut
     start_s: float  # where the decay or fade begins (timeline seconds); the end for `cut`
-    end_s: float  # the timeline's end
+    end_s: float  # the music's end: the timeline's, or its tail's
     frame_s: float  # one frame: the decay reaches the floor one frame before the end
 
     @classmethod
-    def plan(cls, kind: str, duration_s: float, frame_s: float, cuts_s: list[float]) -> Ending:
+    def plan(cls, kind: str, duration_s: float, frame_s: float, cuts_s: list[float], tail_s: float = 0.0) -> Ending:
+        """duration_s: the picture's; tail_s: how far past it a ring may run (only a ring has one)."""
         if kind not in ENDINGS:
             raise ValueError(f"{kind!r}: not an ending; choose one of {', '.join(ENDINGS)}")
+        if tail_s and kind != "ring":
+            raise ValueError(f"a tail lets a ring run past the last frame; {kind!r} ends on it (use --ending ring)")
         silent_from = duration_s - frame_s
         if kind == "cut":
             return cls(kind, duration_s, duration_s, frame_s)
@@ -45,7 +50,7 @@ class Ending:
             return cls(kind, max(0.0, silent_from - FADE_S), duration_s, frame_s)
         final = [c for c in cuts_s if RING_MIN_S <= silent_from - c <= RING_MAX_S]
         start = final[-1] if final else max(0.0, silent_from - RING_S)
-        return cls(kind, start, duration_s, frame_s)
+        return cls(kind, start, duration_s + tail_s, frame_s)
 
     def gains(self, start_sample: int, n: int, sr: int) -> np.ndarray:
         """The envelope over samples [start_sample, start_sample + n) of the timeline."""

@@ -80,11 +80,13 @@ class Plan:
         return "\n".join(lines)
 
 
-def make_plan(tl: Timeline, window_s: float = DEFAULT_WINDOW_S, overlap_s: float = DEFAULT_OVERLAP_S) -> Plan:
+def make_plan(tl: Timeline, window_s: float = DEFAULT_WINDOW_S, overlap_s: float = DEFAULT_OVERLAP_S,
+              tail: RationalTime | None = None) -> Plan:
+    """tail: music to generate past the picture's last frame (`score --tail`, a ring that runs on)."""
     if window_s <= 2 * overlap_s:
         raise ValueError(f"window ({window_s} s) must be longer than twice the overlap ({overlap_s} s)")
     rate = tl.duration.rate
-    end = tl.duration
+    end = tl.duration + tail if tail is not None else tl.duration
     win = RationalTime.from_seconds(window_s, rate).floor()  # never longer than the model window
     ov = RationalTime.from_seconds(overlap_s, rate).round()
     windows: list[Window] = []

@@ -53,6 +53,7 @@ class ScoreOptions(Settings):
     hits_s: list[float] = Field(default_factory=list)  # extra hit points (Resolve's markers), seconds
     hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
     ending: Literal["ring", "fade", "cut"] = "ring"  # how the music ends on the last frame (plugin/ending.py)
+    tail_s: float = Field(default=0.0, ge=0, le=30)  # a ring may run this far past the last frame (--tail)
     sequence: str | None = None  # a Kdenlive project's sequence other than the active one (name or uuid)
     # ducking under the timeline's dialogue (plugin/ducking.py): the depth in dB, None = off
     duck_db: float | None = Field(default=DUCK_DB, ge=-60, lt=0)
@@ -95,15 +96,16 @@ def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path,
                       duration_s=c.range.duration.to_seconds(),
                       media=str(c.media_path) if c.media_path else None,
                       source_start_s=c.file_range.start_time.to_seconds()) for c in tl.clips]
-    return ScoreRequest(model=model, duration_s=tl.duration.to_seconds(), clips=clips,
+    return ScoreRequest(model=model, duration_s=plan.windows[-1].end.to_seconds(), clips=clips,
                         cuts_s=[c.to_seconds() for c in tl.cuts], hits_s=[h.to_seconds() for h in tl.hits],
                         windows=[WindowSpec(start_s=w.start.to_seconds(), duration_s=w.duration.to_seconds(),
                                             overlap_s=w.overlap.to_seconds()) for w in plan.windows],
                         settings=settings, output_dir=str(output_dir.resolve()), dialogue=dialogue or [])
 
 
-def picture_segments(tl: Timeline) -> list[tuple[str, int, str, TimeRange]]:
-    """Every item of the flattened picture in order: (kind, index, name, range)."""
+def picture_segments(tl: Timeline, tail: RationalTime | None = None) -> list[tuple[str, int, str, TimeRange]]:
+    """Every item of the flattened picture in order: (kind, index, name, range); a tail past the
+    picture's end (`--tail`) is one more gap, named "tail"."""
     items, pos, gap_n = [], RationalTime(0, tl.duration.rate), 0
     for c in tl.clips:
         if c.range.start_time > pos:
@@ -113,6 +115,9 @@ def picture_segments(tl: Timeline) -> list[tuple[str, int, str, TimeRange]]:
         pos = c.range.end_time_exclusive()
     if pos < tl.duration:
         items.append(("gap", gap_n, f"gap {gap_n}", TimeRange(pos, tl.duration - pos)))
+        gap_n += 1
+    if tail is not None and tail.value > 0:
+        items.append(("gap", gap_n, "tail", TimeRange(tl.duration, tail)))
     return items
 
 
@@ -153,7 +158,12 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
             notices.append(notice)
     from core.model_config import model_window_s
 
-    plan = make_plan(tl, window_s=model_window_s(model))
+    if opts.tail_s and opts.ending != "ring":
+        raise CutscoreError(f"{timeline_path}: --tail lets a ring run past the last frame; --ending {opts.ending} ends "
+                            "on it: use --ending ring, or leave --tail out")
+    tail = RationalTime.from_seconds(opts.tail_s, tl.duration.rate).round()
+    end = tl.duration + tail
+    plan = make_plan(tl, window_s=model_window_s(model), tail=tail)
     work = side.with_name(side.name + ".partial")
     if work.exists():
         shutil.rmtree(work)
@@ -163,17 +173,18 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         req = build_request(plan, model, opts.settings(), work / "engine", dialogue)
         result = run_job(client, req, on_progress)
         notices.extend(result.warnings)
-        music = render_music(_windows_audio(result.windows), result.sample_rate, tl.duration, opts.sample_rate)
+        music = render_music(_windows_audio(result.windows), result.sample_rate, end, opts.sample_rate)
         targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits})
         music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync)
-        ending = Ending.plan(opts.ending, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts])
+        ending = Ending.plan(opts.ending, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts],
+                             tail.to_seconds())
         music = ending.apply(music, 0, opts.sample_rate)
         gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)  # the level outside the speech
         music = apply_gain(music, gain)
-        ducking = _ducking(opts, result.speech_s, tl.duration.to_seconds(), out_path)
+        ducking = _ducking(opts, result.speech_s, end.to_seconds(), out_path)
         if ducking is not None and ducking.baked:
             music = ducking.apply(music, 0, opts.sample_rate)
-        segments = _write_segments(tl, music, opts.sample_rate, side, work, ducking)
+        segments = _write_segments(tl, music, opts.sample_rate, side, work, ducking, tail)
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
                         model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
@@ -211,11 +222,12 @@ def _ducking(opts: ScoreOptions, speech_s, duration_s: float, out_path: Path) ->
                         opts.duck_release_s, baked=out_path.suffix.lower() not in KEYFRAME_FORMATS)
 
 
-def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path, ducking: Ducking | None) -> list[Segment]:
+def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path, ducking: Ducking | None,
+                    tail: RationalTime | None = None) -> list[Segment]:
     """The music under each picture clip or gap, as take v1 WAVs written into the work folder (they
     reach `side` when the sidecar is committed), with the ducking's keys over each."""
     segments = []
-    for kind, idx, name, rng in picture_segments(tl):
+    for kind, idx, name, rng in picture_segments(tl, tail):
         wav = side / take_name(kind, idx, 1)
         write_wav(work / wav.name, _cut(music, rng, sr), sr)
         keys = ducking.clip_keys(rng.start_time.to_seconds(), rng.duration.to_seconds()) if ducking else []

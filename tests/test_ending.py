@@ -78,3 +78,34 @@ def test_the_envelope_is_the_same_for_any_piece_of_the_timeline():
     assert Ending.plan("ring", 20.0, 1 / 25, [4.0, 10.0]).start_s == pytest.approx(20.0 - 1 / 25 - 3.0)
     with pytest.raises(ValueError):
         Ending.plan("bounce", 20.0, 1 / 25, [])
+
+
+def test_a_tail_lets_the_ring_run_past_the_last_frame(tmp_path, local_engine):
+    """--tail 3: the music is generated 3 s past the picture's end and rings out there (below the floor
+    by the tail's last frame, still sounding at the picture's); it is one more music clip, "tail"."""
+    from plugin.score import ScoreOptions, score_timeline
+    from plugin.state import load_state
+
+    r = score_timeline(DEMO, tmp_path / "t.otio", local_engine, ScoreOptions(model=str(DEMO_MODEL), seed=0, tail_s=3.0))
+    tl = otio.adapters.read_from_file(str(DEMO))
+    rate, end = tl.duration().rate, tl.duration().to_seconds()
+    assert abs(r.music.shape[1] - (end + 3.0) * r.sample_rate) <= r.sample_rate / rate  # on a frame
+    _check(ending_report(r.music, r.sample_rate, 1 / rate), "ring")
+    at_end = r.music[:, round((end - 1 / rate) * r.sample_rate):round(end * r.sample_rate)]
+    assert 20 * np.log10(np.abs(at_end).max()) > ENDING_FLOOR_DB  # the picture's last frame still rings
+    _, state = load_state(r.out)
+    assert state.segments[-1].name == "tail" and state.ending.end_s == pytest.approx(end + 3.0, abs=1 / rate)
+    scored = otio.adapters.read_from_file(str(r.out))
+    assert scored.audio_tracks()[-1].duration().to_seconds() == pytest.approx(end + 3.0, abs=1 / rate)
+
+
+def test_a_tail_is_refused_for_an_ending_on_the_last_frame(tmp_path, capsys):
+    from ui.cli import main
+
+    assert main(["score", str(DEMO), "-o", str(tmp_path / "f.otio"), "--tail", "2", "--ending", "fade"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tail lets a ring run past the last frame" in err[0]
+    assert not (tmp_path / "f.otio").exists() and not (tmp_path / "f.cutscore").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["score", str(DEMO), "-o", str(tmp_path / "g.otio"), "--tail", "31"])
+    assert e.value.code == 2 and "longer than the 30 s" in capsys.readouterr().err

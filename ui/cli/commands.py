@@ -121,7 +121,7 @@ def cmd_score(args) -> int:
     opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
                         hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
-                        sequence=args.sequence, ending=args.ending, duck_db=args.duck,
+                        sequence=args.sequence, ending=args.ending, tail_s=args.tail, duck_db=args.duck,
                         duck_attack_s=args.duck_attack, duck_release_s=args.duck_release)
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,

@@ -33,6 +33,7 @@ from ui.cli.types import (
     _seconds_list,
     _seed,
     _steps,
+    _tail,
     _window_s,
 )
 
@@ -109,6 +110,9 @@ def _edit_commands(add) -> None:
     sp.add_argument("--ending", choices=["ring", "fade", "cut"], default="ring",
                     help="how the music ends on the last frame: ring (default: it decays to silence, from the final "
                          "cut when the edit ends on one), fade (the last 2 s), cut (stopped as generated)")
+    sp.add_argument("--tail", type=_tail, default=0.0, metavar="S",
+                    help="let the ring run S seconds past the last frame (music generated that far; default 0: "
+                         "silent by the last frame); only with --ending ring")
     sp.add_argument("--duck", type=_duck, default=DUCK_DB, metavar="auto|off|DB",
                     help="lower the music under the dialogue of the timeline's audio tracks: auto (default, "
                          f"{DUCK_DB:g} dB), off, or a level in dB")

@@ -134,3 +134,10 @@ def _duck_time(text: str) -> float:
     if v > 5:
         raise argparse.ArgumentTypeError(f"{v:g} s is longer than the 5 s a duck's attack or release may take")
     return v
+
+
+def _tail(text: str) -> float:
+    v = _seconds(text)
+    if v > 30:
+        raise argparse.ArgumentTypeError(f"{v:g} s is longer than the 30 s a ring may run past the last frame")
+    return v
