@@ -233,6 +233,14 @@ def test_kdenlive_gets_volume_keyframes_on_the_music_clips(kdenlive_scored):
             assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d\d\d", tc) and -12 <= float(db) <= 0
 
 
+def test_a_kdenlive_regenerate_keeps_the_volume_keyframes(kdenlive_scored, local_engine, tmp_path):
+    from plugin.regenerate import regenerate_clip
+
+    src, known, r = kdenlive_scored
+    out = regenerate_clip(r.out, "1", local_engine, tmp_path / "regen.kdenlive", seed=21).out
+    assert _level_keys(out.read_text()) == _level_keys(r.out.read_text()) != []
+
+
 def _melt_audio(project, out_wav):
     r = subprocess.run(["melt", str(project), "-consumer", f"avformat:{out_wav}", "vn=1", "ac=2", "ar=48000",
                         "acodec=pcm_s16le"], capture_output=True, timeout=300)
