@@ -151,19 +151,10 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         extra = [RationalTime.from_seconds(s, tl.duration.rate).round() for s in opts.hits_s]
         tl.hits = _unique_sorted([h for h in tl.hits + extra if h <= tl.duration])
     notices = list(tl.warnings)
-    model = opts.model
-    if model is None:
-        model, notice = default_model()
-        if notice:
-            notices.append(notice)
-    from core.model_config import model_window_s
-
-    if opts.tail_s and opts.ending != "ring":
-        raise CutscoreError(f"{timeline_path}: --tail lets a ring run past the last frame; --ending {opts.ending} ends "
-                            "on it: use --ending ring, or leave --tail out")
-    tail = RationalTime.from_seconds(opts.tail_s, tl.duration.rate).round()
+    model, notice = (opts.model, None) if opts.model is not None else default_model()
+    notices += [notice] if notice else []
+    plan, tail = _plan(tl, model, opts, timeline_path)
     end = tl.duration + tail
-    plan = make_plan(tl, window_s=model_window_s(model), tail=tail)
     work = side.with_name(side.name + ".partial")
     if work.exists():
         shutil.rmtree(work)
@@ -198,6 +189,17 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
     return ScoreResult(out=out_path, sidecar=side, segments=len(segments), model=model, gain_db=gain, notices=notices,
                        cuts_s=[c.to_seconds() for c in tl.cuts], music=music, sample_rate=opts.sample_rate,
                        windows=state.windows, ducking=ducking)
+
+
+def _plan(tl: Timeline, model: str, opts: ScoreOptions, timeline_path: Path) -> tuple[Plan, RationalTime]:
+    """The windows (the model's length), and the tail a ring may run past the picture (`--tail`)."""
+    from core.model_config import model_window_s
+
+    if opts.tail_s and opts.ending != "ring":
+        raise CutscoreError(f"{timeline_path}: --tail lets a ring run past the last frame; --ending {opts.ending} ends "
+                            "on it: use --ending ring, or leave --tail out")
+    tail = RationalTime.from_seconds(opts.tail_s, tl.duration.rate).round()
+    return make_plan(tl, window_s=model_window_s(model), tail=tail), tail
 
 
 def _check_paths(timeline_path: Path, out_path: Path, force: bool) -> Path:
