@@ -58,7 +58,7 @@ class ScoreOptions(Settings):
     # ducking under the timeline's dialogue (plugin/ducking.py): the depth in dB, None = off
     duck_db: float | None = Field(default=DUCK_DB, ge=-60, lt=0)
     duck_attack_s: float = Field(default=ATTACK_S, ge=0, le=5)
-    duck_release_s: float = Field(default=RELEASE_S, ge=0, le=10)
+    duck_release_s: float = Field(default=RELEASE_S, ge=0, le=5)
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(include=set(Settings.model_fields)))

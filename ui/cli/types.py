@@ -110,7 +110,6 @@ def _window_s(text: str) -> float:
     return v
 
 
-
 def _duck(text: str) -> float | None:
     """--duck auto|off|DB: the music's fall under speech (auto: plugin/ducking.py DUCK_DB), None = off."""
     from plugin.ducking import DUCK_DB
@@ -129,15 +128,16 @@ def _duck(text: str) -> float | None:
     return v
 
 
-def _duck_time(text: str) -> float:
-    v = _seconds(text)
-    if v > 5:
-        raise argparse.ArgumentTypeError(f"{v:g} s is longer than the 5 s a duck's attack or release may take")
-    return v
+def _seconds_up_to(limit: float, what: str):
+    """A time in seconds from 0 up to `limit` (`what` names the limit in the error)."""
+    def parse(text: str) -> float:
+        v = _seconds(text)
+        if v > limit:
+            raise argparse.ArgumentTypeError(f"{v:g} s is longer than the {limit:g} s {what}")
+        return v
+
+    return parse
 
 
-def _tail(text: str) -> float:
-    v = _seconds(text)
-    if v > 30:
-        raise argparse.ArgumentTypeError(f"{v:g} s is longer than the 30 s a ring may run past the last frame")
-    return v
+_duck_time = _seconds_up_to(5, "a duck's attack or release may take")
+_tail = _seconds_up_to(30, "a ring may run past the last frame")
