@@ -10,6 +10,7 @@ re-sample, and the latents file to hold the rest fixed.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -73,6 +74,10 @@ class _TimelineRequest(_Model):
     windows: list[WindowSpec] = Field(min_length=1)
     settings: Settings = Settings()
     output_dir: str  # the only folder the engine writes to
+    # the editor's rhythm (the panel's energy lane, `--rhythm FILE`): one value per timeline second
+    # (value k conditions the seconds of music whose middle lies in [k, k+1)), None where the
+    # prediction stands; empty: the prediction everywhere
+    rhythm: list[float | None] = []
 
     @field_validator("output_dir")
     @classmethod
@@ -86,8 +91,18 @@ class _TimelineRequest(_Model):
     def _sorted(cls, v: list[float]) -> list[float]:
         return sorted(v)
 
+    @field_validator("rhythm")
+    @classmethod
+    def _finite(cls, v: list[float | None]) -> list[float | None]:
+        for k, x in enumerate(v):
+            if x is not None and not math.isfinite(x):
+                raise ValueError(f"rhythm value at {k} s is not a finite number")
+        return v
+
     @model_validator(mode="after")
     def _inside(self):
+        if len(self.rhythm) > math.ceil(self.duration_s - 1e-6):
+            raise ValueError(f"rhythm has {len(self.rhythm)} values, more than the {self.duration_s:g} s timeline's seconds")
         for w in self.windows:
             if w.start_s + w.duration_s > self.duration_s + 1e-3:
                 raise ValueError(f"window at {w.start_s} s runs past the timeline's end ({self.duration_s} s)")

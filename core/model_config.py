@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,6 +222,13 @@ def model_window_s(model: str) -> float:
         return load_config(model).window_seconds
     except Exception:  # noqa: BLE001 - an unknown name fails later, in the engine, with its own message
         return 30.0
+
+
+def rhythm_range(window_s: float) -> tuple[float, float]:
+    """The range of the rhythm condition (an edited energy lane is checked against it): the predictor
+    learns per-second curves z-scored over a window, and n z-scored values lie within +-sqrt(n - 1)."""
+    b = math.sqrt(max(math.ceil(window_s - 1e-6) - 1, 1))
+    return -b, b
 
 
 def model_sampling(model: str) -> dict:

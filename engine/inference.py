@@ -116,7 +116,17 @@ def window_features(req: Request, index: int, clip_feats: dict, clip_dim: int = 
         k = min(int(t - clip.start_s), f.seconds - 1)
         out.clip[s], out.color[s], out.beat[s] = f.clip[k][:clip_dim], f.color[k], f.beat[k]
     out.scene[:] = onsets_from_cuts(list(req.cuts_s) + list(req.hits_s), w.start_s, w.duration_s)
+    out.rhythm = edited_rhythm(req.rhythm, w.start_s, m)
     return out
+
+
+def edited_rhythm(curve: list[float | None], start_s: float, seconds: int) -> np.ndarray | None:
+    """The editor's per-timeline-second curve for a window's seconds: second s takes the value of
+    the timeline second its middle lies in; NaN where the prediction stands. None: nothing edited."""
+    if not any(v is not None for v in curve):
+        return None
+    k = np.floor(start_s + np.arange(seconds) + 0.5).astype(int)
+    return np.array([curve[i] if i < len(curve) and curve[i] is not None else np.nan for i in k], np.float32)
 
 
 def _span(req: RegenerateRequest, i: int, clip_feats: dict, cfg, known):
@@ -185,6 +195,7 @@ def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn
     out.mkdir(parents=True, exist_ok=True)
     progress("features", 0.0, "loading the model")
     pipe = pipelines.get(req.model)
+    _check_rhythm(req, pipe.cfg.window_seconds)
     warnings: list[str] = []
     progress("features", 0.02, "reading the picture")
     clip_feats = _clip_features(req, pipe, warnings)
@@ -214,6 +225,15 @@ def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn
     progress("done", 1.0, "done")
     return JobResult(kind=req.kind, model=req.model, sample_rate=pipe.cfg.sample_rate, windows=results,
                      warnings=warnings, speech_s=speech)
+
+
+def _check_rhythm(req: Request, window_s: float) -> None:
+    from core.model_config import rhythm_range
+
+    lo, hi = rhythm_range(window_s)
+    for k, v in enumerate(req.rhythm):
+        if v is not None and not lo - 1e-6 <= v <= hi + 1e-6:
+            raise CutscoreError(f"rhythm value {v:g} at {k} s is outside the model's range [{lo:.2f}, {hi:.2f}]")
 
 
 def _speech(req: Request, progress: ProgressFn, warnings: list[str]) -> list[tuple[float, float]]:

@@ -28,7 +28,7 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.score import sync_hits
+from plugin.score import editor_rhythm, sync_hits
 from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, wav_path
 from plugin.timeline import ADAPTERS
 from plugin.writeback import add_audio_levels, music_track
@@ -82,9 +82,12 @@ def _locate(state: Sidecar, clip: str, scored_path: Path) -> _Where:
 def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, out_path: str | Path | None = None,
                     seed: int | None = None, force: bool = False,
                     on_progress: Callable[[JobStatus], None] | None = None,
-                    hits_s: list[float] | None = None) -> RegenerateResult:
+                    hits_s: list[float] | None = None, rhythm_file: str | None = None,
+                    rhythm: list[float | None] | None = None, beat_markers: bool | None = None) -> RegenerateResult:
     """hits_s: hit points to add to the score's (seconds from the timeline start, e.g. placed in the
-    panel since): scene onsets for the clip's new take, kept in the sidecar's request."""
+    panel since): scene onsets for the clip's new take, kept in the sidecar's request. rhythm_file /
+    rhythm: the editor's curve (plugin/rhythm.py) in place of the score's, kept in the sidecar's
+    request; None: the score's. beat_markers: None as the score did."""
     from plugin.timeline import load_otio
 
     scored_path = Path(scored_path)
@@ -97,15 +100,28 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     side, _ = load_state(scored_path, scored)
     try:
         with exclusive(side):
-            return _regenerate(scored_path, scored, clip, client, out_path, seed, force, on_progress, hits_s)
+            return _regenerate(scored_path, scored, clip, client, out_path, seed, force, on_progress, hits_s,
+                               _Edits(rhythm_file, rhythm, beat_markers))
     except InUse:
         raise CutscoreError(f"{side}: in use: another cutscore is writing this music now; wait for it to finish") \
             from None
 
 
-def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None) -> RegenerateRequest:
-    """The score's request again, for the clip's span with a new seed (and any hit points added)."""
+@dataclass
+class _Edits:
+    """What a regenerate changes of the score's asking besides the seed."""
+
+    rhythm_file: str | None = None
+    rhythm: list[float | None] | None = None
+    beat_markers: bool | None = None
+
+
+def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None, edits: _Edits) -> RegenerateRequest:
+    """The score's request again, for the clip's span with a new seed (and any hit points added, the
+    editor's new curve in place of the score's)."""
     base = state.request
+    if edits.rhythm_file is not None or edits.rhythm is not None:
+        base.rhythm = editor_rhythm(edits.rhythm_file, edits.rhythm or [], base.duration_s, state.model)
     if hits_s is not None:
         on_frames = (RationalTime.from_seconds(float(h), at.target.rate).round().to_seconds() for h in hits_s)
         base.hits_s = sorted({round(h, 6) for h in [*base.hits_s, *on_frames] if 0 <= h <= base.duration_s})
@@ -116,7 +132,7 @@ def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None) 
 
 
 def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_path, seed, force, on_progress,
-                hits_s) -> RegenerateResult:
+                hits_s, edits: _Edits) -> RegenerateResult:
     side, state = load_state(scored_path, scored)  # again, under the lock: the state as the last writer left it
     at = _locate(state, clip, scored_path)
     target = at.target
@@ -126,7 +142,7 @@ def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_
     new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
     if new_seed == state.request.settings.seed:  # the score's own seed would sample the same take again
         new_seed += 1
-    req = _request(state, at, new_seed, hits_s)
+    req = _request(state, at, new_seed, hits_s, edits)
     takes = [v for p in side.glob("*.wav") if same_segment(p.name, target.wav) and (v := take_version(p.name))]
     version = 1 + max(takes, default=0)
     out_path = _output_path(scored_path, out_path, version, force)

@@ -25,6 +25,7 @@ from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
 from core.signal import loudness_gain_db
+from plugin.beats import Beats, track_beats
 from plugin.ducking import ATTACK_S, DUCK_DB, KEYFRAME_FORMATS, RELEASE_S, Ducking, dialogue_spans
 from plugin.ending import Ending
 from plugin.names import STATE_FILE, take_name
@@ -59,6 +60,11 @@ class ScoreOptions(Settings):
     duck_db: float | None = Field(default=DUCK_DB, ge=-60, lt=0)
     duck_attack_s: float = Field(default=ATTACK_S, ge=0, le=5)
     duck_release_s: float = Field(default=RELEASE_S, ge=0, le=5)
+    # the editor's rhythm (plugin/rhythm.py): a file (`--rhythm FILE`), or one value per timeline
+    # second (the panel's energy lane; None where the prediction stands); checked against the model
+    rhythm_file: str | None = None
+    rhythm: list[float | None] = Field(default_factory=list)
+    beat_markers: bool = True  # the music's beats and downbeats as markers on its clips (plugin/beats.py)
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(include=set(Settings.model_fields)))
@@ -79,6 +85,7 @@ class ScoreResult:
     sample_rate: int
     windows: list[WindowResult]
     ducking: Ducking | None = None  # the envelope under the speech found (None: none found, or --duck off)
+    beats: Beats | None = None  # the music's beats and downbeats (markers when beats.markers)
 
 
 def default_model() -> tuple[str, str | None]:
@@ -90,7 +97,7 @@ def default_model() -> tuple[str, str | None]:
 
 
 def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path,
-                  dialogue: list[AudioSpan] | None = None) -> ScoreRequest:
+                  dialogue: list[AudioSpan] | None = None, rhythm: list[float | None] | None = None) -> ScoreRequest:
     tl = plan.timeline
     clips = [ClipSpan(index=c.index, name=c.name, start_s=c.range.start_time.to_seconds(),
                       duration_s=c.range.duration.to_seconds(),
@@ -100,7 +107,8 @@ def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path,
                         cuts_s=[c.to_seconds() for c in tl.cuts], hits_s=[h.to_seconds() for h in tl.hits],
                         windows=[WindowSpec(start_s=w.start.to_seconds(), duration_s=w.duration.to_seconds(),
                                             overlap_s=w.overlap.to_seconds()) for w in plan.windows],
-                        settings=settings, output_dir=str(output_dir.resolve()), dialogue=dialogue or [])
+                        settings=settings, output_dir=str(output_dir.resolve()), dialogue=dialogue or [],
+                        rhythm=rhythm or [])
 
 
 def picture_segments(tl: Timeline, tail: RationalTime | None = None) -> list[tuple[str, int, str, TimeRange]]:
@@ -155,13 +163,14 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
     notices += [notice] if notice else []
     plan, tail = _plan(tl, model, opts, timeline_path)
     end = tl.duration + tail
+    rhythm = editor_rhythm(opts.rhythm_file, opts.rhythm, end.to_seconds(), model)
     work = side.with_name(side.name + ".partial")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
     try:
         dialogue = dialogue_spans(tl, relink) if opts.duck_db is not None else []
-        req = build_request(plan, model, opts.settings(), work / "engine", dialogue)
+        req = build_request(plan, model, opts.settings(), work / "engine", dialogue, rhythm)
         result = run_job(client, req, on_progress)
         notices.extend(result.warnings)
         music = render_music(_windows_audio(result.windows), result.sample_rate, end, opts.sample_rate)
@@ -172,14 +181,15 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         music = ending.apply(music, 0, opts.sample_rate)
         gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)  # the level outside the speech
         music = apply_gain(music, gain)
+        beats = track_beats(music, opts.sample_rate, markers=opts.beat_markers)  # as it plays, before any ducking
         ducking = _ducking(opts, result.speech_s, end.to_seconds(), out_path)
         if ducking is not None and ducking.baked:
             music = ducking.apply(music, 0, opts.sample_rate)
-        segments = _write_segments(tl, music, opts.sample_rate, side, work, ducking, tail)
+        segments = _write_segments(tl, music, opts.sample_rate, side, work, ducking, beats, tail)
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
                         model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
-                        ending=ending, ducking=ducking,
+                        ending=ending, ducking=ducking, beats=beats,
                         segments=[SegmentRecord.of(s.kind, s.index, s.name, s.range, s.wav.name) for s in segments])
         _commit_sidecar(state, work, side)
         write_scored(tl, segments, _scored_meta(state, side), out_path)
@@ -188,7 +198,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
             shutil.rmtree(work)
     return ScoreResult(out=out_path, sidecar=side, segments=len(segments), model=model, gain_db=gain, notices=notices,
                        cuts_s=[c.to_seconds() for c in tl.cuts], music=music, sample_rate=opts.sample_rate,
-                       windows=state.windows, ducking=ducking)
+                       windows=state.windows, ducking=ducking, beats=beats)
 
 
 def _plan(tl: Timeline, model: str, opts: ScoreOptions, timeline_path: Path) -> tuple[Plan, RationalTime]:
@@ -200,6 +210,20 @@ def _plan(tl: Timeline, model: str, opts: ScoreOptions, timeline_path: Path) -> 
                             "on it: use --ending ring, or leave --tail out")
     tail = RationalTime.from_seconds(opts.tail_s, tl.duration.rate).round()
     return make_plan(tl, window_s=model_window_s(model), tail=tail), tail
+
+
+def editor_rhythm(path: str | None, values: list[float | None], duration_s: float, model: str) -> list[float | None]:
+    """The editor's curve for a request (plugin/rhythm.py), checked against the model's range; []
+    when there is none."""
+    from core.model_config import model_window_s, rhythm_range
+    from plugin.rhythm import load_rhythm, rhythm_grid
+
+    lo, hi = rhythm_range(model_window_s(model))
+    if path:
+        return load_rhythm(path, duration_s, lo, hi)
+    if any(v is not None for v in values):
+        return rhythm_grid(list(enumerate(values)), duration_s, lo, hi, "the energy lane")
+    return []
 
 
 def _check_paths(timeline_path: Path, out_path: Path, force: bool) -> Path:
@@ -225,15 +249,16 @@ def _ducking(opts: ScoreOptions, speech_s, duration_s: float, out_path: Path) ->
 
 
 def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path, ducking: Ducking | None,
-                    tail: RationalTime | None = None) -> list[Segment]:
+                    beats: Beats, tail: RationalTime | None = None) -> list[Segment]:
     """The music under each picture clip or gap, as take v1 WAVs written into the work folder (they
-    reach `side` when the sidecar is committed), with the ducking's keys over each."""
+    reach `side` when the sidecar is committed), with the ducking's keys and the beats over each."""
     segments = []
     for kind, idx, name, rng in picture_segments(tl, tail):
         wav = side / take_name(kind, idx, 1)
         write_wav(work / wav.name, _cut(music, rng, sr), sr)
         keys = ducking.clip_keys(rng.start_time.to_seconds(), rng.duration.to_seconds()) if ducking else []
-        segments.append(Segment(kind, idx, name, rng, wav, keys, bool(ducking and ducking.baked)))
+        marks = beats.within(rng.start_time.to_seconds(), rng.duration.to_seconds()) if beats.markers else []
+        segments.append(Segment(kind, idx, name, rng, wav, keys, bool(ducking and ducking.baked), marks))
     return segments
 
 

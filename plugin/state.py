@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.api import ScoreRequest, Settings, WindowResult
 from core.errors import CutscoreError
 from core.files import atomic_write_text
+from plugin.beats import Beats
 from plugin.ducking import KEYFRAME_FORMATS, Ducking
 from plugin.ending import Ending
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
@@ -94,6 +95,7 @@ class Sidecar(_Record):
     hit_sync: dict | None = None  # plugin/hitsync.py summary
     ending: Ending | None = None  # how the music starts and ends (None: a version-1 score, which had none)
     ducking: Ducking | None = None  # the music's gain under the dialogue (None: no speech, or --duck off)
+    beats: Beats | None = None  # the music's beats and downbeats (plugin/beats.py; None: an earlier score)
     segments: list[SegmentRecord] = Field(min_length=1)
     history: list[Regeneration] = []
     choices: list[Choice] = []
@@ -167,14 +169,22 @@ def music_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None
     predicted rhythm per second of the timeline. loaded: load_state's answer, when the caller has it."""
     side, state = loaded or load_state(scored_path)
     audio = np.concatenate([read_wav(side / s.wav)[0] for s in state.segments], axis=1)
-    total = int(np.ceil(sum(s.duration for s in state.segments) / state.segments[0].rate))
-    rhythm = [0.0] * total
-    for w in state.windows:
-        for k, v in enumerate(w.rhythm):
-            t = int(w.start_s) + k
-            if t < total and (k >= w.overlap_s or rhythm[t] == 0.0):
-                rhythm[t] = v
+    rhythm = predicted_rhythm(state)
     return audio, state.sample_rate, rhythm
+
+
+def predicted_rhythm(state: Sidecar) -> list[float]:
+    """The predicted rhythm per second of the timeline (second t: the window second whose middle
+    lies in [t, t+1), as engine/inference.py edited_rhythm maps the editor's curve; past an overlap
+    the later window's)."""
+    total = int(np.ceil(sum(s.duration for s in state.segments) / state.segments[0].rate - 1e-6))
+    rhythm: list[float | None] = [None] * total
+    for w in sorted(state.windows, key=lambda w: w.start_s):
+        for k, v in enumerate(w.rhythm):
+            t = int(np.floor(w.start_s + k + 0.5))
+            if t < total and (k + 0.5 >= w.overlap_s or rhythm[t] is None):
+                rhythm[t] = v
+    return [0.0 if v is None else v for v in rhythm]
 
 
 def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = False) -> Path:
@@ -188,9 +198,12 @@ def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = F
     # the ducking goes out as the new format's keyframes when the WAVs are at full level (a .kdenlive or
     # .xml score); WAVs already ducked (an .otio score) carry it themselves, and OTIO records the keys
     keys_out = d is not None and (not d.baked or out_path.suffix.lower() not in KEYFRAME_FORMATS)
+    b = state.beats if state.beats is not None and state.beats.markers else None
     segments = [Segment(s.kind, s.index, s.name, s.range, side / s.wav,
                         d.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if keys_out else [],
-                        bool(d and d.baked)) for s in state.segments]
+                        bool(d and d.baked),
+                        b.within(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if b else [])
+                for s in state.segments]
     meta = {"model": state.model, "seed": state.settings.seed, "sidecar": str(side.resolve())}
     write_scored(tl, segments, meta, out_path)
     return out_path

@@ -42,6 +42,9 @@ class Segment:
     # written as the format's gain keyframes (Kdenlive, FCP7 XML) or recorded beside a ducked WAV (OTIO)
     gain_keys: list[tuple[float, float]] = field(default_factory=list)
     keys_baked: bool = False  # True: the WAV holds the ducking (OTIO), the keys only describe it
+    # the music's beats in this clip (plugin/beats.py): (seconds from its start, "beat" | "downbeat"),
+    # written as the format's clip markers
+    beats: list[tuple[float, str]] = field(default_factory=list)
 
 
 def _is_cutscore_track(track) -> bool:
@@ -83,8 +86,29 @@ def build_track(segments: list[Segment], rate: float, metadata: dict, resolve: b
         if seg.gain_keys:  # OTIO has no gain keyframes: the envelope the WAV was ducked by
             clip.metadata["cutscore"]["ducking"] = {"keys": [list(k) for k in seg.gain_keys], "in_wav": seg.keys_baked,
                                                     "unit": "seconds from the clip's start, dB"}
+        clip.markers.extend(beat_markers(seg.beats, rate))
         track.append(clip)
     return track
+
+
+def beat_markers(beats: list[tuple[float, str]], rate: float) -> list[otio.schema.Marker]:
+    """cutscore's beat markers on a music clip (its media time: the WAV's first frame is 0), on the
+    nearest frame; FCP7 XML keeps their names, OTIO their metadata too (plugin/beats.py is_ours)."""
+    from plugin.beats import NAMES
+
+    colors = {"downbeat": otio.schema.MarkerColor.ORANGE, "beat": otio.schema.MarkerColor.YELLOW}
+    return [otio.schema.Marker(name=NAMES[kind], color=colors[kind],
+                               marked_range=TimeRange(RationalTime(round(t * rate), rate), RationalTime(0, rate)),
+                               metadata={"cutscore": {"beat": kind, "time_s": round(t, 6)}})
+            for t, kind in beats]
+
+
+def replace_beat_markers(clip: otio.schema.Clip, beats: list[tuple[float, str]], rate: float) -> None:
+    """A music clip's cutscore beat markers replaced by `beats`; the editor's own markers stay."""
+    from plugin.beats import is_ours
+
+    keep = [m for m in clip.markers if not is_ours(m.name, dict(m.metadata))]
+    clip.markers[:] = keep + beat_markers(beats, rate)
 
 
 def scored_otio(tl: Timeline, segments: list[Segment], metadata: dict) -> otio.schema.Timeline:
@@ -319,5 +343,5 @@ def patch_kdenlive(text: str, segments: list[Segment], rate: float, sequence: st
     """The project text with the music as Kdenlive bin clips on a "cutscore music" track (of the
     sequence `sequence` names, by uuid; else the active one)."""
     clips = [MusicClip(_frames(s.range.start_time, rate), _frames(s.range.duration, rate), s.wav,
-                       f"{TRACK_NAME}: {s.name}", tuple(s.gain_keys)) for s in segments]
+                       f"{TRACK_NAME}: {s.name}", tuple(s.gain_keys), tuple(s.beats)) for s in segments]
     return patch_project(text, clips, sequence)

@@ -59,17 +59,22 @@ class DiffV2M(nn.Module):
         self.dit = DiT(cfg.dit)
 
     def condition(self, f: Features, rhythm: torch.Tensor | None = None,
-                  use_pred: torch.Tensor | None = None, zero_rhythm: bool = False) -> tuple[Cond, torch.Tensor]:
+                  use_pred: torch.Tensor | None = None, zero_rhythm: bool = False,
+                  edit: torch.Tensor | None = None) -> tuple[Cond, torch.Tensor]:
         """Predict the rhythm and build the DiT's conditions. rhythm (B, M, C) is a ground-truth
         rhythm; use_pred (B,) bool picks the prediction per sample (scheduled conditioning).
         Without rhythm the prediction is used; zero_rhythm conditions on zeros (the "w/o rhythm"
-        ablation). The DiT never backpropagates into the predictor."""
+        ablation); edit (B, M) is the editor's curve, NaN where the prediction stands (every channel
+        of an edited second takes the editor's value). The DiT never backpropagates into the predictor."""
         pred = self.conditioner.predict_rhythm(f)  # (B, M, C)
         chosen = pred.detach()
         if rhythm is not None:
             if use_pred is None:
                 use_pred = torch.zeros(pred.shape[0], dtype=torch.bool, device=pred.device)
             chosen = torch.where(use_pred[:, None, None], chosen, rhythm.to(pred.dtype))
+        if edit is not None:
+            e = edit.to(chosen.device, chosen.dtype)[..., None].expand_as(chosen)
+            chosen = torch.where(torch.isnan(e), chosen, e)
         if zero_rhythm:
             chosen = torch.zeros_like(chosen)
         chosen = chosen * f.mask[..., None].to(chosen.dtype)

@@ -36,6 +36,7 @@ class WindowFeatures:
     beat: np.ndarray  # (M,)
     start_s: float  # continuous start time of the window within the piece
     duration_s: float  # seconds of music wanted from this window
+    rhythm: np.ndarray | None = None  # (M,) the editor's rhythm, NaN where the prediction stands
 
     @classmethod
     def zeros(cls, seconds: int, start_s: float, duration_s: float, clip_dim: int = 512, color_dim: int = 3072):
@@ -144,6 +145,14 @@ class Pipeline:
                         start=torch.tensor([w.start_s], device=self.device),
                         duration=torch.tensor([w.duration_s], device=self.device))
 
+    def _edit(self, w: WindowFeatures) -> torch.Tensor | None:
+        """The editor's rhythm padded to the model's seconds (NaN: the prediction), or None."""
+        if w.rhythm is None or np.isnan(w.rhythm).all():
+            return None
+        out = np.full(self.cfg.seconds, np.nan, np.float32)
+        out[:len(w.rhythm)] = w.rhythm
+        return torch.from_numpy(out)[None]
+
     @torch.no_grad()
     def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  sampler: str | None = None, callback: Callback | None = None,
@@ -161,7 +170,7 @@ class Pipeline:
         if "scene" in ablate:
             f = f._replace(scene=torch.zeros_like(f.scene))
         with self._autocast():
-            cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
+            cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate, edit=self._edit(w))
         # 4. seeded noise (on the CPU, so CPU and GPU runs start from the same noise)
         g = torch.Generator().manual_seed(int(seed))
         # trim: sample only the frames this (shorter) window needs, so the cost follows its length
@@ -204,8 +213,11 @@ class Pipeline:
         steps, guidance, sampler = self._sampling(steps, guidance, sampler, windows)
         feats = [self._features(w) for w in windows]
         f = Features(*(torch.cat(parts) for parts in zip(*feats)))
+        edits = [self._edit(w) for w in windows]
+        edit = None if all(e is None for e in edits) else torch.cat(
+            [e if e is not None else torch.full((1, cfg.seconds), float("nan")) for e in edits])
         with self._autocast():
-            cond, pred = self.model.condition(f)
+            cond, pred = self.model.condition(f, edit=edit)
         shape = (1, cfg.dit.latent_dim, cfg.latent_frames)
         x = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(self.device)
         with self._autocast():

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -52,6 +53,7 @@ class MusicClip:
     wav: Path
     name: str
     gain_keys: tuple = ()  # ((seconds from the clip's start, dB), ...): the ducking, as a volume effect
+    beats: tuple = ()  # ((seconds from the clip's start, "beat" | "downbeat"), ...): the bin clip's markers
 
 
 def file_hash(path: Path) -> str:
@@ -93,7 +95,8 @@ def control_uuid(wav: Path) -> str:
     return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{wav.resolve()}#{file_hash(wav)}")) + "}"
 
 
-def _producer_xml(pid: str, kid: int, folder: int, clip: MusicClip, rate: float, timeline: bool, v11: bool) -> str:
+def _producer_xml(pid: str, kid: int, folder: int, clip: MusicClip, rate: float, timeline: bool, v11: bool,
+                  categories: dict[str, int] | None = None) -> str:
     frames, props = _media_props(clip.wav, rate)
     props += [("kdenlive:clipname", clip.name), ("kdenlive:folderid", str(folder)), ("kdenlive:id", str(kid)),
               ("kdenlive:clip_type", str(CLIP_TYPE_AUDIO)),
@@ -103,9 +106,61 @@ def _producer_xml(pid: str, kid: int, folder: int, clip: MusicClip, rate: float,
         props.append(("kdenlive:control_uuid", control_uuid(clip.wav)))
     if timeline:
         props += [("set.test_audio", "0"), ("set.test_image", "1")]
+    elif clip.beats and categories:
+        props.append(("kdenlive:markers", _markers_json(clip.beats, rate, categories, v11, frames)))
     body = "".join(f'  <property name="{k}">{html.escape(v, quote=False)}</property>\n' for k, v in props)
     tag = "chain" if v11 else "producer"
     return f' <{tag} id="{pid}" in="0" out="{frames - 1}">\n{body} </{tag}>\n'
+
+
+def _markers_json(beats, rate: float, categories: dict[str, int], v11: bool, frames: int) -> str:
+    """A bin clip's kdenlive:markers as Kdenlive writes them: pos in the clip's frames, the comment,
+    the category index (type); document 1.1 adds the duration (0: a point marker)."""
+    from plugin.beats import NAMES
+
+    out = []
+    for t, kind in beats:
+        pos = min(int(round(t * rate)), frames - 1)
+        m = {"comment": NAMES[kind], **({"duration": 0} if v11 else {}), "pos": pos, "type": categories[kind]}
+        out.append(m)
+    return json.dumps(out, indent=4)
+
+
+def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
+    """The project with cutscore's marker categories (plugin/beats.py KDENLIVE_CATEGORIES) among its
+    own (kdenlive:docproperties.guidesCategories on main_bin; Kdenlive's nine defaults kept when the
+    project had none written), and {kind: category index}. Categories already there are reused."""
+    from plugin.beats import KDENLIVE_CATEGORIES
+
+    name = "kdenlive:docproperties.guidesCategories"
+    m = re.search(rf'<property name="{name}">(.*?)</property>', text, re.S)
+    try:
+        cats = json.loads(html.unescape(m.group(1))) if m else list(DEFAULT_CATEGORIES)
+        if not isinstance(cats, list):
+            raise ValueError
+    except ValueError:
+        raise CutscoreError(f"the Kdenlive project's {name} is not the JSON list Kdenlive writes; open and save "
+                            "the project in Kdenlive once") from None
+    out = {}
+    for kind, (comment, color) in KDENLIVE_CATEGORIES.items():
+        have = next((c for c in cats if isinstance(c, dict) and c.get("comment") == comment), None)
+        if have is None:
+            have = {"color": color, "comment": comment,
+                    "index": 1 + max((int(c.get("index", 0)) for c in cats if isinstance(c, dict)), default=-1)}
+            cats.append(have)
+        out[kind] = int(have["index"])
+    value = html.escape(json.dumps(cats, indent=4), quote=False)
+    if m:
+        return text[:m.start(1)] + value + text[m.end(1):], out
+    at = re.search(r'<playlist id="main_bin"\s*>\n?', text)
+    if not at:
+        raise CutscoreError("the Kdenlive project's bin (main_bin) is empty or malformed")
+    return text[:at.end()] + f'  <property name="{name}">{value}</property>\n' + text[at.end():], out
+
+
+# Kdenlive's own categories (22.12 and 26.08 write these nine into a new project)
+DEFAULT_CATEGORIES = [{"color": c, "comment": f"Category {i + 1}", "index": i} for i, c in enumerate(
+    ("#9b59b6", "#3daee9", "#1abc9c", "#1cdc9a", "#c9ce3b", "#fdbc4b", "#f39c1f", "#f47750", "#da4453"))]
 
 
 # ---- locating top-level elements in the text ----------------------------------------------------------
@@ -330,7 +385,10 @@ def _ensure_folder(text: str, proj_bin_props: dict[str, str], ids_text: str) -> 
 
 
 def _add_bin_clips(text: str, clips: list[MusicClip], rate: float, v11: bool) -> tuple[str, dict[Path, tuple[int, int]]]:
-    """Add one bin clip per distinct WAV; returns the text and {wav: (kdenlive:id, folder)}."""
+    """Add one bin clip per distinct WAV (with its beat markers); returns the text and {wav: (kdenlive:id, folder)}."""
+    categories = None
+    if any(c.beats for c in clips):
+        text, categories = ensure_categories(text)
     proj = Project(text)
     text, folder = _ensure_folder(text, _props(proj.bin), text)
     ids = proj.ids()
@@ -340,7 +398,7 @@ def _add_bin_clips(text: str, clips: list[MusicClip], rate: float, v11: bool) ->
         if c.wav in out:
             continue
         pid = _fresh(ids, "cutscore_bin")
-        producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=False, v11=v11))
+        producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=False, v11=v11, categories=categories))
         frames = _media_props(c.wav, rate)[0]
         entries.append(f'  <entry producer="{pid}" in="0" out="{frames - 1}"/>\n')
         out[c.wav] = (kid, folder)
@@ -460,7 +518,7 @@ def music_sequence(text: str) -> str | None:
     return document.props(proj.main).get("kdenlive:uuid")
 
 
-def replace_clip_wav(text: str, old: Path, new: Path, name: str) -> str:
+def replace_clip_wav(text: str, old: Path, new: Path, name: str, beats: tuple = ()) -> str:
     """A scored project where the music clip playing `old` plays `new` (a new bin clip; the old
     bin clip stays in the bin). The music is found on whichever sequence holds it."""
     proj = Project(text, music=True)
@@ -482,7 +540,7 @@ def replace_clip_wav(text: str, old: Path, new: Path, name: str) -> str:
                 targets.append(el.get("id"))
     if not targets:
         raise CutscoreError(f"the clip's music WAV ({old.name}) is not on the '{TRACK_NAME}' track")
-    text, kids = _add_bin_clips(text, [MusicClip(0, 0, new, name)], rate, proj.v11)
+    text, kids = _add_bin_clips(text, [MusicClip(0, 0, new, name, beats=beats)], rate, proj.v11)
     kid, folder = kids[new]
     for pid in targets:
         span = next((s, e) for tag, ident, s, e in _top_level(text) if ident == pid)

@@ -122,7 +122,8 @@ def cmd_score(args) -> int:
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
                         hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
                         sequence=args.sequence, ending=args.ending, tail_s=args.tail, duck_db=args.duck,
-                        duck_attack_s=args.duck_attack, duck_release_s=args.duck_release)
+                        duck_attack_s=args.duck_attack, duck_release_s=args.duck_release, rhythm_file=args.rhythm,
+                        beat_markers=args.beat_markers == "on")
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress(), limits=_limits(args))
@@ -141,7 +142,8 @@ def cmd_regenerate(args) -> int:
     from plugin.regenerate import regenerate_clip
 
     r = regenerate_clip(args.scored, args.clip, connect(args.engine), out_path=args.output, seed=args.seed,
-                        force=args.force, on_progress=_Progress())
+                        force=args.force, on_progress=_Progress(), rhythm_file=args.rhythm,
+                        beat_markers=None if args.beat_markers is None else args.beat_markers == "on")
     _out(f"regenerated clip {r.clip} {r.name!r} (seed {r.seed}): {r.wav}")
     _out(f"wrote {_shown(r.out)}")
     return 0

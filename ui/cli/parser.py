@@ -120,6 +120,7 @@ def _edit_commands(add) -> None:
                     help=f"seconds the music takes to go down before speech (default {ATTACK_S:g})")
     sp.add_argument("--duck-release", type=_duck_time, default=RELEASE_S, metavar="S",
                     help=f"seconds it takes to come back after speech (default {RELEASE_S:g})")
+    _rhythm_opts(sp)
     sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
     sp.add_argument("--sample-rate", type=_sample_rate, default=48000, help="WAV sample rate, 8000..192000 (default 48000)")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
@@ -130,7 +131,19 @@ def _edit_commands(add) -> None:
     sp.add_argument("-o", "--output", help="the new timeline (default: next to SCORED, versioned)")
     sp.add_argument("--seed", type=_seed, help="random seed (default: a new one)")
     sp.add_argument("--engine", help="engine URL, or `local`")
+    _rhythm_opts(sp, regenerate=True)
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+
+
+def _rhythm_opts(sp, regenerate: bool = False) -> None:
+    """The editor's rhythm and the beats handed back (plugin/rhythm.py, plugin/beats.py)."""
+    keep = "; default: the curve the score used" if regenerate else "; default: the prediction"
+    sp.add_argument("--rhythm", metavar="FILE",
+                    help="the rhythm to follow: a CSV (seconds,value) or JSON ({\"seconds\": [...], \"values\": [...]}, "
+                         f"as `cutscore plan SCORED --json` prints it); an empty value keeps the prediction{keep}")
+    sp.add_argument("--beat-markers", choices=["on", "off"], default=None if regenerate else "on",
+                    help="write the music's beats and downbeats as markers on its clips "
+                         + ("(default: as the score did)" if regenerate else "(default on)"))
 
 
 def _engine_commands(add) -> None:

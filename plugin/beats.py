@@ -1,0 +1,81 @@
+"""The music's beats handed back to the editor (torch-free): librosa's beat tracker on the finished
+score (after hit sync, ending, loudness and ducking, as it plays), downbeats picked from the beats
+by the bar phase (4/4) whose beats carry the most low-frequency onset energy, and the markers each
+format writes from them (plugin/writeback.py, plugin/kdenlive/writer.py, plugin/resolve.py).
+
+Every marker cutscore writes says it is cutscore's (OTIO: metadata["cutscore"]["beat"]; FCP7 XML and
+Kdenlive: the name/comment "cutscore beat" or "cutscore downbeat", Kdenlive also its own marker
+category; Resolve: customData "cutscore-beat"), so a later score or regenerate replaces only those.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+import numpy as np
+
+BEATS_PER_BAR = 4
+NAMES = {"beat": "cutscore beat", "downbeat": "cutscore downbeat"}
+CUSTOM_DATA = "cutscore-beat"  # Resolve's marker customData: what a later run deletes by
+# Kdenlive's marker categories of cutscore (added to the project's own, kdenlive:docproperties.guidesCategories)
+KDENLIVE_CATEGORIES = {"downbeat": ("cutscore downbeat", "#e0552e"), "beat": ("cutscore beat", "#e0b02e")}
+
+
+class Beats(BaseModel):
+    """Beat times of the whole score (seconds from the timeline's start) and which are downbeats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    times_s: list[float]
+    downbeat: list[bool]
+    tempo_bpm: float
+    markers: bool = True  # written as markers (`--beat-markers on`)
+
+    def within(self, start_s: float, duration_s: float) -> list[tuple[float, str]]:
+        """(seconds from start_s, "beat" | "downbeat") of the beats in [start_s, start_s + duration_s)."""
+        return [(t - start_s, "downbeat" if d else "beat") for t, d in zip(self.times_s, self.downbeat)
+                if start_s - 1e-9 <= t < start_s + duration_s - 1e-9]
+
+    def replaced(self, start_s: float, end_s: float, new: Beats) -> Beats:
+        """These beats with [start_s, end_s) taken from `new` (a regenerated clip's)."""
+        keep = [(t, d) for t, d in zip(self.times_s, self.downbeat) if not start_s <= t < end_s]
+        add = [(t, d) for t, d in zip(new.times_s, new.downbeat) if start_s <= t < end_s]
+        both = sorted(keep + add)
+        return self.model_copy(update={"times_s": [t for t, _ in both], "downbeat": [d for _, d in both]})
+
+
+def track_beats(music: np.ndarray, sr: int, markers: bool = True) -> Beats:
+    """Beats and downbeats of (channels, samples) music."""
+    import librosa
+
+    y = np.asarray(music, np.float32)
+    y = y.mean(axis=0) if y.ndim == 2 else y
+    hop = 512
+    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
+    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, trim=False)
+    frames = np.asarray(frames, int)
+    times = librosa.frames_to_time(frames, sr=sr, hop_length=hop)
+    down = _downbeats(y, sr, hop, frames)
+    return Beats(times_s=[round(float(t), 6) for t in times], downbeat=down,
+                 tempo_bpm=round(float(np.atleast_1d(tempo)[0]), 2), markers=markers)
+
+
+def _downbeats(y: np.ndarray, sr: int, hop: int, frames: np.ndarray) -> list[bool]:
+    """The bar phase whose beats have the strongest low-band (< 200 Hz) onsets: bars of four beats."""
+    import librosa
+
+    if len(frames) < BEATS_PER_BAR:
+        return [i == 0 for i in range(len(frames))]
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=hop, n_mels=64, fmax=min(8000, sr / 2))
+    freqs = librosa.mel_frequencies(n_mels=64, fmax=min(8000, sr / 2))
+    low = librosa.onset.onset_strength(S=librosa.power_to_db(mel[freqs < 200] + 1e-10), sr=sr, hop_length=hop)
+    at = low[np.clip(frames, 0, len(low) - 1)]
+    phase = int(np.argmax([at[p::BEATS_PER_BAR].mean() for p in range(BEATS_PER_BAR)]))
+    return [(i - phase) % BEATS_PER_BAR == 0 for i in range(len(frames))]
+
+
+def is_ours(name: str | None, metadata: dict | None = None) -> bool:
+    """A marker cutscore wrote (by its metadata, or by its name where a format keeps only that)."""
+    if metadata and isinstance(metadata.get("cutscore"), dict) and "beat" in metadata["cutscore"]:
+        return True
+    return (name or "") in NAMES.values()
