@@ -60,6 +60,38 @@ def read_segments(side) -> tuple[str, list[dict]]:
     return str(data.get("scored", "")), list(data["segments"])
 
 
+RESOLVE_MARKER = {"custom_data": "cutscore-beat", "beat": ("Lemon", "cutscore beat"),
+                  "downbeat": ("Yellow", "cutscore downbeat")}  # plugin/beats.py's names
+
+
+def resolve_beat_marks(side, wav_name: str, timeline_rate: float) -> list[tuple[int, str, str]]:
+    """(frame from the item's first frame, colour, name) of cutscore's beat markers on the Resolve
+    timeline item playing the sidecar segment whose take is `wav_name` (TimelineItem:AddMarker with
+    customData "cutscore-beat", so a later run deletes only those); [] when the score wrote none.
+    Standard library: read inside Resolve's own Python too."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads((Path(side) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    beats = data.get("beats") or {}
+    seg = next((s for s in data.get("segments", []) if s.get("wav") == wav_name), None)
+    if not beats.get("markers", True) or seg is None:
+        return []
+    a = seg["start"] / seg["rate"]
+    n = round(seg["duration"] * timeline_rate / seg["rate"])
+    out, used = [], set()
+    for t, down in zip(beats.get("times_s", []), beats.get("downbeat", [])):
+        f = round((t - a) * timeline_rate)
+        if 0 <= f < n and f not in used:  # Resolve keeps one marker a frame
+            used.add(f)
+            color, name = RESOLVE_MARKER["downbeat" if down else "beat"]
+            out.append((f, color, name))
+    return out
+
+
 def resolve_ducking_note(side) -> str | None:
     """The one line DaVinci Resolve's launchers print when the music was ducked under the dialogue:
     Resolve's scripting API sets no volume keyframes on timeline items, so the ducking is in the

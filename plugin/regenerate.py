@@ -31,7 +31,7 @@ from plugin.render import (
 from plugin.score import editor_rhythm, sync_hits
 from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, wav_path
 from plugin.timeline import ADAPTERS
-from plugin.writeback import add_audio_levels, music_track
+from plugin.writeback import add_audio_levels, music_track, replace_beat_markers
 
 EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
 
@@ -151,7 +151,7 @@ def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_
     landed: list[bool] = []
     try:
         return _take(scored_path, scored, side, state, at, new_seed, version, out_path,
-                     run_job(client, req, on_progress), landed)
+                     run_job(client, req, on_progress), landed, edits)
     except BaseException:  # an attempt whose take the sidecar does not record leaves none of its files
         if not landed:
             new = (set(engine_dir.iterdir()) if engine_dir.is_dir() else set()) - before
@@ -162,7 +162,7 @@ def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_
 
 
 def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, version, out_path, result,
-          landed: list) -> RegenerateResult:
+          landed: list, edits: _Edits) -> RegenerateResult:
     """The engine's new span spliced into the clip's WAV as take `version`, recorded (then `landed`
     holds True), written out."""
     target, rate, sr = at.target, at.target.rate, state.sample_rate
@@ -178,6 +178,7 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
     wav = side / take_name("clip", target.index, version)
     write_wav(wav, new_audio, sr)
     replaced, target.wav = target.wav, wav.name
+    _new_beats(side, state, at, edits.beat_markers)
     state.history.append(Regeneration(clip=target.index, seed=new_seed, window=at.window, span_s=list(at.span),
                                       replaced=replaced, wav=wav.name, latents=new_w.latents))
     state.save(side)
@@ -185,6 +186,27 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
     _write_regenerated(scored_path, scored, side / replaced, wav, out_path, state, target.name)
     return RegenerateResult(out=out_path, wav=wav, clip=target.index, name=target.name, seed=new_seed,
                             window=at.window)
+
+
+def _new_beats(side: Path, state: Sidecar, at: _Where, markers: bool | None) -> None:
+    """The sidecar's beats with the clip's own tracked again in the music as it now plays (the other
+    clips' beats, and their markers, stay)."""
+    from plugin.beats import track_beats
+    from plugin.state import music_of
+
+    audio, sr, _ = music_of(None, (side, state))
+    new = track_beats(audio, sr)
+    a, b = at.rng.start_time.to_seconds(), at.rng.end_time_exclusive().to_seconds()
+    old = state.beats
+    state.beats = (old.replaced(a, b, new) if old is not None else new).model_copy(
+        update={"markers": (old.markers if old is not None else True) if markers is None else markers})
+
+
+def _clip_beats(state: Sidecar, name: str) -> list[tuple[float, str]]:
+    seg = next((s for s in state.segments if s.name == name), None)
+    if seg is None or state.beats is None or not state.beats.markers:
+        return []
+    return state.beats.within(seg.range.start_time.to_seconds(), seg.range.duration.to_seconds())
 
 
 def _output_path(scored_path: Path, out_path: str | Path | None, version: int, force: bool) -> Path:
@@ -253,7 +275,7 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
         from plugin.kdenlive.writer import replace_clip_wav
 
         atomic_write_text(out_path, replace_clip_wav(scored_path.read_text(encoding="utf-8"), old, wav,
-                                                     f"cutscore music: {name}"))
+                                                     f"cutscore music: {name}", tuple(_clip_beats(state, name))))
         return
     track = music_track(scored)
     take = take_pattern(old.name)
@@ -263,6 +285,7 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
         if p is not None and take.fullmatch(p.name):
             new_url = wav.resolve().as_uri() if out_path.suffix.lower() == ".xml" else str(wav.resolve())
             c.media_reference.target_url = new_url  # FCP7 XML: a file:// URL; OTIO: a plain path (Resolve)
+            replace_beat_markers(c, _clip_beats(state, name), state.segments[0].rate)
             found += 1
     if not found:
         raise CutscoreError(f"{scored_path}: no music clip plays a take of {old.name}; was the music track edited?")

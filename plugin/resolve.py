@@ -40,9 +40,11 @@ from pathlib import Path
 
 from plugin.names import (  # standard library only, as this module
     BIN_NAME,
+    RESOLVE_MARKER,
     STATE_FILE,
     TRACK_NAME,
     read_segments,
+    resolve_beat_marks,
     resolve_ducking_note,
     same_segment,
 )
@@ -101,7 +103,8 @@ def lua_launcher_text(action: str, root: Path, python: str) -> str:
             f"local CUTSCORE_PYTHON = {_lua_string(python)}\n"
             f"local launcher = dofile(CUTSCORE_ROOT .. \"/plugin/resolve_launcher.lua\")\n"
             f"return launcher.launch({_lua_string(action)}, CUTSCORE_ROOT, CUTSCORE_PYTHON, "
-            f"{{names = {{track = {_lua_string(TRACK_NAME)}, bin = {_lua_string(BIN_NAME)}}}}})\n")
+            f"{{names = {{track = {_lua_string(TRACK_NAME)}, bin = {_lua_string(BIN_NAME)}, "
+            f"beat = {_lua_string(RESOLVE_MARKER['custom_data'])}}}}})\n")
 
 
 def install(root: Path, python: str, dry_run: bool = False, system: str | None = None, env: dict | None = None,
@@ -266,7 +269,20 @@ def import_music(project, timeline, side: Path) -> list:
     if len(placed) != len(infos):
         raise ResolveError(f"cutscore: Resolve placed {len(placed)} of {len(infos)} music clips; "
                            "see Workspace > Console for its reason")
+    rate = frame_rate(timeline)
+    for item, wav in zip(placed, [p[0] for p in placements(segments, side, 0, rate)]):
+        mark_beats(item, side, wav.name, rate)
     return placed
+
+
+def mark_beats(item, side: Path, wav_name: str, timeline_rate: float) -> int:
+    """cutscore's beat markers on a music item: its earlier ones (customData "cutscore-beat") deleted,
+    the sidecar's added; the editor's own markers are not touched. Returns how many were added."""
+    item.DeleteMarkerByCustomData(RESOLVE_MARKER["custom_data"])
+    n = 0
+    for frame, color, name in resolve_beat_marks(side, wav_name, timeline_rate):
+        n += bool(item.AddMarker(frame, color, name, "", 1, RESOLVE_MARKER["custom_data"]))
+    return n
 
 
 def _item_under(timeline, track: int, frame: int):
@@ -310,6 +326,7 @@ def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
                                      "recordFrame": record}]) or []
     if len(placed) != 1:
         raise ResolveError("cutscore: Resolve did not place the new take; it is in the 'cutscore' bin")
+    mark_beats(placed[0], side, new_wav.name, frame_rate(timeline))
     return placed[0]
 
 

@@ -27,6 +27,7 @@ local M = {}
 
 -- the track and bin names are plugin/names.py's, passed by the installed launcher (opts.names)
 local TRACK_NAME, BIN_NAME
+local BEAT_DATA = "cutscore-beat"  -- the beat markers' customData (plugin/names.py RESOLVE_MARKER)
 local FILE_ROUTE = "the file route always works: File > Export > Timeline as .otio, "
   .. "`cutscore score cut.otio -o cut-scored.otio`, File > Import > Timeline"
 M.NO_API = "cutscore: DaVinci Resolve's scripting API is not reachable; run this from Workspace > Scripts > Edit "
@@ -168,9 +169,10 @@ function M.score(resolve, root, python, extra, log)
     args[#args + 1] = table.concat(m, ",")
   end
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local clips = {}
+  local clips, marks = {}, {}
   for _, r in ipairs(M.run(root, python, args, log)) do
     if r[1] == "cutscore-clip" then clips[#clips + 1] = r end
+    if r[1] == "cutscore-marker" then marks[#marks + 1] = r end
   end
   if #clips == 0 then fail("cutscore: no music was written (the panel was closed before Generate?)") end
   local pool = project:GetMediaPool()
@@ -189,9 +191,28 @@ function M.score(resolve, root, python, extra, log)
   if #placed ~= #infos then
     refused("to place " .. (#infos - #placed) .. " of " .. #infos .. " music clips (AppendToTimeline)")
   end
+  local by_wav = {}
+  for i, c in ipairs(clips) do by_wav[norm(c[2])] = placed[i] end
+  M.mark_beats(by_wav, marks)
   log("cutscore: " .. #placed .. " music clips on the '" .. TRACK_NAME .. "' track; the WAVs are in the '"
       .. BIN_NAME .. "' bin")
   return placed
+end
+
+-- cutscore's beat markers ("cutscore-marker\tWAV\tFRAME\tCOLOR\tNAME") on the items playing each WAV:
+-- each item's earlier ones (customData "cutscore-beat") deleted first; the editor's own stay.
+function M.mark_beats(by_wav, marks)
+  local cleared = {}
+  for _, m in ipairs(marks) do
+    local item = by_wav[norm(m[2])]
+    if item then
+      if not cleared[item] then
+        item:DeleteMarkerByCustomData(BEAT_DATA)
+        cleared[item] = true
+      end
+      item:AddMarker(tonumber(m[3]), m[4], m[5], "", 1, BEAT_DATA)
+    end
+  end
 end
 
 function M.music_track(timeline)
@@ -218,11 +239,13 @@ function M.regenerate(resolve, root, python, extra, log)
     fail("cutscore: no music clip under the playhead on '" .. TRACK_NAME .. "'; move the playhead onto one")
   end
   local wav = item:GetMediaPoolItem():GetClipProperty("File Path")
-  local args = {"regenerate", wav}
+  local args = {"regenerate", wav, "--rate", tostring(rate)}
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
   local new
+  local marks = {}
   for _, r in ipairs(M.run(root, python, args, log)) do
     if r[1] == "cutscore-take" then new = r[2] end
+    if r[1] == "cutscore-marker" then marks[#marks + 1] = r end
   end
   if not new then fail("cutscore: no new take was written") end
   local pool = project:GetMediaPool()
@@ -232,6 +255,7 @@ function M.regenerate(resolve, root, python, extra, log)
   local placed = pool:AppendToTimeline({{mediaPoolItem = items[norm(new)], startFrame = 0, endFrame = duration - 1,
                                          mediaType = 2, trackIndex = track, recordFrame = record}}) or {}
   if #placed ~= 1 then refused("to place the new take (it is in the 'cutscore' bin)") end
+  M.mark_beats({[norm(new)] = placed[1]}, marks)
   log("cutscore: the new take " .. new .. " is on '" .. TRACK_NAME .. "' at the old take's place")
   return placed[1]
 end
@@ -247,6 +271,7 @@ function M.launch(action, root, python, opts)
     return 2
   end
   TRACK_NAME, BIN_NAME = opts.names.track, opts.names.bin
+  BEAT_DATA = opts.names.beat or BEAT_DATA
   if not opts.extra then
     opts.extra = {}
     for a in (os.getenv("CUTSCORE_RESOLVE_ARGS") or ""):gmatch("%S+") do opts.extra[#opts.extra + 1] = a end

@@ -135,9 +135,9 @@ def curve_doc(predicted: list[float], edited: list[float | None]) -> dict:
     """The form `cutscore plan --json` prints a scored timeline's rhythm in (and --rhythm reads):
     "values" is the curve the music followed (the editor's where edited, else the prediction)."""
     n = len(predicted)
-    ed = [edited[k] if k < len(edited) else None for k in range(n)]
-    return {"seconds": list(range(n)), "values": [round(e if e is not None else p, 4) for p, e in zip(predicted, ed)],
-            "predicted": [round(p, 4) for p in predicted], "edited": [e is not None for e in ed]}
+    return {"seconds": list(range(n)), "values": [round(v, 4) for v in merged(predicted, edited)],
+            "predicted": [round(p, 4) for p in predicted],
+            "edited": [k < len(edited) and edited[k] is not None for k in range(n)]}
 
 
 def merged(predicted: list[float], edited: list[float | None]) -> list[float]:

@@ -39,6 +39,21 @@ function TimelineItem:GetStart() return self.start end
 function TimelineItem:GetEnd() return self.start + self.duration end
 function TimelineItem:GetDuration() return self.duration end
 function TimelineItem:GetMediaPoolItem() return self.item end
+-- markers as Resolve keeps them, one a frame (frame -> {color, name, note, duration, customData})
+function TimelineItem:AddMarker(frame, color, name, note, duration, data)
+  self.markers = self.markers or {}
+  if self.markers[frame] or frame < 0 or frame >= self.duration then return false end
+  self.markers[frame] = {color = color, name = name, note = note, duration = duration, customData = data}
+  return true
+end
+function TimelineItem:GetMarkers() return self.markers or {} end
+function TimelineItem:DeleteMarkerByCustomData(data)
+  local gone = false
+  for f, m in pairs(self.markers or {}) do
+    if m.customData == data then self.markers[f] = nil; gone = true end
+  end
+  return gone
+end
 
 local Folder = {}
 Folder.__index = Folder
@@ -206,8 +221,18 @@ end
 local state = {}
 for n, tr in ipairs(tracks.audio) do
   local items = {}
-  for i, it in ipairs(tr.items) do items[i] = {it.start, it.duration, it.item:GetName()} end
-  state[n] = {name = tr.name, items = items}
+  local marks = {}
+  for i, it in ipairs(tr.items) do
+    items[i] = {it.start, it.duration, it.item:GetName()}
+    local frames = {}
+    for f in pairs(it.markers or {}) do frames[#frames + 1] = f end
+    table.sort(frames)
+    for _, f in ipairs(frames) do
+      local m = it.markers[f]
+      marks[#marks + 1] = {i, f, m.color, m.name, m.customData}
+    end
+  end
+  state[n] = {name = tr.name, items = items, markers = marks}
 end
 local bins = {}
 for _, f in ipairs(pool.root.subfolders) do

@@ -35,6 +35,7 @@ class MediaPoolItem:
 class TimelineItem:
     def __init__(self, item: MediaPoolItem, start: int, duration: int):
         self.item, self.start, self.duration = item, start, duration
+        self.markers: dict[int, dict] = {}
 
     def GetStart(self):  # noqa: N802
         return self.start
@@ -47,6 +48,23 @@ class TimelineItem:
 
     def GetMediaPoolItem(self):  # noqa: N802
         return self.item
+
+    # markers as Resolve keeps them: {frame: {color, name, note, duration, customData}}, one a frame
+    def AddMarker(self, frame, color, name, note, duration, custom_data=""):  # noqa: N802
+        if frame in self.markers or not 0 <= frame < self.duration:
+            return False
+        self.markers[frame] = {"color": color, "name": name, "note": note, "duration": duration,
+                               "customData": custom_data}
+        return True
+
+    def GetMarkers(self):  # noqa: N802
+        return dict(self.markers)
+
+    def DeleteMarkerByCustomData(self, custom_data):  # noqa: N802
+        gone = [f for f, m in self.markers.items() if m["customData"] == custom_data]
+        for f in gone:
+            del self.markers[f]
+        return bool(gone)
 
 
 class Folder:

@@ -14,6 +14,7 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
+from plugin import names
 from plugin import resolve as rs
 from tests.conftest import ROOT
 
@@ -91,6 +92,12 @@ def test_lua_launcher_scores_onto_the_right_frames(tmp_path, rate_s):
     side = next(tmp_path.glob("cutscore-resolve-*-scored.cutscore"))
     state = json.loads((side / "cutscore.json").read_text())
     assert any(abs(h - n / rate) < 1e-3 for h in state["request"]["hits_s"])
+    # the music's beats as markers on each item (customData "cutscore-beat"), where the sidecar has them
+    want = [[i + 1, f, color, name, "cutscore-beat"] for i, seg in enumerate(state["segments"])
+            for f, color, name in names.resolve_beat_marks(side, seg["wav"], rate)]
+    assert len(want) >= 3 and rec["audio"][1]["markers"] == want
+    beats = [t for t in state["beats"]["times_s"] if round(t * rate) < sum(durations)]
+    assert len(want) == len(beats)  # one marker a beat (within one frame of its time)
 
 
 def test_lua_launcher_regenerates_the_take_under_a_drop_frame_playhead(tmp_path):
@@ -114,6 +121,10 @@ def test_lua_launcher_regenerates_the_take_under_a_drop_frame_playhead(tmp_path)
     assert infos == [{"mediaPoolItem": "clip001-v2.wav", "startFrame": 0, "endFrame": target[1] - 1, "mediaType": 2,
                       "trackIndex": 2, "recordFrame": target[0]}]
     assert (side / "clip001-v2.wav").exists()
+    # the new take's item carries the beats of its music
+    new_marks = [m for m in rec2["audio"][1]["markers"] if m[0] == len(rec2["audio"][1]["items"])]
+    assert new_marks and all(m[4] == "cutscore-beat" for m in new_marks)
+    assert [m[1] for m in new_marks] == [f for f, *_ in names.resolve_beat_marks(side, "clip001-v2.wav", rate)]
 
 
 def _run_with_track(tmp_path: Path, cfg: dict, side: Path, items: list) -> dict:

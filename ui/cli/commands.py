@@ -56,11 +56,32 @@ def cmd_plan(args) -> int:
     plan = make_plan(tl, window_s=window)
     for w in tl.warnings:
         _err(f"cutscore: warning: {w}")
+    rhythm = _scored_rhythm(args.timeline, tl)
     if args.json:
-        _out(json.dumps(plan.to_dict(), indent=2))
+        _out(json.dumps({**plan.to_dict(), "rhythm": rhythm}, indent=2))
     else:
         _out(plan.describe())
+        if rhythm is not None:
+            edited = sum(rhythm["edited"])
+            _out("  rhythm (per second): " + " ".join(f"{v:+.2f}" for v in rhythm["values"])
+                 + (f"  ({edited} s edited)" if edited else ""))
     return 0
+
+
+def _scored_rhythm(path, tl) -> dict | None:
+    """A scored timeline's rhythm (plugin/rhythm.py curve_doc: the prediction and the editor's curve),
+    the form `--rhythm FILE` reads; None for a timeline not scored."""
+    from plugin.rhythm import curve_doc
+    from plugin.state import load_state, predicted_rhythm
+    from plugin.writeback import music_track
+
+    if music_track(tl.otio) is None:
+        return None
+    try:
+        _, state = load_state(path, tl.otio)
+    except CutscoreError:
+        return None
+    return curve_doc(predicted_rhythm(state), state.request.rhythm)
 
 
 def cmd_demo(args) -> int:
@@ -169,9 +190,10 @@ def cmd_resolve(args) -> int:
 def _resolve_run(args) -> int:
     """`cutscore resolve run score|regenerate`: the Lua launchers' half outside Resolve. Prints
     "cutscore-clip\tWAV\tSTART\tEND\tRECORD" per music clip to place (score) or "cutscore-take\tWAV"
-    (regenerate), then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
+    (regenerate), "cutscore-marker\tWAV\tFRAME\tCOLOR\tNAME" per beat marker on the item playing WAV,
+    then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
     from plugin import resolve as rs
-    from plugin.names import STATE_FILE, resolve_ducking_note
+    from plugin.names import STATE_FILE, resolve_beat_marks, resolve_ducking_note
     from plugin.state import parse, sidecar_dir
     from ui.cli import main
 
@@ -193,8 +215,12 @@ def _resolve_run(args) -> int:
                 raise CutscoreError("no music was written (the panel was closed before Generate?)")
             state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
             segments = [s.model_dump() for s in state.segments]
-            for wav, first, last, record in rs.placements(segments, side, args.start_frame, rate):
+            placed = rs.placements(segments, side, args.start_frame, rate)
+            for wav, first, last, record in placed:
                 _out(f"cutscore-clip\t{wav}\t{first}\t{last}\t{record}")
+            for wav, *_ in placed:
+                for frame, color, name in resolve_beat_marks(side, wav.name, rate):
+                    _out(f"cutscore-marker\t{wav}\t{frame}\t{color}\t{name}")
             if note := resolve_ducking_note(side):
                 _out(note)
         else:
@@ -204,7 +230,10 @@ def _resolve_run(args) -> int:
             if code:
                 return code
             state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
-            _out(f"cutscore-take\t{side / state.clip(seg['index']).wav}")
+            take = side / state.clip(seg["index"]).wav
+            _out(f"cutscore-take\t{take}")
+            for frame, color, name in resolve_beat_marks(side, take.name, rs.exact_rate(args.rate)):
+                _out(f"cutscore-marker\t{take}\t{frame}\t{color}\t{name}")
     except rs.ResolveError as e:
         raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
     _out("cutscore-done")
