@@ -10,9 +10,8 @@ category; Resolve: customData "cutscore-beat"), so a later score or regenerate r
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 BEATS_PER_BAR = 4
 NAMES = {"beat": "cutscore beat", "downbeat": "cutscore downbeat"}
