@@ -19,16 +19,14 @@ What Kdenlive needs so that its document checker keeps a clip on load:
   "track:frame" leaves, the active track, the audio and video targets, the compositions'
   a_track/b_track (Kdenlive otherwise regroups the wrong clips, or drops the groups, on load).
 
-Scoring an already scored project replaces the previous cutscore track, its timeline producers,
-its mix and its bin clips. Regenerating one clip adds a bin clip for the new WAV (the old one stays
-in the bin, so the editor can switch back) and points that clip's timeline producer at it.
-"""
+A re-score replaces the previous cutscore track, producers, mix and bin clips; a regenerate adds a
+bin clip for the new WAV (the old stays, to switch back) and points the clip's producer at it. The
+beats are the bin clips' markers (plugin/kdenlive/markers.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import html
-import json
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -39,11 +37,11 @@ import soundfile as sf
 
 from core.errors import CutscoreError
 from plugin.kdenlive import document
+from plugin.kdenlive.markers import ensure_categories, markers_json
 from plugin.kdenlive.volume import volume_filter
 from plugin.names import BIN_NAME, TRACK_NAME, take_pattern
 
-FOLDER_NAME = BIN_NAME
-CLIP_TYPE_AUDIO = 1  # Kdenlive's ClipType::Audio
+FOLDER_NAME, CLIP_TYPE_AUDIO = BIN_NAME, 1  # the bin folder; Kdenlive's ClipType::Audio
 
 
 @dataclass
@@ -106,61 +104,11 @@ def _producer_xml(pid: str, kid: int, folder: int, clip: MusicClip, rate: float,
         props.append(("kdenlive:control_uuid", control_uuid(clip.wav)))
     if timeline:
         props += [("set.test_audio", "0"), ("set.test_image", "1")]
-    elif clip.beats and categories:
-        props.append(("kdenlive:markers", _markers_json(clip.beats, rate, categories, v11, frames)))
+    elif clip.beats and categories:  # the beats as the bin clip's markers
+        props.append(("kdenlive:markers", markers_json(clip.beats, rate, categories, v11, frames)))
     body = "".join(f'  <property name="{k}">{html.escape(v, quote=False)}</property>\n' for k, v in props)
     tag = "chain" if v11 else "producer"
     return f' <{tag} id="{pid}" in="0" out="{frames - 1}">\n{body} </{tag}>\n'
-
-
-def _markers_json(beats, rate: float, categories: dict[str, int], v11: bool, frames: int) -> str:
-    """A bin clip's kdenlive:markers as Kdenlive writes them: pos in the clip's frames, the comment,
-    the category index (type); document 1.1 adds the duration (0: a point marker)."""
-    from plugin.beats import NAMES
-
-    out = []
-    for t, kind in beats:
-        pos = min(int(round(t * rate)), frames - 1)
-        m = {"comment": NAMES[kind], **({"duration": 0} if v11 else {}), "pos": pos, "type": categories[kind]}
-        out.append(m)
-    return json.dumps(out, indent=4)
-
-
-def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
-    """The project with cutscore's marker categories (plugin/beats.py KDENLIVE_CATEGORIES) among its
-    own (kdenlive:docproperties.guidesCategories on main_bin; Kdenlive's nine defaults kept when the
-    project had none written), and {kind: category index}. Categories already there are reused."""
-    from plugin.beats import KDENLIVE_CATEGORIES
-
-    name = "kdenlive:docproperties.guidesCategories"
-    m = re.search(rf'<property name="{name}">(.*?)</property>', text, re.S)
-    try:
-        cats = json.loads(html.unescape(m.group(1))) if m else list(DEFAULT_CATEGORIES)
-        if not isinstance(cats, list):
-            raise ValueError
-    except ValueError:
-        raise CutscoreError(f"the Kdenlive project's {name} is not the JSON list Kdenlive writes; open and save "
-                            "the project in Kdenlive once") from None
-    out = {}
-    for kind, (comment, color) in KDENLIVE_CATEGORIES.items():
-        have = next((c for c in cats if isinstance(c, dict) and c.get("comment") == comment), None)
-        if have is None:
-            have = {"color": color, "comment": comment,
-                    "index": 1 + max((int(c.get("index", 0)) for c in cats if isinstance(c, dict)), default=-1)}
-            cats.append(have)
-        out[kind] = int(have["index"])
-    value = html.escape(json.dumps(cats, indent=4), quote=False)
-    if m:
-        return text[:m.start(1)] + value + text[m.end(1):], out
-    at = re.search(r'<playlist id="main_bin"\s*>\n?', text)
-    if not at:
-        raise CutscoreError("the Kdenlive project's bin (main_bin) is empty or malformed")
-    return text[:at.end()] + f'  <property name="{name}">{value}</property>\n' + text[at.end():], out
-
-
-# Kdenlive's own categories (22.12 and 26.08 write these nine into a new project)
-DEFAULT_CATEGORIES = [{"color": c, "comment": f"Category {i + 1}", "index": i} for i, c in enumerate(
-    ("#9b59b6", "#3daee9", "#1abc9c", "#1cdc9a", "#c9ce3b", "#fdbc4b", "#f39c1f", "#f47750", "#da4453"))]
 
 
 # ---- locating top-level elements in the text ----------------------------------------------------------
@@ -386,9 +334,7 @@ def _ensure_folder(text: str, proj_bin_props: dict[str, str], ids_text: str) -> 
 
 def _add_bin_clips(text: str, clips: list[MusicClip], rate: float, v11: bool) -> tuple[str, dict[Path, tuple[int, int]]]:
     """Add one bin clip per distinct WAV (with its beat markers); returns the text and {wav: (kdenlive:id, folder)}."""
-    categories = None
-    if any(c.beats for c in clips):
-        text, categories = ensure_categories(text)
+    text, categories = ensure_categories(text) if any(c.beats for c in clips) else (text, None)
     proj = Project(text)
     text, folder = _ensure_folder(text, _props(proj.bin), text)
     ids = proj.ids()

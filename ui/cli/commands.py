@@ -193,7 +193,7 @@ def _resolve_run(args) -> int:
     (regenerate), "cutscore-marker\tWAV\tFRAME\tCOLOR\tNAME" per beat marker on the item playing WAV,
     then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
     from plugin import resolve as rs
-    from plugin.names import STATE_FILE, resolve_beat_marks, resolve_ducking_note
+    from plugin.names import STATE_FILE, resolve_ducking_note
     from plugin.state import parse, sidecar_dir
     from ui.cli import main
 
@@ -219,8 +219,7 @@ def _resolve_run(args) -> int:
             for wav, first, last, record in placed:
                 _out(f"cutscore-clip\t{wav}\t{first}\t{last}\t{record}")
             for wav, *_ in placed:
-                for frame, color, name in resolve_beat_marks(side, wav.name, rate):
-                    _out(f"cutscore-marker\t{wav}\t{frame}\t{color}\t{name}")
+                _marker_lines(side, wav, rate)
             if note := resolve_ducking_note(side):
                 _out(note)
         else:
@@ -232,12 +231,19 @@ def _resolve_run(args) -> int:
             state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
             take = side / state.clip(seg["index"]).wav
             _out(f"cutscore-take\t{take}")
-            for frame, color, name in resolve_beat_marks(side, take.name, rs.exact_rate(args.rate)):
-                _out(f"cutscore-marker\t{take}\t{frame}\t{color}\t{name}")
+            _marker_lines(side, take, rs.exact_rate(args.rate))
     except rs.ResolveError as e:
         raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
     _out("cutscore-done")
     return 0
+
+
+def _marker_lines(side: Path, wav: Path, rate: float) -> None:
+    """The beat markers of the item playing `wav`, for the Lua launcher (M.mark_beats)."""
+    from plugin.names import resolve_beat_marks
+
+    for frame, color, name in resolve_beat_marks(side, wav.name, rate):
+        _out(f"cutscore-marker\t{wav}\t{frame}\t{color}\t{name}")
 
 
 def cmd_panel(args) -> int:

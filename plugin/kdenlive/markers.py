@@ -1,0 +1,61 @@
+"""cutscore's beat markers in a Kdenlive project (torch-free): the music bin clips' kdenlive:markers
+as Kdenlive writes them, in marker categories of cutscore's own added to the project's
+(kdenlive:docproperties.guidesCategories, the same JSON list in Kdenlive 22.12 and 26.08)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from core.errors import CutscoreError
+
+
+def markers_json(beats, rate: float, categories: dict[str, int], v11: bool, frames: int) -> str:
+    """A bin clip's kdenlive:markers as Kdenlive writes them: pos in the clip's frames, the comment,
+    the category index (type); document 1.1 adds the duration (0: a point marker)."""
+    from plugin.beats import NAMES
+
+    out = []
+    for t, kind in beats:
+        pos = min(int(round(t * rate)), frames - 1)
+        m = {"comment": NAMES[kind], **({"duration": 0} if v11 else {}), "pos": pos, "type": categories[kind]}
+        out.append(m)
+    return json.dumps(out, indent=4)
+
+
+def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
+    """The project with cutscore's marker categories (plugin/beats.py KDENLIVE_CATEGORIES) among its
+    own (kdenlive:docproperties.guidesCategories on main_bin; Kdenlive's nine defaults kept when the
+    project had none written), and {kind: category index}. Categories already there are reused."""
+    from plugin.beats import KDENLIVE_CATEGORIES
+
+    name = "kdenlive:docproperties.guidesCategories"
+    m = re.search(rf'<property name="{name}">(.*?)</property>', text, re.S)
+    try:
+        cats = json.loads(html.unescape(m.group(1))) if m else list(DEFAULT_CATEGORIES)
+        if not isinstance(cats, list):
+            raise ValueError
+    except ValueError:
+        raise CutscoreError(f"the Kdenlive project's {name} is not the JSON list Kdenlive writes; open and save "
+                            "the project in Kdenlive once") from None
+    out = {}
+    for kind, (comment, color) in KDENLIVE_CATEGORIES.items():
+        have = next((c for c in cats if isinstance(c, dict) and c.get("comment") == comment), None)
+        if have is None:
+            have = {"color": color, "comment": comment,
+                    "index": 1 + max((int(c.get("index", 0)) for c in cats if isinstance(c, dict)), default=-1)}
+            cats.append(have)
+        out[kind] = int(have["index"])
+    value = html.escape(json.dumps(cats, indent=4), quote=False)
+    if m:
+        return text[:m.start(1)] + value + text[m.end(1):], out
+    at = re.search(r'<playlist id="main_bin"\s*>\n?', text)
+    if not at:
+        raise CutscoreError("the Kdenlive project's bin (main_bin) is empty or malformed")
+    return text[:at.end()] + f'  <property name="{name}">{value}</property>\n' + text[at.end():], out
+
+
+# Kdenlive's own categories (22.12 and 26.08 write these nine into a new project)
+DEFAULT_CATEGORIES = [{"color": c, "comment": f"Category {i + 1}", "index": i} for i, c in enumerate(
+    ("#9b59b6", "#3daee9", "#1abc9c", "#1cdc9a", "#c9ce3b", "#fdbc4b", "#f39c1f", "#f47750", "#da4453"))]
