@@ -130,7 +130,8 @@ def run_soak(work: Path, jobs: int = 100, clients: int = 4, kills: int = 2, seed
     def worker(k: int) -> None:
         client = server.client()
         for i in range(k, jobs, clients):
-            job_id = _retrying(lambda i=i: client.submit(request(work / "out", i)), deadline)
+            # one key per job: a submit whose answer a SIGKILL lost is sent again, and is one job
+            job_id = _retrying(lambda i=i: client.submit(request(work / "out", i), key=f"soak-{seed}-{i}"), deadline)
             with lock:
                 ids[i] = job_id
             if cancel_at.get(i) == "queued":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -43,7 +44,7 @@ def find_server(port: int = DEFAULT_PORT) -> str | None:
 class EngineClient(Protocol):
     name: str
 
-    def submit(self, request: Request) -> str: ...
+    def submit(self, request: Request, key: str | None = None) -> str: ...
 
     def status(self, job_id: str) -> JobStatus: ...
 
@@ -55,8 +56,18 @@ class EngineClient(Protocol):
 
 
 def run_job(client: EngineClient, request: Request, on_progress: ProgressFn | None = None) -> JobResult:
-    """Submit, follow the progress, and return the result; a failed job raises its one-line message."""
-    job_id = client.submit(request)
+    """Submit, follow the progress, and return the result; a failed job raises its one-line message.
+    A submit whose connection drops is sent once more under the same idempotency key: one job."""
+    import uuid
+
+    key = uuid.uuid4().hex
+    try:
+        job_id = client.submit(request, key=key)
+    except CutscoreError as e:
+        if "is not reachable" not in str(e):
+            raise
+        time.sleep(1.0)
+        job_id = client.submit(request, key=key)
     try:
         st = client.wait(job_id, on_progress)
     except KeyboardInterrupt:
@@ -87,18 +98,23 @@ class LocalEngine:
         self._pipelines = Pipelines(device)
         self._jobs: dict[str, tuple[Request, threading.Event]] = {}
         self._status: dict[str, JobStatus] = {}
+        self._keys: dict[str, str] = {}  # idempotency key -> job
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._worker = threading.Thread(target=self._loop, name="cutscore-local", daemon=True)
         self._worker.start()
 
-    def submit(self, request: Request) -> str:
+    def submit(self, request: Request, key: str | None = None) -> str:
         import threading
         import uuid
 
         from engine.inference import check_paths
 
         check_paths(request)
+        if key and key in self._keys:
+            return self._keys[key]
         job_id = uuid.uuid4().hex
+        if key:
+            self._keys[key] = job_id
         self._jobs[job_id] = (request, threading.Event())
         self._status[job_id] = JobStatus(id=job_id, state="queued", stage="queued")
         self._queue.put(job_id)
@@ -144,8 +160,6 @@ class LocalEngine:
             self._queue.put(job_id)
 
     def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus:
-        import time
-
         t0, last = time.monotonic(), None
         while True:
             st = self.status(job_id)
@@ -187,12 +201,13 @@ class HttpEngine:
     def _unreachable(self, e: Exception) -> CutscoreError:
         return CutscoreError(f"engine at {self.url} is not reachable ({e}); start it with `cutscore serve`")
 
-    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 30,
+              headers: dict | None = None) -> dict:
         import httpx
 
         try:
             with self._client(timeout) as c:
-                r = c.request(method, path, json=body)
+                r = c.request(method, path, json=body, headers=headers)
         except httpx.TransportError as e:
             raise self._unreachable(e) from None
         if r.is_error:
@@ -203,8 +218,11 @@ class HttpEngine:
             raise CutscoreError(f"engine at {self.url}: {detail} (HTTP {r.status_code})")
         return r.json() if r.content else {}
 
-    def submit(self, request: Request) -> str:
-        return self._call("POST", "/jobs", request.model_dump(mode="json"))["id"]
+    def submit(self, request: Request, key: str | None = None) -> str:
+        """key: an idempotency key (the `Idempotency-Key` header); sending the same key again, after a
+        submit whose answer was lost, returns the job the first one made."""
+        headers = {"Idempotency-Key": key} if key else None
+        return self._call("POST", "/jobs", request.model_dump(mode="json"), headers=headers)["id"]
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.model_validate(self._call("GET", f"/jobs/{job_id}"))
@@ -249,7 +267,6 @@ class SpawnedEngine(HttpEngine):
         import socket
         import subprocess
         import tempfile
-        import time
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

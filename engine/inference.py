@@ -279,7 +279,7 @@ def job_files(req: Request, job_id: str, everything: bool) -> list[Path]:
     return temps + list(out.glob(f"window*{stem}.*")) if everything else temps
 
 
-def _discard(req: Request, job_id: str, everything: bool) -> None:
+def discard_job_files(req: Request, job_id: str, everything: bool) -> None:
     try:
         for p in job_files(req, job_id, everything):
             p.unlink(missing_ok=True)
@@ -296,7 +296,7 @@ def run(req: Request, pipelines: Pipelines, job_id: str, progress: ProgressFn, c
         last[0] = msg
         progress(stage, frac, msg)
 
-    _discard(req, job_id, everything=False)
+    discard_job_files(req, job_id, everything=False)
     try:
         return Outcome("done", "done", generate(req, pipelines, job_id[:8], noted, cancelled))
     except JobCancelled:
@@ -305,5 +305,5 @@ def run(req: Request, pipelines: Pipelines, job_id: str, progress: ProgressFn, c
         outcome = Outcome("failed", str(e))
     except Exception as e:  # noqa: BLE001 - a job's crash must not kill the worker
         outcome = Outcome("failed", f"internal error: {type(e).__name__}: {e}")
-    _discard(req, job_id, everything=True)
+    discard_job_files(req, job_id, everything=True)
     return outcome

@@ -192,3 +192,58 @@ def test_doctor_sees_a_running_server(server, monkeypatch, capsys):
     assert main(["doctor", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["server"].startswith(server.url) and "debug" in info["server"]
+
+
+def test_a_submit_sent_again_under_its_key_is_one_job(server, tmp_path):
+    """A client that lost the answer to its POST /jobs (the engine was SIGKILLed after storing the
+    job) sends it again with the same Idempotency-Key: the engine answers with the first job, so no
+    second job writes into the same folder (the soak's orphan files, CI of stop 41)."""
+    client = server.client()
+    req = _request(tmp_path / "k", seconds=2.0, steps=1, seed=3)
+    a = client.submit(req, key="take-1")
+    b = client.submit(req, key="take-1")
+    c = client.submit(req, key="take-2")
+    assert a == b != c
+    assert client.wait(a, timeout=120).state == "done" and client.wait(c, timeout=120).state == "done"
+    with sqlite3.connect(server.store) as db:
+        assert db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 2
+
+
+def test_state_moves_are_compare_and_set_and_a_queued_cancel_takes_old_files(tmp_path):
+    """Cancel and the worker's start race for a queued job: exactly one wins. A store from before
+    idempotency keys opens and gains the column. A queued job that is cancelled takes the files of
+    an earlier, killed attempt with it."""
+    from engine.service.jobs import JobManager, JobStore
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema before keys
+        db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER, request TEXT NOT NULL, state TEXT NOT NULL, "
+                   "stage TEXT, progress REAL, message TEXT, result TEXT, created REAL, updated REAL)")
+    store = JobStore(path)
+    req = _request(tmp_path / "q", seconds=2.0, steps=1)
+    j = store.add(req, "k")
+    assert store.add(req, "k") == j and store.add(req) != j
+    assert store.move(j, "queued", "running") and not store.move(j, "queued", "cancelled")
+    assert store.get(j).state == "running"
+
+    manager = JobManager(JobStore(":memory:"))
+    try:
+        long_id = manager.submit(_request(tmp_path / "long", seconds=30.0, steps=1000))
+        while manager.store.get(long_id).state != "running":
+            time.sleep(0.02)
+        queued = manager.submit(_request(tmp_path / "q2", seconds=2.0, steps=1))
+        (tmp_path / "q2").mkdir()
+        old = tmp_path / "q2" / f"window00-{queued[:8]}.wav"  # an earlier attempt's file
+        old.write_bytes(b"RIFF")
+        keep = tmp_path / "q2" / "editors-notes.txt"
+        keep.write_text("mine")
+        assert manager.cancel(queued)
+        assert manager.store.get(queued).state == "cancelled" and not old.exists() and keep.exists()
+        manager.cancel(long_id)
+        deadline = time.time() + 60
+        while manager.store.get(long_id).state == "running" and time.time() < deadline:
+            time.sleep(0.05)
+        assert manager.store.get(long_id).state == "cancelled"
+        assert manager.store.get(queued).state == "cancelled"  # the worker never started it
+    finally:
+        manager.close()

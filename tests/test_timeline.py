@@ -137,7 +137,7 @@ class SineEngine:
     def __init__(self, sr=8000):
         self.sr, self.requests = sr, []
 
-    def submit(self, request):
+    def submit(self, request, key=None):
         import soundfile as sf
 
         self.requests.append(request)

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from core.api import JobResult, JobStatus, Request, parse_request
-from engine.inference import Pipelines, check_paths, run
+from engine.inference import Pipelines, discard_job_files, check_paths, run
 
 __all__ = ["JobManager", "JobStore", "Pipelines"]
 
@@ -31,15 +31,32 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
         self._db.execute("""CREATE TABLE IF NOT EXISTS jobs (
             id TEXT PRIMARY KEY, seq INTEGER, request TEXT NOT NULL, state TEXT NOT NULL, stage TEXT,
-            progress REAL, message TEXT, result TEXT, created REAL, updated REAL)""")
+            progress REAL, message TEXT, result TEXT, created REAL, updated REAL, idem TEXT)""")
+        if "idem" not in {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}:  # a store from before keys
+            self._db.execute("ALTER TABLE jobs ADD COLUMN idem TEXT")
 
-    def add(self, req: Request) -> str:
+    def add(self, req: Request, key: str | None = None) -> str:
+        """A new queued job; with an idempotency key already seen, the job that key made (a client
+        that lost the answer to its submit and sends it again gets one job, not two)."""
         job_id = uuid.uuid4().hex
         with self._lock:
+            if key:
+                row = self._db.execute("SELECT id FROM jobs WHERE idem = ?", (key,)).fetchone()
+                if row:
+                    return row[0]
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            self._db.execute("INSERT INTO jobs VALUES (?, ?, ?, 'queued', 'queued', 0, '', NULL, ?, ?)",
-                             (job_id, seq, req.model_dump_json(), time.time(), time.time()))
+            self._db.execute("INSERT INTO jobs (id, seq, request, state, stage, progress, message, result, created, "
+                             "updated, idem) VALUES (?, ?, ?, 'queued', 'queued', 0, '', NULL, ?, ?, ?)",
+                             (job_id, seq, req.model_dump_json(), time.time(), time.time(), key or None))
         return job_id
+
+    def move(self, job_id: str, frm: str, to: str, **fields) -> bool:
+        """Compare-and-set: the job goes from state `frm` to `to` only if it is still in `frm`."""
+        cols = "".join(f", {k} = ?" for k in fields)
+        with self._lock:
+            cur = self._db.execute(f"UPDATE jobs SET state = ?{cols}, updated = ? WHERE id = ? AND state = ?",
+                                   (to, *fields.values(), time.time(), job_id, frm))
+        return cur.rowcount == 1
 
     def update(self, job_id: str, **fields) -> None:
         if "result" in fields and fields["result"] is not None:
@@ -99,18 +116,20 @@ class JobManager:
         self._thread = threading.Thread(target=self._loop, name="cutscore-worker", daemon=True)
         self._thread.start()
 
-    def submit(self, req: Request) -> str:
+    def submit(self, req: Request, key: str | None = None) -> str:
         check_paths(req)
-        job_id = self.store.add(req)
+        job_id = self.store.add(req, key)
         self._wake.set()
         return job_id
 
     def cancel(self, job_id: str) -> bool:
-        st = self.store.get(job_id)
-        if st is None:
+        """A queued job is cancelled at once (and an earlier, killed attempt's files go with it); a
+        running one stops within a sampler step. The state moves are compare-and-set, so a cancel
+        that races the worker's start of the same job is one or the other, never both."""
+        if self.store.get(job_id) is None:
             return False
-        if st.state == "queued":
-            self.store.update(job_id, state="cancelled", message="cancelled before it started")
+        if self.store.move(job_id, "queued", "cancelled", message="cancelled before it started"):
+            discard_job_files(self.store.request(job_id), job_id, everything=True)
         else:
             self._cancel.setdefault(job_id, threading.Event()).set()
         return True
@@ -138,7 +157,9 @@ class JobManager:
 
     def _run(self, job_id: str) -> None:
         ev = self._cancel.setdefault(job_id, threading.Event())
-        self.store.update(job_id, state="running", stage="features", progress=0.0, message="starting")
+        if not self.store.move(job_id, "queued", "running", stage="features", progress=0.0, message="starting"):
+            self._cancel.pop(job_id, None)  # cancelled between being picked and being started
+            return
 
         def progress(stage: str, frac: float, msg: str) -> None:  # a store write per sampler step
             self.store.update(job_id, stage=stage, progress=round(frac, 4), message=msg)

@@ -2,7 +2,8 @@
 the models warm, runs one job at a time from a SQLite queue that survives restarts, and answers:
 
     GET  /health               no token: {"status", "models", "version"}
-    POST /jobs                 submit a ScoreRequest / RegenerateRequest -> {"id", "state"}
+    POST /jobs                 submit a ScoreRequest / RegenerateRequest -> {"id", "state"}; an
+                               `Idempotency-Key` header seen before returns that key's job
     GET  /jobs/{id}            JobStatus (state, stage, progress, message, result)
     GET  /jobs/{id}/events     server-sent events: a JobStatus each time it changes, until it ends
     POST /jobs/{id}/cancel     stops a running job within one sampler step
@@ -60,7 +61,7 @@ async def _submit(manager: JobManager, request: Request) -> str:
     """A job from the request's JSON body; 422 for a body that is not a valid request, 400 for one the
     engine cannot run."""
     try:
-        job_id = manager.submit(parse_request(await request.json()))
+        job_id = manager.submit(parse_request(await request.json()), request.headers.get("idempotency-key"))
     except (ValidationError, ValueError) as e:
         if isinstance(e, ValidationError):
             err = e.errors()[0]
