@@ -198,9 +198,9 @@ class RecordingClient:
     def __init__(self, engine):
         self.engine, self.requests = engine, []
 
-    def submit(self, request):
+    def submit(self, request, key=None):
         self.requests.append(request)
-        return self.engine.submit(request)
+        return self.engine.submit(request, key)
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
@@ -305,3 +305,83 @@ def test_the_music_lane_shows_the_speech_and_the_ducking_and_it_turns_off(panel,
         panel.generate_btn.click()
     assert panel.state.ducking is None
     assert view.grab().toImage().pixelColor(int(view.x_of(mid)), band_y).name() != "#e08a2e"
+
+
+def test_the_energy_lane_edits_undoes_and_reaches_the_engine_and_the_beat_grid_shows(qtbot, engine, tmp_path):
+    """Issue 35: after a Generate, a Shift+drag span on the energy lane raised to the model's top, a
+    freehand stroke at its bottom elsewhere, an undo; the next Generate sends the edit where edited
+    and None (the prediction) elsewhere; the music lane draws the music's downbeats; the sidecar
+    keeps the curve so reopening shows it again."""
+    from PyQt6.QtCore import QPoint, Qt
+
+    rec = RecordingClient(engine)
+    panel = PanelWindow(client_factory=lambda: rec)
+    qtbot.addWidget(panel)
+    panel.resize(1400, 820)
+    panel.show()
+    assert panel.open(_demo(tmp_path))
+    panel.model_edit.setText("debug")
+    panel.steps.setValue(2)
+    with qtbot.waitSignal(panel.generated, timeout=120000):
+        panel.generate_btn.click()
+    assert rec.requests[-1].rhythm == []  # nothing edited: the prediction everywhere
+    lo, hi = panel.state.rhythm_bounds()
+    assert lo < 0 < hi
+    view, lane = panel.view, panel.view.lane_rect("rhythm")
+    y = int(lane.center().y())
+    # Shift+drag from 13.2 s to 18.6 s chooses the span 13..19, then Raise
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+                     QPoint(int(view.x_of(13.2)), y))
+    qtbot.mouseMove(view, QPoint(int(view.x_of(18.6)), y))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+                       QPoint(int(view.x_of(18.6)), y))
+    assert panel.state.energy_span() == (pytest.approx(13.2, abs=0.05), pytest.approx(18.6, abs=0.05))
+    assert panel.energy_btns["raise"].isEnabled()
+    panel.energy_btns["raise"].click()
+    # a freehand stroke along the lane's bottom from 2.5 s to 5.5 s (a fast drag: every second in between)
+    bottom = int(view.y_of_value(lo)) + 1
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(int(view.x_of(2.5)), bottom))
+    qtbot.mouseMove(view, QPoint(int(view.x_of(5.5)), bottom))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(int(view.x_of(5.5)), bottom))
+    edit = panel.state.rhythm_edit
+    assert [edit[k] for k in range(2, 6)] == [pytest.approx(lo, abs=0.05 * (hi - lo))] * 4
+    # a second stroke, then undo (the button, then Ctrl+Z does nothing more than one step each)
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(int(view.x_of(8.5)), bottom))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(int(view.x_of(8.5)), bottom))
+    assert edit[8] is not None
+    panel.energy_undo_btn.click()
+    edit = panel.state.rhythm_edit
+    assert edit[8] is None and edit[3] is not None and edit[15] == pytest.approx(hi)
+    shot = ROOT / "out" / "panel_energy.png"
+    assert panel.grab().save(str(shot))
+    img = view.grab().toImage()
+    # the edited span's curve is orange at the top of the lane; the prediction is drawn dashed elsewhere
+    orange = [img.pixelColor(int(view.x_of(s + 0.5)), int(view.y_of_value(hi))).name() for s in (14, 16, 17)]
+    assert all(c == "#ffa64d" for c in orange), orange
+    # the beat grid: a downbeat line in the music lane (outside the waveform's middle rows)
+    beats = panel.state.music_beats
+    assert beats is not None and any(beats.downbeat) and beats.markers
+    music = view.lane_rect("music")
+    seen = 0
+    for t in [t for t, d in zip(beats.times_s, beats.downbeat) if d][:8]:
+        x = int(round(view.x_of(t)))
+        cols = [img.pixelColor(xx, int(music.top()) + 20) for xx in (x - 1, x, x + 1)]
+        seen += any(c.red() > 200 and 120 < c.green() < 190 and c.blue() < 100 for c in cols)
+    assert seen >= 6, seen
+    with qtbot.waitSignal(panel.generated, timeout=120000):
+        panel.generate_btn.click()
+    sent = rec.requests[-1].rhythm
+    n = panel.state.seconds
+    assert len(sent) == n and all(sent[k] == pytest.approx(hi) for k in range(13, 19))
+    assert all(sent[k] == pytest.approx(lo, abs=0.05 * (hi - lo)) for k in range(2, 6))
+    assert all(sent[k] is None for k in range(n) if k not in range(2, 6) and k not in range(13, 19))
+    # reopening the scored timeline shows the edit again (the sidecar keeps it)
+    again = PanelWindow(client_factory=lambda: rec)
+    qtbot.addWidget(again)
+    assert again.open(panel.state.scored_path)
+    assert again.state.rhythm_edit == sent
+    # Reset all, and the next request is the prediction everywhere
+    panel.energy_reset_all.click()
+    assert panel.state.edited_rhythm() == []
+    panel.energy_undo_btn.click()
+    assert panel.state.edited_rhythm() == sent

@@ -86,8 +86,8 @@ class JobsPart:
 
         st, s = self.state, self._settings()
         out = st.scored_default_path()
-        opts = ScoreOptions(**s.model_dump(exclude={"output_format", "force", "hits_s"}), force=True,
-                            hits_s=list(st.user_hits))
+        opts = ScoreOptions(**s.model_dump(exclude={"output_format", "force", "hits_s", "rhythm", "rhythm_file"}),
+                            force=True, hits_s=list(st.user_hits), rhythm=st.edited_rhythm())
         client = self.client()
         self._start(lambda emit: score_timeline(st.path, out, client, opts, on_progress=emit), self._generated)
 
@@ -110,10 +110,11 @@ class JobsPart:
         if st.scored_path is None or st.selected_clip is None:
             return
         client, scored, clip, hits = self.client(), st.scored_path, str(st.selected_clip), list(st.user_hits)
+        rhythm = st.edited_rhythm()  # the lane as it is now ([]: the prediction everywhere)
         seed = s.new_seed()
         self.seed.setValue(seed)
         self._start(lambda emit: regenerate_clip(scored, clip, client, out_path=scored, seed=seed, force=True,
-                                                 on_progress=emit, hits_s=hits), self._regenerated)
+                                                 on_progress=emit, hits_s=hits, rhythm=rhythm), self._regenerated)
 
     def _regenerated(self, result) -> None:
         st = self.state

@@ -1,5 +1,6 @@
 """The settings an editor sets before Generate: the model, seed, sampler, steps, guidance (the model's
-own shown until changed), loudness, ducking under the dialogue, the ending and output format.
+own shown until changed), loudness, ducking under the dialogue, the ending, beat markers and output
+format.
 
 A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelState).
 """
@@ -46,6 +47,8 @@ class SettingsPart:
         self.ending.addItems(list(ENDINGS))
         self.ending.setCurrentText(s.ending)
         self.ending.setToolTip("ring: decays to silence by the last frame; fade: the last 2 s; cut: as generated")
+        self.beat_markers = QCheckBox("on the music clips", checked=s.beat_markers)
+        self.beat_markers.setToolTip("the music's beats and downbeats as markers to snap to (`--beat-markers`)")
         self.fmt = QComboBox()
         self.fmt.addItems(OUTPUT_FORMATS)
         self.weights_btn = QPushButton("Get real weights", clicked=self.get_weights)
@@ -64,7 +67,7 @@ class SettingsPart:
         self._sync_weights_button()
         for label, w in (("Model", model_row), ("Seed", seed_row), ("Sampler", self.sampler), ("Steps", self.steps),
                          ("Guidance", self.guidance), ("Loudness", self.loudness), ("Duck", duck_row),
-                         ("Ending", self.ending), ("Output", self.fmt)):
+                         ("Ending", self.ending), ("Beat markers", self.beat_markers), ("Output", self.fmt)):
             form.addRow(label, w)
 
         return form
@@ -93,4 +96,5 @@ class SettingsPart:
         s.loudness, s.output_format = self.loudness.value(), self.fmt.currentText()
         s.duck_db = self.duck_db.value() if self.duck.isChecked() else None
         s.ending = self.ending.currentText()
+        s.beat_markers = self.beat_markers.isChecked()
         return s

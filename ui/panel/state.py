@@ -4,6 +4,7 @@ music, the job's progress. Widgets read it and render; the window's workers writ
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 
 from core.api import SAMPLER_NAMES
 from core.model_config import model_sampling
+from plugin.beats import Beats
 from plugin.ducking import Ducking
 from plugin.plan import Plan, make_plan
 from plugin.score import ScoreOptions, default_model
@@ -47,6 +49,13 @@ class Settings(ScoreOptions):
         return {k: own[k] if getattr(self, k) is None else getattr(self, k) for k in own}
 
 
+@functools.lru_cache(maxsize=8)
+def _rhythm_bounds(model: str) -> tuple[float, float]:
+    from core.model_config import model_window_s, rhythm_range
+
+    return rhythm_range(model_window_s(model))
+
+
 @dataclass
 class PanelState:
     settings: Settings = field(default_factory=Settings)
@@ -55,6 +64,10 @@ class PanelState:
     beats: np.ndarray | None = None  # per second of the timeline
     onsets: np.ndarray | None = None  # per second of the timeline
     rhythm: np.ndarray | None = None  # predicted, per second (after generation)
+    rhythm_edit: list[float | None] = field(default_factory=list)  # the energy lane: per second, None = predicted
+    rhythm_undo: list[list[float | None]] = field(default_factory=list)
+    rhythm_span: tuple[float, float] | None = None  # the span chosen on the energy lane (Shift+drag)
+    music_beats: Beats | None = None  # the music's beats and downbeats (the sidecar's), for the beat grid
     music: np.ndarray | None = None  # (channels, samples) the continuous music, as the timeline plays it
     ducking: Ducking | None = None  # the music's gain under the dialogue (the sidecar's), None: not ducked
     music_rate: int = 48000
@@ -76,7 +89,8 @@ class PanelState:
         """Read a timeline (raises CutscoreError with a one-line message on bad input)."""
         tl = read_timeline(path, rate=rate or (24.0 if str(path).lower().endswith(".edl") else None))
         self.path, self.plan = Path(path), make_plan(tl)
-        self.beats = self.rhythm = self.music = self.ducking = None
+        self.beats = self.rhythm = self.music = self.ducking = self.music_beats = None
+        self.rhythm_edit, self.rhythm_undo, self.rhythm_span = [None] * self.seconds, [], None
         self.scored_path, self.selected_clip, self.error, self.error_details = None, None, "", ""
         self.user_hits, self.selected_hit, self.takes = [], None, {}
         self.onsets = self._onsets()
@@ -106,6 +120,8 @@ class PanelState:
         saved = loaded[1]
         marks = {round(h.to_seconds(), 3) for h in self.plan.timeline.hits}
         self.user_hits = sorted(h for h in saved.request.hits_s if round(h, 3) not in marks)
+        edit = list(saved.request.rhythm[:self.seconds])  # the curve the score followed where edited
+        self.rhythm_edit = edit + [None] * (self.seconds - len(edit))
 
     def load_music(self, loaded: tuple[Path, Sidecar] | None = None) -> None:
         """The scored music, its predicted rhythm and the clips' takes, from the sidecar (read once)."""
@@ -117,7 +133,79 @@ class PanelState:
         if self.ducking is not None and not self.ducking.baked:  # the format's keyframes duck it when played
             self.music = self.ducking.apply(self.music, 0, self.music_rate)
         self.rhythm = np.asarray(rhythm, np.float32)
+        self.music_beats = loaded[1].beats
         self.takes = takes_of(self.scored_path, loaded)
+
+    # -- the energy lane: the editor's rhythm over the prediction -----------------------------------
+    @property
+    def seconds(self) -> int:
+        return int(np.ceil(self.duration_s - 1e-6))
+
+    def rhythm_bounds(self) -> tuple[float, float]:
+        """The rhythm condition's range for the chosen model (core/model_config.py rhythm_range)."""
+        return _rhythm_bounds(self.settings.model or default_model()[0])
+
+    def energy(self) -> np.ndarray:
+        """The curve the next Generate follows, per second: the edit where edited, the prediction
+        elsewhere (0, the z-scored mean, before the first Generate)."""
+        pred = np.zeros(self.seconds, np.float32)
+        if self.rhythm is not None:
+            pred[:min(len(self.rhythm), self.seconds)] = self.rhythm[:self.seconds]
+        return np.array([p if e is None else e for p, e in zip(pred, self.rhythm_edit)], np.float32)
+
+    def edited_rhythm(self) -> list[float | None]:
+        """The energy lane for a request: [] when nothing is edited (the prediction everywhere)."""
+        return list(self.rhythm_edit) if any(v is not None for v in self.rhythm_edit) else []
+
+    def span_seconds(self, a_s: float, b_s: float) -> range:
+        """The timeline seconds a span [a, b) covers (at least the one under a)."""
+        a_s, b_s = sorted((a_s, b_s))
+        first = int(np.clip(np.floor(a_s), 0, max(self.seconds - 1, 0)))
+        return range(first, int(np.clip(max(np.ceil(b_s - 1e-6), first + 1), 0, self.seconds)))
+
+    def energy_span(self) -> tuple[float, float] | None:
+        """What an energy button acts on: the span chosen on the lane, else the selected clip's."""
+        if self.rhythm_span is not None:
+            return self.rhythm_span
+        c = next((c for c in self.clips if c.index == self.selected_clip), None)
+        return None if c is None else (c.range.start_time.to_seconds(), c.range.end_time_exclusive().to_seconds())
+
+    def edit_rhythm(self, a_s: float, b_s: float, how: str, value: float | None = None) -> None:
+        """One undoable edit of the energy lane over [a_s, b_s): "raise" (to the curve's top), "lower"
+        (to its bottom), "flatten" (to the span's mean), "ramp up" / "ramp down" (bottom to top, or
+        back), "set" (to `value`), "reset" (back to the prediction)."""
+        lo, hi = self.rhythm_bounds()
+        span, now = self.span_seconds(a_s, b_s), self.energy()
+        if not len(span):
+            return
+        n = len(span)
+        ramp = [lo + (hi - lo) * k / max(n - 1, 1) for k in range(n)]
+        new = {"raise": [hi] * n, "lower": [lo] * n, "flatten": [float(now[list(span)].mean())] * n,
+               "ramp up": ramp, "ramp down": ramp[::-1], "reset": [None] * n,
+               "set": [None if value is None else float(np.clip(value, lo, hi))] * n}[how]
+        self.push_rhythm_undo()
+        for k, v in zip(span, new):
+            self.rhythm_edit[k] = None if v is None else self._in_range(v)
+
+    def draw_rhythm(self, t_s: float, value: float) -> None:
+        """A freehand stroke's point (call push_rhythm_undo once when the stroke starts)."""
+        k = int(np.floor(t_s))
+        if 0 <= k < self.seconds:
+            self.rhythm_edit[k] = self._in_range(value)
+
+    def _in_range(self, v: float) -> float:
+        """v to 4 decimals, inside the model's range (the top and bottom exactly)."""
+        lo, hi = self.rhythm_bounds()
+        return float(np.clip(round(float(v), 4), lo, hi))
+
+    def push_rhythm_undo(self) -> None:
+        self.rhythm_undo = [*self.rhythm_undo[-49:], list(self.rhythm_edit)]
+
+    def undo_rhythm(self) -> bool:
+        if not self.rhythm_undo:
+            return False
+        self.rhythm_edit = self.rhythm_undo.pop()
+        return True
 
     # -- hit points placed in the panel (the timeline's own markers are read-only here) ----------
     def add_hit(self, t: float) -> int:

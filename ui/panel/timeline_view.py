@@ -3,16 +3,19 @@ picture's clips as blocks (names, thumbnails where the media is found), the cuts
 frame, the timeline's markers (yellow, read-only here) and the hit points placed in the panel
 (orange: drag to move); under it the lanes, which grow with the window: the music as a min/max
 waveform per pixel, left channel above and right below, one block per music clip with its take
-name; the predicted rhythm as a curve at the model's resolution (one value a second); the visual
-beats (per second, the feature's resolution). Ctrl+wheel zooms, "fit" zooms to the window, a click
-selects a clip and moves the playhead. It only renders PanelState.
+name, and the music's beat grid (downbeats orange, beats faint); the energy lane: the predicted
+rhythm (dashed) at the model's resolution (one value a second) and the editor's edit of it (orange),
+on the model's range (top and bottom are the condition's extremes): drag draws, Shift+drag chooses
+a span, right-click offers the span's edits (ui/panel/energy.py); the visual beats (per second, the
+feature's resolution). Ctrl+wheel zooms, "fit" zooms to the window, a click selects a clip and moves
+the playhead. It renders PanelState and changes only the energy lane's edit and the hit points.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from opentimelineio import opentime
-from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QWidget
 
@@ -20,7 +23,7 @@ from ui.panel.state import PanelState
 
 RULER, CLIPS = 24, 64
 LANES = ("music", "rhythm", "beats")
-LANE_SHARE = {"music": 0.6, "rhythm": 0.25, "beats": 0.15}  # of the height under the clips
+LANE_SHARE = {"music": 0.5, "rhythm": 0.35, "beats": 0.15}  # of the height under the clips
 HIT_GRAB_PX = 6
 CLIP_COLORS = [QColor("#3d6e9e"), QColor("#4f8a5b"), QColor("#8a6a3d"), QColor("#7a4f8a"), QColor("#3d8a86")]
 
@@ -48,6 +51,8 @@ class TimelineView(QWidget):
     clipSelected = pyqtSignal(int)
     seek = pyqtSignal(float)
     hitsChanged = pyqtSignal()
+    rhythmChanged = pyqtSignal()
+    energyMenu = pyqtSignal(QPoint, float)  # a right-click on the energy lane: where, and at what time
 
     def __init__(self, state: PanelState, parent=None):
         super().__init__(parent)
@@ -56,6 +61,8 @@ class TimelineView(QWidget):
         self.playhead_s = 0.0
         self._thumbs: dict[int, QPixmap | None] = {}
         self._drag: int | None = None  # the user hit point being dragged
+        self._stroke: tuple[float, float] | None = None  # the energy lane's freehand stroke: last (t, value)
+        self._span_from: float | None = None  # where a Shift+drag span on the energy lane began
         self.fit = True  # zoomed to fit the window (until the editor zooms)
         self.setMinimumHeight(RULER + CLIPS + 150)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -99,6 +106,23 @@ class TimelineView(QWidget):
         y = top + sum(LANE_SHARE[n] for n in LANES[:LANES.index(name)]) * avail
         return QRectF(0, y, self.width(), LANE_SHARE[name] * avail)
 
+    def in_lane(self, name: str, y: float) -> bool:
+        r = self.lane_rect(name)
+        return self.state.plan is not None and r.top() <= y < r.bottom()
+
+    def _energy_geometry(self) -> tuple[float, float, float, float]:
+        lane = self.lane_rect("rhythm")
+        lo, hi = self.state.rhythm_bounds()
+        return lane.bottom() - 4, lane.height() - 20, lo, hi
+
+    def y_of_value(self, v: float) -> float:
+        y0, h, lo, hi = self._energy_geometry()
+        return y0 - h * (float(v) - lo) / max(hi - lo, 1e-6)
+
+    def value_at(self, y: float) -> float:
+        y0, h, lo, hi = self._energy_geometry()
+        return float(np.clip(lo + (hi - lo) * (y0 - y) / max(h, 1), lo, hi))
+
     def hit_near(self, x: float) -> int | None:
         best = min(range(len(self.state.user_hits)), key=lambda i: abs(self.x_of(self.state.user_hits[i]) - x),
                    default=None)
@@ -115,8 +139,38 @@ class TimelineView(QWidget):
         else:
             super().wheelEvent(e)
 
+    def _energy_press(self, e) -> None:
+        x, y = e.position().x(), e.position().y()
+        t = min(self.t_of(x), max(self.state.duration_s - 1e-3, 0.0))
+        if e.button() == Qt.MouseButton.RightButton:
+            self.energyMenu.emit(e.globalPosition().toPoint(), t)
+        elif e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self._span_from = t
+            self.state.rhythm_span = (t, t)
+        else:
+            self.state.rhythm_span = None
+            self.state.push_rhythm_undo()
+            self._stroke = (t, self.value_at(y))
+            self.state.draw_rhythm(t, self._stroke[1])
+        self.update()
+
+    def _energy_move(self, x: float, y: float) -> None:
+        t = min(self.t_of(x), max(self.state.duration_s - 1e-3, 0.0))
+        if self._span_from is not None:
+            self.state.rhythm_span = tuple(sorted((self._span_from, t)))
+        else:  # every second the stroke passed, on the line from its last point (a fast drag skips none)
+            (ta, va), vb = self._stroke, self.value_at(y)
+            n = max(1, int(abs(t - ta)) + 1)
+            for k in range(n + 1):
+                self.state.draw_rhythm(ta + (t - ta) * k / n, va + (vb - va) * k / n)
+            self._stroke = (t, vb)
+        self.update()
+
     def mousePressEvent(self, e):
         x, y = e.position().x(), e.position().y()
+        if self.in_lane("rhythm", y):
+            self._energy_press(e)
+            return
         hit = self.hit_near(x)
         if hit is not None:  # grab a hit point placed in the panel
             self._drag = self.state.selected_hit = hit
@@ -134,7 +188,9 @@ class TimelineView(QWidget):
 
     def mouseMoveEvent(self, e):
         x = e.position().x()
-        if self._drag is not None:
+        if self._stroke is not None or self._span_from is not None:
+            self._energy_move(x, e.position().y())
+        elif self._drag is not None:
             self.state.move_hit(self._drag, self.t_of(x))
             self._drag = self.state.selected_hit
             self.update()
@@ -143,6 +199,9 @@ class TimelineView(QWidget):
             self.setCursor(Qt.CursorShape.SizeHorCursor if near else Qt.CursorShape.ArrowCursor)
 
     def mouseReleaseEvent(self, e):
+        if self._stroke is not None or self._span_from is not None:
+            self._stroke = self._span_from = None
+            self.rhythmChanged.emit()
         if self._drag is not None:
             self._drag = None
             self.hitsChanged.emit()
@@ -160,7 +219,9 @@ class TimelineView(QWidget):
         self._ruler(p, tl)
         for c in tl.clips:
             self._clip(p, c)
-        labels = {"beats": "visual beats (per second)", "rhythm": "predicted rhythm (per second)", "music": "music"}
+        labels = {"beats": "visual beats (per second)", "music": "music (beat grid: downbeats orange)",
+                  "rhythm": "energy: predicted rhythm (dashed), your edit (orange); drag to draw, Shift+drag a "
+                            "span, right-click to edit it"}
         for name in LANES:
             r = self.lane_rect(name)
             p.fillRect(r.adjusted(0, 1, 0, -1), QColor("#25272b"))
@@ -238,20 +299,34 @@ class TimelineView(QWidget):
                 p.fillRect(QRectF(x - w / 2, y0 - h * v / top, w, h * v / top), QColor("#6fc3ff"))
 
     def _rhythm(self, p: QPainter) -> None:
-        r = self.state.rhythm
-        if r is None or len(r) == 0:
-            return
+        """The energy lane: the chosen span, the range's middle, the prediction (dashed) and the curve
+        the next Generate follows (orange where edited)."""
+        st = self.state
         lane = self.lane_rect("rhythm")
-        y0, h = lane.bottom() - 4, lane.height() - 20
-        lo, hi = float(np.min(r)), float(np.max(r))
-        span = max(hi - lo, 1e-6)
-        p.setPen(QPen(QColor("#b08cff"), 2))
-        pts = [(self.x_of(s + 0.5), y0 - h * (float(v) - lo) / span) for s, v in enumerate(np.ravel(r))]
-        for (xa, ya), (xb, yb) in zip(pts, pts[1:]):
-            p.drawLine(int(xa), int(ya), int(xb), int(yb))
-        p.setBrush(QColor("#b08cff"))
-        for x, y in pts:
-            p.drawEllipse(QRectF(x - 2, y - 2, 4, 4))
+        if st.rhythm_span is not None:
+            a, b = st.span_seconds(*st.rhythm_span)[0], st.span_seconds(*st.rhythm_span)[-1] + 1
+            p.fillRect(QRectF(self.x_of(a), lane.top() + 16, self.x_of(b) - self.x_of(a), lane.height() - 17),
+                       QColor(255, 255, 255, 34))
+        p.setPen(QPen(QColor("#444850"), 1, Qt.PenStyle.DotLine))
+        p.drawLine(int(self.x_of(0)), int(self.y_of_value(0)), int(self.x_of(st.duration_s)), int(self.y_of_value(0)))
+        if st.rhythm is not None and len(st.rhythm):
+            p.setPen(QPen(QColor("#8f78c8"), 1.5, Qt.PenStyle.DashLine))
+            pred = [QPointF(self.x_of(s + 0.5), self.y_of_value(v)) for s, v in enumerate(np.ravel(st.rhythm))]
+            for a, b in zip(pred, pred[1:]):
+                p.drawLine(a, b)
+        edit = st.rhythm_edit
+        if not any(v is not None for v in edit) and st.rhythm is None:
+            return
+        pts = [QPointF(self.x_of(s + 0.5), self.y_of_value(v)) for s, v in enumerate(st.energy())]
+        for k, (a, b) in enumerate(zip(pts, pts[1:])):
+            edited = edit[k] is not None or edit[k + 1] is not None
+            p.setPen(QPen(QColor("#ffa64d" if edited else "#b08cff"), 2))
+            p.drawLine(a, b)
+        for k, pt in enumerate(pts):
+            color = QColor("#ffa64d" if edit[k] is not None else "#b08cff")
+            p.setPen(color)
+            p.setBrush(color)
+            p.drawEllipse(QRectF(pt.x() - 2.5, pt.y() - 2.5, 5, 5))
         p.setBrush(Qt.BrushStyle.NoBrush)
 
     def _music(self, p: QPainter) -> None:
@@ -292,7 +367,24 @@ class TimelineView(QWidget):
         p.setPen(QColor("#3c5a44"))
         for mid in mids:
             p.drawLine(int(self.x_of(0)), int(mid), int(self.x_of(m.shape[1] / sr)), int(mid))
+        self._beat_grid(p, top, h)
         self._ducking(p, top, h)
+
+    def _beat_grid(self, p: QPainter, top: float, h: float) -> None:
+        """The music's beats (faint, the lane's lower half) and downbeats (orange, its height); only
+        the downbeats where beats would be under 4 pixels apart."""
+        b = self.state.music_beats
+        if b is None or not b.times_s:
+            return
+        dense = len(b.times_s) > 1 and (b.times_s[-1] - b.times_s[0]) / (len(b.times_s) - 1) * self.px_per_s < 4
+        for t, down in zip(b.times_s, b.downbeat):
+            x = self.x_of(t)
+            if down:
+                p.setPen(QPen(QColor("#ff9d3b"), 1.5))
+                p.drawLine(QPointF(x, top - 2), QPointF(x, top + h))
+            elif not dense:
+                p.setPen(QPen(QColor(255, 235, 140, 120), 1))
+                p.drawLine(QPointF(x, top + h / 2), QPointF(x, top + h))
 
     def _ducking(self, p: QPainter, top: float, h: float) -> None:
         """The speech the engine found (orange bands) and the ducking envelope over the music (a line:

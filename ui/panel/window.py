@@ -5,7 +5,8 @@ in PanelState and only renders it.
 
 Keys: Space play/pause, J back 1 s, K stop, L play, Home/End, Left/Right one frame, M a hit point
 at the playhead, Delete removes the selected hit point, A plays the selected clip's current and
-previous take in turn (A/B), F zooms the timeline to fit.
+previous take in turn (A/B), F zooms the timeline to fit, Ctrl+Z undoes the energy lane's last
+edit (ui/panel/energy.py).
 
     cutscore panel [TIMELINE] [--screenshot PNG]
 """
@@ -34,6 +35,7 @@ from PyQt6.QtWidgets import (
 )
 
 from core.errors import CutscoreError
+from ui.panel.energy import EnergyPart
 from ui.panel.jobs import JobsPart, Task
 from ui.panel.monitor import Monitor
 from ui.panel.player import PlayerPart
@@ -61,9 +63,10 @@ def dark_theme(app: QApplication) -> None:
     app.setPalette(pal)
 
 
-class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, QMainWindow):
+class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, QMainWindow):
     """The window: the monitor and the settings above the timeline and its lanes; the parts it is made
-    of (settings, jobs, takes, player: one module each) share its widgets and its PanelState."""
+    of (settings, jobs, takes, player, energy lane: one module each) share its widgets and its
+    PanelState."""
 
     generated = pyqtSignal()
     failed = pyqtSignal(str)
@@ -111,6 +114,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, QMainWindow):
 
         form = self._build_settings()
         self._build_buttons()
+        self.energy_row = self._build_energy()
         self._build_layout(form, scroll)
         self._build_shortcuts()
 
@@ -165,9 +169,15 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, QMainWindow):
         top.addWidget(side_w)
         top_w = QWidget()
         top_w.setLayout(top)
+        bottom = QVBoxLayout()
+        bottom.setContentsMargins(0, 0, 0, 0)
+        bottom.addLayout(self.energy_row)
+        bottom.addWidget(scroll, 1)
+        bottom_w = QWidget()
+        bottom_w.setLayout(bottom)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top_w)
-        split.addWidget(scroll)
+        split.addWidget(bottom_w)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
         split.setSizes([400, 360])
@@ -203,6 +213,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, QMainWindow):
         self.error.setText(st.error)
         self.details_btn.setVisible(bool(st.error_details))
         self._sync_takes()
+        self._sync_energy()
         self.recent_menu.clear()
         for r in st.recent:
             self.recent_menu.addAction(QAction(r, self, triggered=lambda _=False, r=r: self.open(r)))
