@@ -351,12 +351,13 @@ def test_the_energy_lane_edits_undoes_and_reaches_the_engine_and_the_beat_grid_s
     assert edit[8] is not None
     panel.energy_undo_btn.click()
     edit = panel.state.rhythm_edit
-    assert edit[8] is None and edit[3] is not None and edit[15] == pytest.approx(hi)
+    bottom_v, top_v = panel.state.energy_extent()  # Raise: the predicted curve's top
+    assert edit[8] is None and edit[3] is not None and edit[15] == pytest.approx(top_v, abs=1e-4)
     shot = ROOT / "out" / "panel_energy.png"
     assert panel.grab().save(str(shot))
     img = view.grab().toImage()
     # the edited span's curve is orange at the top of the lane; the prediction is drawn dashed elsewhere
-    orange = [img.pixelColor(int(view.x_of(s + 0.5)), int(view.y_of_value(hi))).name() for s in (14, 16, 17)]
+    orange = [img.pixelColor(int(view.x_of(s + 0.5)), int(view.y_of_value(top_v))).name() for s in (14, 16, 17)]
     assert all(c == "#ffa64d" for c in orange), orange
     # the beat grid: a downbeat line in the music lane (outside the waveform's middle rows)
     beats = panel.state.music_beats
@@ -372,7 +373,7 @@ def test_the_energy_lane_edits_undoes_and_reaches_the_engine_and_the_beat_grid_s
         panel.generate_btn.click()
     sent = rec.requests[-1].rhythm
     n = panel.state.seconds
-    assert len(sent) == n and all(sent[k] == pytest.approx(hi) for k in range(13, 19))
+    assert len(sent) == n and all(sent[k] == pytest.approx(top_v, abs=1e-4) for k in range(13, 19))
     assert all(sent[k] == pytest.approx(lo, abs=0.05 * (hi - lo)) for k in range(2, 6))
     assert all(sent[k] is None for k in range(n) if k not in range(2, 6) and k not in range(13, 19))
     # reopening the scored timeline shows the edit again (the sidecar keeps it)
@@ -385,3 +386,29 @@ def test_the_energy_lane_edits_undoes_and_reaches_the_engine_and_the_beat_grid_s
     assert panel.state.edited_rhythm() == []
     panel.energy_undo_btn.click()
     assert panel.state.edited_rhythm() == sent
+
+
+def test_energy_edits_go_to_the_predicted_curves_extremes_and_undo_step_by_step(tmp_path):
+    from ui.panel.state import PanelState
+
+    st = PanelState()
+    st.settings.model = "debug"
+    st.open(_demo(tmp_path))
+    assert st.seconds == 21 and st.edited_rhythm() == [] and st.energy_extent() == (-1.0, st.rhythm_bounds()[1])
+    st.rhythm = np.linspace(-0.8, 2.4, 21).astype(np.float32)  # as load_music sets it after a Generate
+    assert st.energy_extent() == (pytest.approx(-0.8), pytest.approx(2.4))
+    st.edit_rhythm(2.5, 5.2, "raise")  # seconds 2..5
+    assert st.rhythm_edit[2:6] == [pytest.approx(2.4)] * 4 and st.rhythm_edit[1] is None and st.rhythm_edit[6] is None
+    st.edit_rhythm(10, 14, "ramp up")
+    assert st.rhythm_edit[10:14] == [pytest.approx(v, abs=1e-4) for v in (-0.8, 0.2667, 1.3333, 2.4)]
+    st.edit_rhythm(10, 14, "flatten")
+    assert st.rhythm_edit[10:14] == [pytest.approx(0.8, abs=1e-4)] * 4
+    st.edit_rhythm(0, 1, "set", 99.0)  # clipped to the model's range
+    assert st.rhythm_edit[0] == pytest.approx(st.rhythm_bounds()[1])
+    assert st.energy()[0] == pytest.approx(st.rhythm_bounds()[1]) and st.energy()[7] == pytest.approx(st.rhythm[7])
+    st.edit_rhythm(2, 6, "reset")
+    assert st.rhythm_edit[2:6] == [None] * 4
+    assert st.undo_rhythm() and st.undo_rhythm()  # the reset, then the set
+    assert st.rhythm_edit[2:6] == [pytest.approx(2.4)] * 4 and st.rhythm_edit[0] is None
+    assert st.undo_rhythm() and st.undo_rhythm() and st.undo_rhythm() and st.edited_rhythm() == []
+    assert not st.undo_rhythm()

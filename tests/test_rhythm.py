@@ -114,44 +114,72 @@ def test_beats_within_and_replaced():
     assert n.times_s == [0.5, 1.2, 1.7, 2.0] and n.downbeat == [True, True, False, False]
 
 
-@pytest.mark.slow
-def test_demo_model_follows_a_raised_and_a_lowered_span(tmp_path):
-    """The measure of issue 35 on the shipped demo model: a span at the prediction's top vs its
-    bottom; RMS and the detected onsets' strength differ >= 1.5x (gain removed), while the music
-    before the span stays within the seed-to-seed spread."""
-    import librosa
-
-    from core.client import connect
+def score_span(client, out_dir, seed: int, span: tuple[int, int], value: float | None):
+    """The demo timeline scored by the demo model with the editor's curve at `value` over the span's
+    seconds (None: the prediction everywhere); (mono music with the loudness gain taken out, rate,
+    result). Ducking, hit sync and markers off: the music as the model made it."""
     from plugin.score import ScoreOptions, score_timeline
 
-    a, b = 13, 19
+    r = [None] * 21
+    for k in range(*span):
+        r[k] = value
+    res = score_timeline(DEMO, out_dir / f"s{seed}-{value}.otio", client,
+                         ScoreOptions(seed=seed, force=True, rhythm=r if value is not None else [], duck_db=None,
+                                      hit_sync=False, beat_markers=False))
+    return res.music.mean(0) / 10 ** (res.gain_db / 20), res.sample_rate, res
+
+
+def span_measures(y, sr, a_s: float, b_s: float) -> dict:
+    """Over [a_s, b_s): RMS; the detected onsets' strength (librosa's onset envelope summed at its
+    peak-picked onsets) and their count; the envelope's mean (log-mel flux: nearly level-blind)."""
+    import librosa
+
+    seg = y[int(a_s * sr):int(b_s * sr)]
+    env = librosa.onset.onset_strength(y=seg, sr=sr)
+    peaks = librosa.util.peak_pick(env, pre_max=3, post_max=3, pre_avg=5, post_avg=5, delta=0.5, wait=5)
+    return {"rms": float(np.sqrt((seg ** 2).mean())), "onsets": float(env[peaks].sum()), "count": len(peaks),
+            "env": float(env.mean())}
+
+
+def level_distance(y1, y2, sr, parts) -> float:
+    """How far apart two musics' level curves are over the union of [a, b) seconds: the RMS of the
+    difference of their 50 ms levels in dB (floored at -60 dBFS, so a ring-out's near silence does not
+    count as a difference)."""
+    hop = int(0.05 * sr)
+
+    def levels(y):
+        seg = np.concatenate([y[int(a * sr):int(b * sr)] for a, b in parts])
+        n = len(seg) // hop
+        return np.maximum(10 * np.log10(np.mean(np.square(seg[:n * hop].reshape(n, hop)), axis=1) + 1e-12), -60)
+
+    return float(np.sqrt(np.mean((levels(y1) - levels(y2)) ** 2)))
+
+
+def prediction_extremes(res) -> tuple[float, float]:
+    """The predicted curve's top and bottom (what the predictor itself writes, over every window)."""
+    vals = [v for w in res.windows for v in w.rhythm]
+    return max(vals), min(vals)
+
+
+@pytest.mark.slow
+def test_demo_model_follows_a_raised_and_a_lowered_span(tmp_path):
+    """The measure of issue 35 on the shipped demo model: a span at the predicted curve's top vs its
+    bottom; RMS and the detected onsets' strength differ >= 1.5x (gain removed), while the music in
+    the window the span does not reach stays as it was (bench/bench_rhythm.py: over seeds)."""
+    from core.client import connect
+
+    span = (13, 19)
     client = connect("local")
-
-    def score(seed, value):
-        r = [None] * 21
-        for k in range(a, b):
-            r[k] = value
-        res = score_timeline(DEMO, tmp_path / f"s{seed}{value}.otio", client,
-                             ScoreOptions(seed=seed, force=True, rhythm=r if value is not None else [], duck_db=None,
-                                          hit_sync=False, beat_markers=False))
-        return res.music.mean(0) / 10 ** (res.gain_db / 20), res.sample_rate, res
-
-    def measures(y, sr):
-        seg = y[a * sr:b * sr]
-        env = librosa.onset.onset_strength(y=seg, sr=sr)
-        peaks = librosa.util.peak_pick(env, pre_max=3, post_max=3, pre_avg=5, post_avg=5, delta=0.5, wait=5)
-        return np.sqrt((seg ** 2).mean()), env[peaks].sum()
-
-    up, sr, res = score(0, 2.97)
-    assert res.windows and any(abs(v - 2.97) > 0.5 for w in res.windows for v in w.rhythm)  # the prediction differs
-    down, _, _ = score(0, -0.83)
-    (ru, ou), (rd, od) = measures(up, sr), measures(down, sr)
-    assert ru / rd >= 1.5 and ou / od >= 1.5, (ru / rd, ou / od)
-    other, _, _ = score(1, None)
-    before = slice(0, 8 * sr)  # the first window, which the span does not reach
-
-    def level(y):
-        return 20 * np.log10(np.sqrt((y[before] ** 2).mean()))
-
-    spread = abs(level(other) - level(score(0, None)[0]))
-    assert abs(level(up) - level(down)) <= max(spread, 0.5)
+    plain0, sr, res = score_span(client, tmp_path, 0, span, None)
+    plain1, _, _ = score_span(client, tmp_path, 1, span, None)
+    top, bottom = prediction_extremes(res)
+    assert top - bottom > 2.0  # the predictor's own range on this cut
+    up, _, _ = score_span(client, tmp_path, 0, span, top)
+    down, _, _ = score_span(client, tmp_path, 0, span, bottom)
+    mu, md = span_measures(up, sr, *span), span_measures(down, sr, *span)
+    assert mu["rms"] / md["rms"] >= 1.5 and mu["onsets"] / md["onsets"] >= 1.5, (mu, md)
+    # the window the span does not reach (0-8 s) is the same music, well inside another seed's spread;
+    # the rest of the windows it reaches (8-13 s, 19-20 s) moves 1.3-1.5 dB against a 0.8-1.3 dB seed
+    # spread (bench/bench_rhythm.py): measured there, not promised here (issue 35's note)
+    spread = level_distance(plain0, plain1, sr, [(0, 8)])  # another seed: other notes, the same plan
+    assert level_distance(up, down, sr, [(0, 8)]) <= 0.05 < spread

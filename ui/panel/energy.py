@@ -25,7 +25,7 @@ class EnergyPart:
         self.energy_btns = {}
         for label, how in EDITS:
             b = QPushButton(label, clicked=lambda _=False, how=how: self.edit_energy(how))
-            b.setToolTip({"raise": "to the top of the model's range", "lower": "to the bottom of the model's range",
+            b.setToolTip({"raise": "to the predicted curve's top", "lower": "to the predicted curve's bottom",
                           "flatten": "to the span's mean", "ramp up": "from the bottom to the top",
                           "ramp down": "from the top to the bottom", "reset": "back to the prediction"}[how])
             self.energy_btns[how] = b

@@ -170,11 +170,20 @@ class PanelState:
         c = next((c for c in self.clips if c.index == self.selected_clip), None)
         return None if c is None else (c.range.start_time.to_seconds(), c.range.end_time_exclusive().to_seconds())
 
-    def edit_rhythm(self, a_s: float, b_s: float, how: str, value: float | None = None) -> None:
-        """One undoable edit of the energy lane over [a_s, b_s): "raise" (to the curve's top), "lower"
-        (to its bottom), "flatten" (to the span's mean), "ramp up" / "ramp down" (bottom to top, or
-        back), "set" (to `value`), "reset" (back to the prediction)."""
+    def energy_extent(self) -> tuple[float, float]:
+        """(bottom, top) that Lower and Raise go to: the predicted curve's own extremes (what the model
+        was trained on: bench/bench_rhythm.py measured the demo model louder, not quieter, at the
+        range's bottom, -3); before a prediction, -1 and the range's top (one onset in a window)."""
         lo, hi = self.rhythm_bounds()
+        if self.rhythm is not None and len(self.rhythm) and float(np.ptp(self.rhythm)) > 0.5:
+            return max(float(np.min(self.rhythm)), lo), min(float(np.max(self.rhythm)), hi)
+        return max(-1.0, lo), hi
+
+    def edit_rhythm(self, a_s: float, b_s: float, how: str, value: float | None = None) -> None:
+        """One undoable edit of the energy lane over [a_s, b_s): "raise" (to the predicted curve's top),
+        "lower" (to its bottom), "flatten" (to the span's mean), "ramp up" / "ramp down" (bottom to top,
+        or back), "set" (to `value`, within the model's range), "reset" (back to the prediction)."""
+        lo, hi = self.energy_extent()
         span, now = self.span_seconds(a_s, b_s), self.energy()
         if not len(span):
             return
@@ -182,7 +191,7 @@ class PanelState:
         ramp = [lo + (hi - lo) * k / max(n - 1, 1) for k in range(n)]
         new = {"raise": [hi] * n, "lower": [lo] * n, "flatten": [float(now[list(span)].mean())] * n,
                "ramp up": ramp, "ramp down": ramp[::-1], "reset": [None] * n,
-               "set": [None if value is None else float(np.clip(value, lo, hi))] * n}[how]
+               "set": [value] * n}[how]
         self.push_rhythm_undo()
         for k, v in zip(span, new):
             self.rhythm_edit[k] = None if v is None else self._in_range(v)
