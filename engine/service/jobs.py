@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from core.api import JobResult, JobStatus, Request, parse_request
-from engine.inference import Pipelines, discard_job_files, check_paths, run
+from engine.inference import Pipelines, check_paths, discard_job_files, run
 
 __all__ = ["JobManager", "JobStore", "Pipelines"]
 
