@@ -206,7 +206,7 @@ def _clip_beats(state: Sidecar, name: str) -> list[tuple[float, str]]:
     seg = next((s for s in state.segments if s.name == name), None)
     if seg is None or state.beats is None or not state.beats.markers:
         return []
-    return state.beats.within(seg.range.start_time.to_seconds(), seg.range.duration.to_seconds())
+    return state.beats.in_range(seg.range)
 
 
 def _output_path(scored_path: Path, out_path: str | Path | None, version: int, force: bool) -> Path:

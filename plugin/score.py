@@ -257,7 +257,7 @@ def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path, duck
         wav = side / take_name(kind, idx, 1)
         write_wav(work / wav.name, _cut(music, rng, sr), sr)
         keys = ducking.clip_keys(rng.start_time.to_seconds(), rng.duration.to_seconds()) if ducking else []
-        marks = beats.within(rng.start_time.to_seconds(), rng.duration.to_seconds()) if beats.markers else []
+        marks = beats.in_range(rng) if beats.markers else []
         segments.append(Segment(kind, idx, name, rng, wav, keys, bool(ducking and ducking.baked), marks))
     return segments
 

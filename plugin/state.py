@@ -202,7 +202,7 @@ def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = F
     segments = [Segment(s.kind, s.index, s.name, s.range, side / s.wav,
                         d.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if keys_out else [],
                         bool(d and d.baked),
-                        b.within(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if b else [])
+                        b.in_range(s.range) if b else [])
                 for s in state.segments]
     meta = {"model": state.model, "seed": state.settings.seed, "sidecar": str(side.resolve())}
     write_scored(tl, segments, meta, out_path)

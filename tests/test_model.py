@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import CutscoreError
 from core.model_config import DiTConfig, ModelConfig, load_config
 from engine.model.diffusion import DiffV2M, drop_streams, null_cond
 from engine.model.dit import DiT, HierarchicalBlock
@@ -230,6 +231,36 @@ def test_inpainting_leaves_latents_outside_the_region_bit_identical():
         assert torch.equal(again.latents[..., :a], first.latents[..., :a])
         assert torch.equal(again.latents[..., b:], first.latents[..., b:])
         assert not torch.equal(again.latents[..., a:b], first.latents[..., a:b])
+
+
+def test_an_edited_rhythm_changes_only_its_seconds():
+    """The editor's curve over seconds 4-7 of a window: the latents outside those seconds are the
+    prediction's, bit-identical (same seed); inside they differ; an edit outside a regenerate's
+    region changes nothing; progress counts both passes."""
+    pipe = _pipeline()
+    w = _window(pipe.cfg)
+    plain = pipe.generate(w, seed=3, steps=4, sampler="dpmpp-2m")
+    curve = np.full(len(w.scene), np.nan, np.float32)
+    curve[4:7] = 2.5
+    steps_seen = []
+    edited = pipe.generate(dataclasses.replace(w, rhythm=curve), seed=3, steps=4, sampler="dpmpp-2m",
+                           callback=lambda k, n: steps_seen.append((k, n)))
+    fps = pipe.cfg.sample_rate / pipe.cfg.downsampling
+    a, b = int(np.floor(4 * fps)), int(np.ceil(7 * fps))
+    assert torch.equal(edited.latents[..., :a], plain.latents[..., :a])
+    assert torch.equal(edited.latents[..., b:], plain.latents[..., b:])
+    assert not torch.allclose(edited.latents[..., a:b], plain.latents[..., a:b], atol=1e-3)
+    assert steps_seen == [(k, 8) for k in range(1, 9)]
+    # the whole window edited: one pass, on the curve everywhere
+    whole = pipe.generate(dataclasses.replace(w, rhythm=np.full(len(w.scene), 2.5, np.float32)), seed=3, steps=4,
+                          sampler="dpmpp-2m")
+    assert not torch.allclose(whole.latents[..., :a], plain.latents[..., :a], atol=1e-3)
+    # a regenerate of seconds 8-10 with the edit at 4-7: the same as without the edit
+    r0 = pipe.regenerate(w, plain.latents, 8.0, 10.0, seed=5, steps=4)
+    r1 = pipe.regenerate(dataclasses.replace(w, rhythm=curve), plain.latents, 8.0, 10.0, seed=5, steps=4)
+    assert torch.equal(r0.latents, r1.latents)
+    with pytest.raises(CutscoreError, match="two passes"):
+        pipe.generate_batch([dataclasses.replace(w, rhythm=curve)], seeds=[1], steps=2)
 
 
 def test_batched_windows_equal_windows_generated_one_by_one():

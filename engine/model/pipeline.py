@@ -153,6 +153,28 @@ class Pipeline:
         out[:len(w.rhythm)] = w.rhythm
         return torch.from_numpy(out)[None]
 
+    def _frames(self, frames: int, spans) -> torch.Tensor:
+        """(frames,) bool: the latent frames of the seconds [t0, t1) of each span (a frame partly in
+        a span counts as in it)."""
+        fps = self.cfg.sample_rate / self.cfg.downsampling
+        out = torch.zeros(frames, dtype=torch.bool)
+        for t0, t1 in spans:
+            out[max(int(np.floor(t0 * fps)), 0):min(int(np.ceil(t1 * fps)), frames)] = True
+        return out
+
+    @staticmethod
+    def _edited_seconds(w: WindowFeatures) -> list[tuple[float, float]]:
+        """The window's edited seconds as runs [s0, s1) (the editor's curve, not NaN)."""
+        if w.rhythm is None:
+            return []
+        runs, on = [], ~np.isnan(w.rhythm)
+        for s, e in enumerate(on):
+            if e and (not runs or runs[-1][1] != s):
+                runs.append([s, s + 1])
+            elif e:
+                runs[-1][1] = s + 1
+        return [(float(a), float(b)) for a, b in runs]
+
     @torch.no_grad()
     def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  sampler: str | None = None, callback: Callback | None = None,
@@ -161,7 +183,13 @@ class Pipeline:
         """Music for one window. inpaint=(latents, t0, t1) regenerates only seconds [t0, t1) of the
         window and holds every other latent frame of `latents` fixed. ablate may hold "rhythm"
         (condition on zeros instead of the predicted rhythm) and "scene" (no scene onsets), for
-        measuring what those conditions contribute."""
+        measuring what those conditions contribute.
+
+        The editor's rhythm (w.rhythm) changes only the seconds it edits: where they are part of
+        what is sampled, the window is sampled on the prediction first, then the edited seconds are
+        sampled again on the editor's curve with every other frame held (the same noise; twice the
+        steps). So the music outside the edited seconds is the prediction's music for this seed,
+        bit-identical latents, and an edit the sampled region does not reach changes nothing."""
         cfg = self.cfg
         steps, guidance, sampler = self._sampling(steps, guidance, sampler, [w])
         sample_fn = get_sampler(sampler)
@@ -170,7 +198,7 @@ class Pipeline:
         if "scene" in ablate:
             f = f._replace(scene=torch.zeros_like(f.scene))
         with self._autocast():
-            cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate, edit=self._edit(w))
+            cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
         # 4. seeded noise (on the CPU, so CPU and GPU runs start from the same noise)
         g = torch.Generator().manual_seed(int(seed))
         # trim: sample only the frames this (shorter) window needs, so the cost follows its length
@@ -178,16 +206,38 @@ class Pipeline:
         frames = min(cfg.latent_frames, int(np.ceil(w.duration_s * frames_per_s)) + 1) if trim else cfg.latent_frames
         shape = (1, cfg.dit.latent_dim, frames)
         x = torch.randn(shape, generator=g).to(self.device)
-        hold = None
+        free = torch.ones(frames, dtype=torch.bool)  # the frames sampled here; the rest held at `known`
+        known, noise = None, None
         if inpaint is not None:
             known, t0, t1 = inpaint
-            a, b = int(np.floor(t0 * frames_per_s)), int(np.ceil(t1 * frames_per_s))
-            mask = torch.ones((1, 1, frames), dtype=torch.bool, device=self.device)
-            mask[..., max(a, 0):min(b, frames)] = False  # False = regenerate
-            hold = Inpaint(mask, known[..., :frames].to(self.device), torch.randn(shape, generator=g).to(self.device))
+            known, free = known[..., :frames].to(self.device), self._frames(frames, [(t0, t1)])
+            noise = torch.randn(shape, generator=g).to(self.device)
+        edited = self._frames(frames, self._edited_seconds(w)) & free
+        if "rhythm" in ablate:
+            edited[:] = False
+
+        def sample(cond, sampled: torch.Tensor, held, callback):
+            hold = None
+            if not sampled.all():
+                mask = (~sampled).to(self.device)[None, None]
+                hold = Inpaint(mask, held, noise if noise is not None else torch.randn(shape, generator=g).to(self.device))
+            with self._autocast():
+                return sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)
+
         # 5. sample with classifier-free guidance (conditional + unconditional in one forward)
-        with self._autocast():
-            latents = sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)
+        if edited.any():
+            with self._autocast():
+                cond_edit, _ = self.model.condition(f, edit=self._edit(w))
+            if torch.equal(edited, free):  # all that is sampled is edited: one pass on the curve
+                latents = sample(cond_edit, free, known, callback)
+            else:
+                def half(offset):
+                    return None if callback is None else lambda k, n: callback(offset + k, 2 * n)
+
+                base = sample(cond, free, known, half(0))
+                latents = sample(cond_edit, edited, base, half(steps))
+        else:
+            latents = sample(cond, free, known, callback)
         latents = latents.float()
         # 6. decode and cut to the exact duration
         audio = self.decode(latents, w.duration_s)[0]
@@ -211,13 +261,12 @@ class Pipeline:
             raise CutscoreError("generate_batch needs one seed per window, and at least one window")
         cfg = self.cfg
         steps, guidance, sampler = self._sampling(steps, guidance, sampler, windows)
+        if any(self._edited_seconds(w) for w in windows):
+            raise CutscoreError("windows with the editor's rhythm are sampled in two passes (generate), not batched")
         feats = [self._features(w) for w in windows]
         f = Features(*(torch.cat(parts) for parts in zip(*feats)))
-        edits = [self._edit(w) for w in windows]
-        edit = None if all(e is None for e in edits) else torch.cat(
-            [e if e is not None else torch.full((1, cfg.seconds), float("nan")) for e in edits])
         with self._autocast():
-            cond, pred = self.model.condition(f, edit=edit)
+            cond, pred = self.model.condition(f)
         shape = (1, cfg.dit.latent_dim, cfg.latent_frames)
         x = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(self.device)
         with self._autocast():

@@ -1,0 +1,158 @@
+"""The music's beats handed back as markers (issue 35), read back from each format's own file with a
+plain XML/JSON parser (not our writer's code): the demo timeline scored by the shipped demo model
+as FCP7 XML and as Kdenlive projects (a 22.12 document and a 26.08 document 1.1); every marker lies
+within one frame of a beat the sidecar records, every beat the timeline plays has its marker, and
+the editor's own markers stay. The `slow` tests open the Kdenlive projects in the real Kdenlive
+22.12 and 26.08 under Xvfb, Save As, and read the markers Kdenlive itself kept."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from core.paths import DEMO_MODEL
+from plugin.kdenlive import document
+from plugin.kdenlive.writer import TRACK_NAME
+from plugin.state import load_state
+from plugin.timeline import read_timeline
+from tests import kdenlive_app
+from tests.conftest import FIXTURES, ROOT
+from tests.test_kdenlive26 import _frames, _props, _rate
+
+pytestmark = pytest.mark.skipif(not (DEMO_MODEL / "config.json").exists(), reason="the demo model is not built")
+DEMO = ROOT / "resources" / "demo" / "demo.otio"
+NAMES = {"cutscore beat": False, "cutscore downbeat": True}
+
+
+def _kdenlive_project(folder: Path, name: str) -> Path:
+    """A Kdenlive fixture with its media beside it (26.08 writes paths relative to the document's root)."""
+    dst = folder / name
+    text = (FIXTURES / "timelines" / name).read_text(encoding="utf-8")
+    dst.write_text(re.sub(r'(<mlt\b[^>]*\broot=")[^"]*"', lambda m: f'{m.group(1)}{folder}"', text, count=1),
+                   encoding="utf-8")
+    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", folder)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory, local_engine):
+    """{format: (scored file, its sidecar's beats)}: the demo edit as FCP7 XML, the 22.12 and the 26.08
+    example projects as Kdenlive projects, all by the demo model (seed 2)."""
+    from plugin.score import ScoreOptions, score_timeline
+
+    out = {}
+    folder = tmp_path_factory.mktemp("beats")
+    for key, src, suffix in (("fcp7", DEMO, ".xml"),
+                             ("kdenlive-22.12", _kdenlive_project(folder, "kdenlive_example_v221170.kdenlive"), ".kdenlive"),
+                             ("kdenlive-26.08", _kdenlive_project(folder, "kdenlive26_example.kdenlive"), ".kdenlive")):
+        r = score_timeline(src, folder / f"scored-{key}{suffix}", local_engine,
+                           ScoreOptions(model=str(DEMO_MODEL), seed=2, duck_db=None))
+        out[key] = (r.out, load_state(r.out)[1].beats)
+    return out
+
+
+def fcp7_rate(text: str) -> float:
+    """The sequence's frame rate: its timebase, NTSC (x 1000/1001) when it says so."""
+    rate = next(ET.fromstring(text).iter("sequence")).find("rate")
+    return float(rate.findtext("timebase")) * (1000 / 1001 if rate.findtext("ntsc") == "TRUE" else 1)
+
+
+def fcp7_beat_markers(text: str) -> list[tuple[float, bool]]:
+    """(timeline seconds, downbeat) of cutscore's markers on an FCP7 XML's clipitems: the marker's
+    frame is in the clip's media, so the timeline's is start + marker in - clip in."""
+    rate = fcp7_rate(text)
+    out = []
+    for item in ET.fromstring(text).iter("clipitem"):
+        for m in item.findall("marker"):
+            name = m.findtext("name")
+            if name in NAMES:
+                frame = int(item.findtext("start")) + int(m.findtext("in")) - int(item.findtext("in"))
+                out.append((frame / rate, NAMES[name]))
+    return sorted(out)
+
+
+def kdenlive_beat_markers(text: str) -> list[tuple[float, bool]]:
+    """(timeline seconds, downbeat) of the markers in cutscore's categories on the bin clips under
+    the music track's entries, each placed where its entry plays it; the categories are read from the
+    project's guidesCategories by their names (as Kdenlive shows them)."""
+    root = ET.fromstring(text)
+    els = {e.get("id"): e for e in root if e.get("id")}
+    rate = _rate(root)
+    bin_props = _props(els["main_bin"])
+    cats = json.loads(html.unescape(bin_props["kdenlive:docproperties.guidesCategories"]))
+    kinds = {c["index"]: NAMES[c["comment"]] for c in cats if c["comment"] in NAMES}
+    by_id = {}
+    for e in els["main_bin"].findall("entry"):
+        p = _props(els[e.get("producer")])
+        by_id[p.get("kdenlive:id")] = p
+    seq = document.select(root, None).tractor
+    music = [els[t.get("producer")] for t in seq.findall("track")
+             if _props(els[t.get("producer")]).get("kdenlive:track_name") == TRACK_NAME]
+    assert len(music) == 1
+    out = []
+    for t in music[0].findall("track"):
+        pos = 0
+        for item in els[t.get("producer")]:
+            if item.tag == "blank":
+                pos += _frames(item.get("length"), rate)
+            elif item.tag == "entry":
+                a, b = _frames(item.get("in"), rate), _frames(item.get("out"), rate)
+                marks = json.loads(by_id[_props(els[item.get("producer")])["kdenlive:id"]].get("kdenlive:markers", "[]"))
+                out += [((pos + m["pos"] - a) / rate, kinds[m["type"]]) for m in marks
+                        if m["type"] in kinds and a <= m["pos"] <= b]
+                pos += b - a + 1
+    return sorted(out)
+
+
+def _check(marks: list[tuple[float, bool]], beats, rate: float, duration_s: float) -> None:
+    assert beats is not None and beats.markers and len(beats.times_s) >= 8, beats
+    played = [(t, d) for t, d in zip(beats.times_s, beats.downbeat) if round(t * rate) < round(duration_s * rate)]
+    assert len(marks) == len(played) and any(d for _, d in played)
+    for (t, down), (bt, bdown) in zip(marks, played):
+        assert abs(t - bt) <= 0.5 / rate + 1e-9 and down == bdown, (t, bt)
+
+
+def test_fcp7_markers_are_the_beats_within_a_frame(scores):
+    path, beats = scores["fcp7"]
+    text = path.read_text()
+    _check(fcp7_beat_markers(text), beats, fcp7_rate(text), read_timeline(path).duration.to_seconds())
+
+
+@pytest.mark.parametrize("key", ["kdenlive-22.12", "kdenlive-26.08"])
+def test_kdenlive_markers_are_the_beats_within_a_frame(scores, key):
+    path, beats = scores[key]
+    text = path.read_text()
+    root = ET.fromstring(text)
+    _check(kdenlive_beat_markers(text), beats, _rate(root), read_timeline(path).duration.to_seconds())
+    # the editor's own marker categories are kept, cutscore's added after them
+    cats = json.loads(html.unescape(_props({e.get("id"): e for e in root if e.get("id")}["main_bin"])[
+        "kdenlive:docproperties.guidesCategories"]))
+    assert [c["comment"] for c in cats][-2:] == ["cutscore downbeat", "cutscore beat"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not kdenlive_app.available(), reason="needs kdenlive, xvfb, xdotool, dbus-x11 (apt-get install)")
+@pytest.mark.parametrize("version", ["22.12", "26.08"])
+def test_real_kdenlive_keeps_the_beat_markers_after_save_as(scores, tmp_path, version):
+    from tests import kdenlive_root
+
+    path, _ = scores[f"kdenlive-{version}"]
+    prefix = None
+    if version == "26.08":
+        reason = kdenlive_root.why_not()
+        if reason:
+            pytest.fail(f"Kdenlive 26.08 root: {reason}")
+        prefix = kdenlive_root.prefix(kdenlive_root.build())
+    shot = tmp_path / "kdenlive.png"
+    kept = kdenlive_app.save_as(path, tmp_path / "saved.kdenlive", screenshot=shot, prefix=prefix, timeout=240)
+    if (ROOT / "out").is_dir():
+        shutil.copy(shot, ROOT / "out" / f"beats-kdenlive-{version}.png")
+    assert kdenlive_app.notes(kept).strip() == "", kdenlive_app.notes(kept)
+    ours = kdenlive_beat_markers(path.read_text())
+    assert len(ours) >= 8 and kdenlive_beat_markers(kept) == ours
