@@ -5,9 +5,11 @@ RMS ratio, the detected onsets' strength ratio (librosa's onset envelope at its 
 and count, and the envelope's mean ratio (log-mel flux, nearly level-blind, shown for honesty);
 outside the span how far the raised and the lowered music's level curves are apart (RMS of their 50 ms
 levels' difference, dB; tests/test_rhythm.py level_distance) against the seed-to-seed spread (the
-same region, no edit, seed s against seed s + 1), in the window the span does not reach (0-8 s) and
-in the rest of the windows it does (8-13 s and 19-20 s). Promise: ratios >= 1.5 at the prediction's
-bottom, outside within the spread.
+same region, no edit, seed s against seed s + 1), in the window the span does not reach (0-8 s), in
+the rest of the windows it does more than EDGE_S from the span (8-12.5 s and 19.5-20 s: the span's
+window is sampled on the prediction, then the span again with the rest held, so this is the same
+music), and at the span's edges (the EDGE_S either side: the decoder's reach, shown, not promised).
+Promise: ratios >= 1.5 at the prediction's bottom, outside within the spread.
 Writes out/rhythm_span.png: the three levels (raised, lowered, no edit) with the span shaded.
 
     .venv/bin/python bench/bench_rhythm.py [--seeds 3] [--span 13 19]
@@ -27,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.client import LocalEngine  # noqa: E402
 from core.paths import ROOT  # noqa: E402
 from tests.test_rhythm import level_distance, prediction_extremes, score_span, span_measures  # noqa: E402
+
+# the music within this of the span's edges is not promised to stay: the VAE decoder's reach (about
+# 0.35 s here) and the window's per-second grid (a window starting 7.97 s edits from 12.97 s)
+EDGE_S = 0.5
 
 
 def _plot(curves: dict, sr: int, span, path: Path) -> None:
@@ -60,7 +66,9 @@ def main() -> int:
     args = ap.parse_args()
     span = tuple(args.span)
     client = LocalEngine()
-    outside = {"0-8 s": [(0, 8)], f"8-{span[0]}, {span[1]}-20 s": [(8, span[0]), (span[1], 20)]}
+    a, b = span
+    outside = {"0-8 s": [(0, 8)], f"8-{a - EDGE_S:g}, {b + EDGE_S:g}-20 s": [(8, a - EDGE_S), (b + EDGE_S, 20)],
+               "edges": [(a - EDGE_S, a), (b, b + EDGE_S)]}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -96,7 +104,8 @@ def main() -> int:
     for what, ok in (("in the span, RMS and onset strength >= 1.5x", all(r[2] >= 1.5 and r[3] >= 1.5 for r in pred)),
                      ("outside, in the window the span does not reach, within the seed spread",
                       all(r[7] <= r[8] for r in pred)),
-                     ("outside, in the windows it reaches, within the seed spread", all(r[9] <= r[10] for r in pred))):
+                     (f"outside, in the windows it reaches, beyond {EDGE_S} s of its edges, within the seed spread",
+                      all(r[9] <= r[10] for r in pred))):
         print(f"{what} (pred. bottom rows): {'holds' if ok else 'does NOT hold'}")
     print("plot: out/rhythm_span.png")
     return 0
