@@ -83,7 +83,8 @@ def main() -> int:
             mu = span_measures(up, sr, *span)
             for name, down in downs.items():
                 md = span_measures(down, sr, *span)
-                row = [s, name, mu["rms"] / md["rms"], mu["onsets"] / max(md["onsets"], 1e-9), mu["count"], md["count"],
+                onsets = mu["onsets"] / md["onsets"] if md["onsets"] > 0 else float("inf")  # none lowered
+                row = [s, name, mu["rms"] / md["rms"], onsets, mu["count"], md["count"],
                        mu["env"] / md["env"]]
                 for parts in outside.values():
                     row += [level_distance(up, down, sr, parts), level_distance(plain[s][0], plain[s + 1][0], sr, parts)]
