@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import shutil
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -23,21 +21,12 @@ from plugin.state import load_state
 from plugin.timeline import read_timeline
 from tests import kdenlive_app
 from tests.conftest import FIXTURES, ROOT
-from tests.test_kdenlive26 import _frames, _props, _rate
+from tests.test_kdenlive26 import _frames, _project, _props, _rate
 
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL / "config.json").exists(), reason="the demo model is not built")
 DEMO = ROOT / "resources" / "demo" / "demo.otio"
 NAMES = {"cutscore beat": False, "cutscore downbeat": True}
-
-
-def _kdenlive_project(folder: Path, name: str) -> Path:
-    """A Kdenlive fixture with its media beside it (26.08 writes paths relative to the document's root)."""
-    dst = folder / name
-    text = (FIXTURES / "timelines" / name).read_text(encoding="utf-8")
-    dst.write_text(re.sub(r'(<mlt\b[^>]*\broot=")[^"]*"', lambda m: f'{m.group(1)}{folder}"', text, count=1),
-                   encoding="utf-8")
-    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", folder)
-    return dst
+SOURCES = {"kdenlive-22.12": "kdenlive_example_v221170.kdenlive", "kdenlive-26.08": "kdenlive26_example.kdenlive"}
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +37,7 @@ def scores(tmp_path_factory, local_engine):
 
     out = {}
     folder = tmp_path_factory.mktemp("beats")
-    for key, src, suffix in (("fcp7", DEMO, ".xml"),
-                             ("kdenlive-22.12", _kdenlive_project(folder, "kdenlive_example_v221170.kdenlive"), ".kdenlive"),
-                             ("kdenlive-26.08", _kdenlive_project(folder, "kdenlive26_example.kdenlive"), ".kdenlive")):
+    for key, src, suffix in (("fcp7", DEMO, ".xml"), *((k, _project(folder, name), ".kdenlive") for k, name in SOURCES.items())):
         r = score_timeline(src, folder / f"scored-{key}{suffix}", local_engine,
                            ScoreOptions(model=str(DEMO_MODEL), seed=2, duck_db=None))
         out[key] = (r.out, load_state(r.out)[1].beats)
@@ -130,10 +117,54 @@ def test_kdenlive_markers_are_the_beats_within_a_frame(scores, key):
     text = path.read_text()
     root = ET.fromstring(text)
     _check(kdenlive_beat_markers(text), beats, _rate(root), read_timeline(path).duration.to_seconds())
-    # the editor's own marker categories are kept, cutscore's added after them
-    cats = json.loads(html.unescape(_props({e.get("id"): e for e in root if e.get("id")}["main_bin"])[
-        "kdenlive:docproperties.guidesCategories"]))
-    assert [c["comment"] for c in cats][-2:] == ["cutscore downbeat", "cutscore beat"]
+    # cutscore's categories among Kdenlive's first nine (26.08 keeps only those apart), none the
+    # editor's markers or guides use; the source's other categories unchanged
+    cats = _categories(text)
+    ours = {c["index"]: c["comment"] for c in cats if c["comment"] in NAMES}
+    assert len(ours) == 2 and all(i < 9 for i in ours)
+    src = {c["index"]: c for c in _categories((FIXTURES / "timelines" / SOURCES[key]).read_text())}
+    assert all(c == src[c["index"]] for c in cats if c["index"] not in ours)
+
+
+def _categories(text: str) -> list[dict]:
+    """The project's marker categories (Kdenlive's nine defaults where it has none written)."""
+    from plugin.kdenlive.markers import DEFAULT_CATEGORIES
+
+    root = ET.fromstring(text)
+    main_bin = next(e for e in root if e.get("id") == "main_bin")
+    cats = _props(main_bin).get("kdenlive:docproperties.guidesCategories")
+    return json.loads(html.unescape(cats)) if cats else [dict(c) for c in DEFAULT_CATEGORIES]
+
+
+def _project_text(categories: list[dict] | None, types: list[int]) -> str:
+    """A minimal project text: main_bin with these categories (None: none written) and a bin clip
+    whose markers have these types."""
+    marks = json.dumps([{"comment": "editor's", "pos": i, "type": t} for i, t in enumerate(types)])
+    cats = "" if categories is None else (
+        f'<property name="kdenlive:docproperties.guidesCategories">{html.escape(json.dumps(categories), quote=False)}'
+        "</property>")
+    return (f'<mlt><producer id="p"><property name="kdenlive:markers">{html.escape(marks, quote=False)}</property>'
+            f'</producer><playlist id="main_bin">\n{cats}<entry producer="p"/></playlist></mlt>')
+
+
+def test_cutscore_takes_two_unused_default_categories_else_adds_its_own():
+    from plugin.kdenlive.markers import DEFAULT_CATEGORIES, ensure_categories
+
+    defaults = [dict(c) for c in DEFAULT_CATEGORIES]
+    text, kinds = ensure_categories(_project_text(None, []))
+    assert kinds == {"downbeat": 8, "beat": 7} and len(_categories(text)) == 9
+    assert DEFAULT_CATEGORIES[8]["comment"] == "Category 9"  # the module's list is not changed
+    # the editor's markers use 8 and 7, and they renamed 6: cutscore takes 5 and 4
+    named = [dict(c, comment="Interviews") if c["index"] == 6 else c for c in defaults]
+    text, kinds = ensure_categories(_project_text(named, [8, 7, 7]))
+    assert kinds == {"downbeat": 5, "beat": 4}
+    assert {c["index"]: c["comment"] for c in _categories(text)}[6] == "Interviews"
+    # a second run reuses them
+    assert ensure_categories(text)[1] == kinds
+    # every default in use: cutscore's added after the nine (22.12 keeps them; 26.08 moves such
+    # markers to category index mod 9 when it opens the project)
+    text, kinds = ensure_categories(_project_text(defaults, list(range(9))))
+    assert kinds == {"downbeat": 9, "beat": 10} and len(_categories(text)) == 11
 
 
 @pytest.mark.slow

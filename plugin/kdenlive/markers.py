@@ -1,6 +1,7 @@
 """cutscore's beat markers in a Kdenlive project (torch-free): the music bin clips' kdenlive:markers
-as Kdenlive writes them, in marker categories of cutscore's own added to the project's
-(kdenlive:docproperties.guidesCategories, the same JSON list in Kdenlive 22.12 and 26.08)."""
+as Kdenlive writes them, in marker categories of cutscore's own among the project's
+(kdenlive:docproperties.guidesCategories, the same JSON list in Kdenlive 22.12 and 26.08): two of
+Kdenlive's nine default categories that the project does not use, renamed (ensure_categories)."""
 
 from __future__ import annotations
 
@@ -26,25 +27,36 @@ def markers_json(beats, rate: float, categories: dict[str, int], v11: bool, fram
 
 def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
     """The project with cutscore's marker categories (plugin/beats.py KDENLIVE_CATEGORIES) among its
-    own (kdenlive:docproperties.guidesCategories on main_bin; Kdenlive's nine defaults kept when the
-    project had none written), and {kind: category index}. Categories already there are reused."""
+    own (kdenlive:docproperties.guidesCategories on main_bin; Kdenlive's nine defaults when the
+    project had none written), and {kind: category index}. Categories already there are reused.
+
+    A new one takes the place of one of Kdenlive's nine default categories that nothing in the
+    project uses (its default colour, no marker or guide of its index), from the ninth down:
+    Kdenlive 26.08 reads the bin clips' markers before the project's categories and moves a
+    marker of category 10 or above to category (index mod 9), so only the first nine keep
+    cutscore's markers apart (22.12 keeps any). Only when all nine are taken is one added at the end."""
     from plugin.beats import KDENLIVE_CATEGORIES
 
     name = "kdenlive:docproperties.guidesCategories"
     m = re.search(rf'<property name="{name}">(.*?)</property>', text, re.S)
     try:
-        cats = json.loads(html.unescape(m.group(1))) if m else list(DEFAULT_CATEGORIES)
-        if not isinstance(cats, list):
+        cats = json.loads(html.unescape(m.group(1))) if m else [dict(c) for c in DEFAULT_CATEGORIES]
+        if not isinstance(cats, list) or not all(isinstance(c, dict) for c in cats):
             raise ValueError
     except ValueError:
         raise CutscoreError(f"the Kdenlive project's {name} is not the JSON list Kdenlive writes; open and save "
                             "the project in Kdenlive once") from None
+    used = {int(t) for t in re.findall(r'"type"\s*:\s*(\d+)', html.unescape(text))}  # markers' and guides'
+    free = [c for c in reversed(cats) if _untouched_default(c) and int(c.get("index", -1)) not in used]
     out = {}
     for kind, (comment, color) in KDENLIVE_CATEGORIES.items():
-        have = next((c for c in cats if isinstance(c, dict) and c.get("comment") == comment), None)
-        if have is None:
+        have = next((c for c in cats if c.get("comment") == comment), None)
+        if have is None and free:
+            have = free.pop(0)
+            have.update(color=color, comment=comment)
+        elif have is None:
             have = {"color": color, "comment": comment,
-                    "index": 1 + max((int(c.get("index", 0)) for c in cats if isinstance(c, dict)), default=-1)}
+                    "index": 1 + max((int(c.get("index", 0)) for c in cats), default=-1)}
             cats.append(have)
         out[kind] = int(have["index"])
     value = html.escape(json.dumps(cats, indent=4), quote=False)
@@ -54,6 +66,17 @@ def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
     if not at:
         raise CutscoreError("the Kdenlive project's bin (main_bin) is empty or malformed")
     return text[:at.end()] + f'  <property name="{name}">{value}</property>\n' + text[at.end():], out
+
+
+def _untouched_default(cat: dict) -> bool:
+    """One of Kdenlive's nine default categories as Kdenlive made it: its index, its default colour,
+    a name of a word and its number ("Category 9", or the same in the editor's language)."""
+    try:
+        i = int(cat.get("index", -1))
+    except (TypeError, ValueError):
+        return False
+    return (0 <= i < len(DEFAULT_CATEGORIES) and str(cat.get("color", "")).lower() == DEFAULT_CATEGORIES[i]["color"]
+            and re.fullmatch(rf"\D+ {i + 1}", str(cat.get("comment", ""))) is not None)
 
 
 # Kdenlive's own categories (22.12 and 26.08 write these nine into a new project)
