@@ -21,7 +21,7 @@ from plugin.state import load_state
 from plugin.timeline import read_timeline
 from tests import kdenlive_app
 from tests.conftest import FIXTURES, ROOT
-from tests.test_kdenlive26 import _frames, _project, _props, _rate
+from tests.test_kdenlive26 import _frames, _kdenlive26, _project, _props, _rate
 
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL / "config.json").exists(), reason="the demo model is not built")
 DEMO = ROOT / "resources" / "demo" / "demo.otio"
@@ -171,15 +171,8 @@ def test_cutscore_takes_two_unused_default_categories_else_adds_its_own():
 @pytest.mark.skipif(not kdenlive_app.available(), reason="needs kdenlive, xvfb, xdotool, dbus-x11 (apt-get install)")
 @pytest.mark.parametrize("version", ["22.12", "26.08"])
 def test_real_kdenlive_keeps_the_beat_markers_after_save_as(scores, tmp_path, version):
-    from tests import kdenlive_root
-
     path, _ = scores[f"kdenlive-{version}"]
-    prefix = None
-    if version == "26.08":
-        reason = kdenlive_root.why_not()
-        if reason:
-            pytest.fail(f"Kdenlive 26.08 root: {reason}")
-        prefix = kdenlive_root.prefix(kdenlive_root.build())
+    prefix = _kdenlive26() if version == "26.08" else None  # the forky root's Kdenlive
     shot = tmp_path / "kdenlive.png"
     kept = kdenlive_app.save_as(path, tmp_path / "saved.kdenlive", screenshot=shot, prefix=prefix, timeout=240)
     if (ROOT / "out").is_dir():

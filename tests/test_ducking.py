@@ -270,16 +270,11 @@ def test_melt_plays_the_keyframes_12_db_down_under_the_speech(kdenlive_scored, t
 @pytest.mark.skipif(not kdenlive_app.available(), reason="needs kdenlive, xvfb, xdotool, dbus-x11 (apt-get install)")
 @pytest.mark.parametrize("version", ["22.12", "26.08"])
 def test_real_kdenlive_keeps_the_ducking_after_save_as(kdenlive_scored, tmp_path, version):
-    from tests import kdenlive_root
     from tests.conftest import ROOT
+    from tests.test_kdenlive26 import _kdenlive26
 
     src, known, r = kdenlive_scored
-    prefix = None
-    if version == "26.08":
-        reason = kdenlive_root.why_not()
-        if reason:
-            pytest.fail(f"Kdenlive 26.08 root: {reason}")
-        prefix = kdenlive_root.prefix(kdenlive_root.build())
+    prefix = _kdenlive26() if version == "26.08" else None  # the forky root's Kdenlive
     saved = tmp_path / "saved.kdenlive"
     shot = tmp_path / "kdenlive.png"
     kept = kdenlive_app.save_as(r.out, saved, screenshot=shot, prefix=prefix, timeout=240)

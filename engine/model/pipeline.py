@@ -190,59 +190,58 @@ class Pipeline:
         sampled again on the editor's curve with every other frame held (the same noise; twice the
         steps). So the music outside the edited seconds is the prediction's music for this seed,
         bit-identical latents, and an edit the sampled region does not reach changes nothing."""
-        cfg = self.cfg
         steps, guidance, sampler = self._sampling(steps, guidance, sampler, [w])
-        sample_fn = get_sampler(sampler)
         # 2. predict the rhythm from the video features; 3. build the conditions
         f = self._features(w)
         if "scene" in ablate:
             f = f._replace(scene=torch.zeros_like(f.scene))
         with self._autocast():
             cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
-        # 4. seeded noise (on the CPU, so CPU and GPU runs start from the same noise)
-        g = torch.Generator().manual_seed(int(seed))
-        # trim: sample only the frames this (shorter) window needs, so the cost follows its length
-        frames_per_s = cfg.sample_rate / cfg.downsampling
-        frames = min(cfg.latent_frames, int(np.ceil(w.duration_s * frames_per_s)) + 1) if trim else cfg.latent_frames
-        shape = (1, cfg.dit.latent_dim, frames)
-        x = torch.randn(shape, generator=g).to(self.device)
-        free = torch.ones(frames, dtype=torch.bool)  # the frames sampled here; the rest held at `known`
-        known, noise = None, None
-        if inpaint is not None:
-            known, t0, t1 = inpaint
-            known, free = known[..., :frames].to(self.device), self._frames(frames, [(t0, t1)])
-            noise = torch.randn(shape, generator=g).to(self.device)
-        edited = self._frames(frames, self._edited_seconds(w)) & free
-        if "rhythm" in ablate:
-            edited[:] = False
-
-        def sample(cond, sampled: torch.Tensor, held, callback):
-            hold = None
-            if not sampled.all():
-                mask = (~sampled).to(self.device)[None, None]
-                hold = Inpaint(mask, held, noise if noise is not None else torch.randn(shape, generator=g).to(self.device))
-            with self._autocast():
-                return sample_fn(self.model.denoiser(cond, guidance), x, schedule(steps, self.device), callback, hold)
-
-        # 5. sample with classifier-free guidance (conditional + unconditional in one forward)
-        if edited.any():
-            with self._autocast():
-                cond_edit, _ = self.model.condition(f, edit=self._edit(w))
-            if torch.equal(edited, free):  # all that is sampled is edited: one pass on the curve
-                latents = sample(cond_edit, free, known, callback)
-            else:
-                def half(offset):
-                    return None if callback is None else lambda k, n: callback(offset + k, 2 * n)
-
-                base = sample(cond, free, known, half(0))
-                latents = sample(cond_edit, edited, base, half(steps))
-        else:
-            latents = sample(cond, free, known, callback)
-        latents = latents.float()
+        # 4. seeded noise; 5. sample with classifier-free guidance (one batched forward)
+        start = self._start(w, seed, inpaint, trim)
+        latents = self._sample(f, w, cond, start, steps, guidance, sampler, callback, "rhythm" in ablate).float()
         # 6. decode and cut to the exact duration
         audio = self.decode(latents, w.duration_s)[0]
         return Generation(audio=audio.float().cpu().numpy(), latents=latents.cpu(),
-                          rhythm=pred[0, : len(w.scene)].float().cpu().numpy(), sample_rate=cfg.sample_rate)
+                          rhythm=pred[0, : len(w.scene)].float().cpu().numpy(), sample_rate=self.cfg.sample_rate)
+
+    def _start(self, w: WindowFeatures, seed: int, inpaint, trim: bool):
+        """(x, free, known, held noise): the seeded starting noise (drawn on the CPU, so CPU and GPU
+        runs start alike), the latent frames sampled (the rest held at `known`), and the fixed noise
+        of the held frames' forward process. trim: only the frames a shorter window needs."""
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(int(seed))
+        frames = cfg.latent_frames
+        if trim:
+            frames = min(frames, int(np.ceil(w.duration_s * cfg.sample_rate / cfg.downsampling)) + 1)
+        shape = (1, cfg.dit.latent_dim, frames)
+        x, held_noise = (torch.randn(shape, generator=g).to(self.device) for _ in range(2))
+        if inpaint is None:
+            return x, torch.ones(frames, dtype=torch.bool), None, held_noise
+        known, t0, t1 = inpaint
+        return x, self._frames(frames, [(t0, t1)]), known[..., :frames].to(self.device), held_noise
+
+    def _sample(self, f: Features, w: WindowFeatures, cond, start, steps: int, guidance: float, sampler: str,
+                callback: Callback | None, no_edit: bool) -> torch.Tensor:
+        """The sampled latents: one pass, or, where the editor's curve covers part of what is
+        sampled, a pass on the prediction and one of the edited frames on the curve, the rest held."""
+        x, free, known, held_noise = start
+        sample_fn = get_sampler(sampler)
+
+        def sample(c, sampled: torch.Tensor, held, cb):
+            hold = None if sampled.all() else Inpaint((~sampled).to(self.device)[None, None], held, held_noise)
+            with self._autocast():
+                return sample_fn(self.model.denoiser(c, guidance), x, schedule(steps, self.device), cb, hold)
+
+        edited = self._frames(len(free), self._edited_seconds(w)) & free
+        if no_edit or not edited.any():
+            return sample(cond, free, known, callback)
+        with self._autocast():
+            cond_edit, _ = self.model.condition(f, edit=self._edit(w))
+        if torch.equal(edited, free):  # all that is sampled is edited: one pass on the curve
+            return sample(cond_edit, free, known, callback)
+        base = sample(cond, free, known, None if callback is None else lambda k, n: callback(k, 2 * n))
+        return sample(cond_edit, edited, base, None if callback is None else lambda k, n: callback(n + k, 2 * n))
 
     def decode(self, latents: torch.Tensor, duration_s: float) -> torch.Tensor:
         """6. latents (B, C, frames) -> audio (B, channels, samples) cut to the exact duration."""
