@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +74,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         plain = [score_span(client, tmp, s, span, None) for s in range(args.seeds + 1)]
+        t0 = time.perf_counter()
+        score_span(client, tmp, 0, span, None)
+        t_plain = time.perf_counter() - t0  # the engine warm, as for the edited scores below
+        t_edits = []
         sr = plain[0][1]
         top, bottom = prediction_extremes(plain[0][2])
         lo = -3.0  # the model's range bottom (core/model_config.py rhythm_range for 10 s windows)
         for s in range(args.seeds):
+            t0 = time.perf_counter()
             up = score_span(client, tmp, s, span, top)[0]
+            t_edits.append(time.perf_counter() - t0)
             downs = {"pred. bottom": score_span(client, tmp, s, span, bottom)[0],
                      "range bottom": score_span(client, tmp, s, span, lo)[0]}
             mu = span_measures(up, sr, *span)
@@ -108,6 +115,9 @@ def main() -> int:
                      (f"outside, in the windows it reaches, beyond {EDGE_S} s of its edges, within the seed spread",
                       all(r[9] <= r[10] for r in pred))):
         print(f"{what} (pred. bottom rows): {'holds' if ok else 'does NOT hold'}")
+    t_edit = float(np.mean(t_edits))
+    print(f"score time (warm engine): no edit {t_plain:.1f} s, the span raised {t_edit:.1f} s (mean over seeds; "
+          f"{t_edit / t_plain:.2f}x: the windows the span reaches are sampled twice)")
     print("plot: out/rhythm_span.png")
     return 0
 
