@@ -17,6 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+# imported here, not where first used: a first `import httpx` from several threads at once (the
+# soak's clients, a panel's pollers) once handed one of them the half-initialised module
+# ("module 'httpx' has no attribute 'Client'", the slow soak of 2026-12-06)
+import httpx
+
 from core.api import JobResult, JobStatus, Request
 from core.errors import CutscoreError
 from core.paths import DEFAULT_PORT, ROOT, token_path
@@ -194,8 +199,6 @@ class HttpEngine:
         self._token = token
 
     def _client(self, timeout: float | None):
-        import httpx
-
         return httpx.Client(base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {self._token}"})
 
     def _unreachable(self, e: Exception) -> CutscoreError:
@@ -203,8 +206,6 @@ class HttpEngine:
 
     def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 30,
               headers: dict | None = None) -> dict:
-        import httpx
-
         try:
             with self._client(timeout) as c:
                 r = c.request(method, path, json=body, headers=headers)
@@ -237,8 +238,6 @@ class HttpEngine:
         """Follow the job's server-sent event stream (text/event-stream, one JSON status per
         `data:` line) until the job ends."""
         import json
-
-        import httpx
 
         try:
             with self._client(timeout or 3600) as c, c.stream("GET", f"/jobs/{job_id}/events") as r:

@@ -30,17 +30,14 @@ class Beats(BaseModel):
     tempo_bpm: float
     markers: bool = True  # written as markers (`--beat-markers on`)
 
-    def within(self, start_s: float, duration_s: float, rate: float | None = None) -> list[tuple[float, str]]:
-        """(seconds from start_s, "beat" | "downbeat") of the beats in [start_s, start_s + duration_s).
-        With the timeline's frame rate, the beats whose nearest frame is one of the clip's: a beat in
-        the last half frame before a cut is marked on the next clip's first frame (never clamped to
-        this clip's last frame, a frame away)."""
-        both = zip(self.times_s, self.downbeat)
-        if rate is None:
-            return [(t - start_s, "downbeat" if d else "beat") for t, d in both
-                    if start_s - 1e-9 <= t < start_s + duration_s - 1e-9]
+    def within(self, start_s: float, duration_s: float, rate: float) -> list[tuple[float, str]]:
+        """(seconds from start_s, "beat" | "downbeat") of the beats whose nearest frame at the
+        timeline's rate lies in [start_s, start_s + duration_s): a beat in the last half frame before
+        a cut is marked on the next clip's first frame (never clamped onto this clip's last frame, a
+        frame early)."""
         a, b = round(start_s * rate), round((start_s + duration_s) * rate)
-        return [(max(t - start_s, 0.0), "downbeat" if d else "beat") for t, d in both if a <= round(t * rate) < b]
+        return [(max(t - start_s, 0.0), "downbeat" if d else "beat") for t, d in zip(self.times_s, self.downbeat)
+                if a <= round(t * rate) < b]
 
     def in_range(self, rng) -> list[tuple[float, str]]:
         """within() a clip's TimeRange on the timeline, at its frame rate."""

@@ -87,7 +87,7 @@ def test_beats_of_a_click_track_come_back_from_the_markers_within_a_frame():
     assert all(min(abs(clicks[::4] - t)) < 1 / rate for t in downs)  # the loud clicks: the bar's first beat
     # two clips of 6 s: each clip's markers, in its own time, land within one frame of the beats
     segs = [Segment("clip", i, f"c{i}", TimeRange(RationalTime(i * 150, rate), RationalTime(150, rate)), ROOT / "x.wav",
-                    beats=beats.within(i * 6.0, 6.0)) for i in range(2)]
+                    beats=beats.within(i * 6.0, 6.0, rate)) for i in range(2)]
     track = build_track(segs, rate, {})
     back = []
     for i, clip in enumerate(track.find_clips()):
@@ -109,7 +109,7 @@ def test_a_re_mark_replaces_only_cutscore_markers():
 
 def test_beats_within_and_replaced():
     b = Beats(times_s=[0.5, 1.0, 1.5, 2.0], downbeat=[True, False, False, False], tempo_bpm=120)
-    assert b.within(1.0, 1.0) == [(0.0, "beat"), (0.5, "beat")]
+    assert b.within(1.0, 1.0, 25.0) == [(0.0, "beat"), (0.5, "beat")]
     n = b.replaced(1.0, 2.0, Beats(times_s=[1.2, 1.7, 2.5], downbeat=[True, False, False], tempo_bpm=120))
     assert n.times_s == [0.5, 1.2, 1.7, 2.0] and n.downbeat == [True, True, False, False]
 
