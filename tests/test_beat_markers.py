@@ -109,6 +109,8 @@ def test_fcp7_markers_are_the_beats_within_a_frame(scores):
     path, beats = scores["fcp7"]
     text = path.read_text()
     _check(fcp7_beat_markers(text), beats, fcp7_rate(text), read_timeline(path).duration.to_seconds())
+    # the editor's marker on the demo edit (a hit point) is still on its clip
+    assert [m.findtext("name") for m in ET.fromstring(text).iter("marker")].count("hit") == 1
 
 
 @pytest.mark.parametrize("key", ["kdenlive-22.12", "kdenlive-26.08"])
@@ -122,8 +124,21 @@ def test_kdenlive_markers_are_the_beats_within_a_frame(scores, key):
     cats = _categories(text)
     ours = {c["index"]: c["comment"] for c in cats if c["comment"] in NAMES}
     assert len(ours) == 2 and all(i < 9 for i in ours)
-    src = {c["index"]: c for c in _categories((FIXTURES / "timelines" / SOURCES[key]).read_text())}
+    source = (FIXTURES / "timelines" / SOURCES[key]).read_text()
+    src = {c["index"]: c for c in _categories(source)}
     assert all(c == src[c["index"]] for c in cats if c["index"] not in ours)
+    # the editor's own clip markers (26.08's example has one on its sequence clip) are all still there
+    assert _clip_markers(text).items() >= _clip_markers(source).items()
+
+
+def _clip_markers(text: str) -> dict[str, str]:
+    """{kdenlive:id: its markers, as JSON text normalised} of every bin clip with markers."""
+    out = {}
+    for el in ET.fromstring(text):
+        p = _props(el)
+        if p.get("kdenlive:markers") and p.get("kdenlive:id"):
+            out[p["kdenlive:id"]] = json.dumps(json.loads(p["kdenlive:markers"]), sort_keys=True)
+    return out
 
 
 def _categories(text: str) -> list[dict]:
