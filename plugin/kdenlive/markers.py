@@ -32,9 +32,10 @@ def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
 
     A new one takes the place of one of Kdenlive's nine default categories that nothing in the
     project uses (its default colour, no marker or guide of its index), from the ninth down:
-    Kdenlive 26.08 reads the bin clips' markers before the project's categories and moves a
-    marker of category 10 or above to category (index mod 9), so only the first nine keep
-    cutscore's markers apart (22.12 keeps any). Only when all nine are taken is one added at the end."""
+    Kdenlive 26.08 moves a bin clip marker of category 10 or above to category (index mod 9) when
+    it opens a project (seen: 9 -> 0, 10 -> 1, 20 -> 2, 21 -> 3; as if it read the clip markers
+    before the project's categories), so only the first nine keep cutscore's markers apart (22.12
+    keeps any). Only when all nine are taken is one added at the end."""
     from plugin.beats import KDENLIVE_CATEGORIES
 
     name = "kdenlive:docproperties.guidesCategories"
