@@ -164,16 +164,10 @@ class Pipeline:
 
     @staticmethod
     def _edited_seconds(w: WindowFeatures) -> list[tuple[float, float]]:
-        """The window's edited seconds as runs [s0, s1) (the editor's curve, not NaN)."""
+        """The window's seconds [s, s + 1) that the editor's curve sets (not NaN)."""
         if w.rhythm is None:
             return []
-        runs, on = [], ~np.isnan(w.rhythm)
-        for s, e in enumerate(on):
-            if e and (not runs or runs[-1][1] != s):
-                runs.append([s, s + 1])
-            elif e:
-                runs[-1][1] = s + 1
-        return [(float(a), float(b)) for a, b in runs]
+        return [(float(k), float(k + 1)) for k in np.flatnonzero(~np.isnan(w.rhythm))]
 
     @torch.no_grad()
     def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
