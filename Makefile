@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/cutscore demo
 
+# the Debian tools the tests use are installed first when this user can (root or sudo with apt);
+# else the tests that need them skip, each with the apt line (scripts/debian-tools.txt)
 test: install
+	@scripts/debian-tools
 	$(BIN)/python -m pytest -q
 
 test-slow: install
+	@scripts/debian-tools --slow
 	$(BIN)/python -m pytest -q -m slow
 
 bench: install

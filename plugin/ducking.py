@@ -99,8 +99,7 @@ def dialogue_spans(tl, relink=None) -> list[AudioSpan]:
     listen to: the audio tracks' clips, or the picture's soundtracks when it has no audio track."""
     import opentimelineio as otio
 
-    from plugin.timeline import _enabled, _media_of, _resolve
-    from plugin.writeback import music_track
+    from plugin.timeline import _enabled, _media_of, _resolve, music_track
 
     ours = music_track(tl.otio)
     end = tl.duration.to_seconds()

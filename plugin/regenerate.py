@@ -30,8 +30,8 @@ from plugin.render import (
 )
 from plugin.score import editor_rhythm, sync_hits
 from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, wav_path
-from plugin.timeline import ADAPTERS
-from plugin.writeback import add_audio_levels, music_track, replace_beat_markers
+from plugin.timeline import ADAPTERS, music_track
+from plugin.writeback import MEDIA_URLS, add_audio_levels, rebase_media, replace_beat_markers
 
 EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
 
@@ -291,12 +291,14 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
         raise CutscoreError(f"{scored_path}: no music clip plays a take of {old.name}; was the music track edited?")
     side = wav.parent
     out_suffix = out_path.suffix.lower()
+    rebase_media(scored, scored_path.parent, out_path.parent, MEDIA_URLS[out_suffix])
     kwargs = {}
+    for c in track.find_clips():  # every take at the sidecar's WAV: a bundle's own copy, or a folder since moved
+        p = wav_path(c)
+        if p is not None and (side / p.name).exists() and p != (side / p.name).resolve():
+            c.media_reference.target_url = (side / p.name).resolve().as_uri() if out_suffix == ".xml" else str(
+                (side / p.name).resolve())
     if out_suffix in (".otioz", ".otiod"):
-        for c in track.find_clips():  # the bundle's own copies of the other takes: the sidecar's originals
-            p = wav_path(c)
-            if p is not None and not p.is_absolute() and (side / p.name).exists():
-                c.media_reference.target_url = str((side / p.name).resolve())
         from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
 
         kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile

@@ -29,8 +29,8 @@ from plugin.ducking import KEYFRAME_FORMATS, Ducking
 from plugin.ending import Ending
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
-from plugin.timeline import read_timeline
-from plugin.writeback import Segment, music_track, write_scored
+from plugin.timeline import music_track, read_timeline
+from plugin.writeback import Segment, write_scored
 
 STATE_VERSION = 2  # 1: the untyped dict of the sessions before the typed sidecar (same keys)
 
@@ -156,6 +156,9 @@ def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = No
     if not path.is_file():
         raise CutscoreError(f"{path}: is not a file; keep the `.cutscore` folder as `cutscore score` wrote it")
     state = parse(path.read_text(), path)
+    recorded = Path(state.request.output_dir)
+    if recorded != (side / "engine").resolve() and not recorded.is_dir() and (side / "engine").is_dir():
+        state.rebase(recorded, side / "engine")  # the folder was moved (another disk, another machine)
     for w in state.windows:
         for name in (w.audio, w.latents):
             if not Path(name).is_file():

@@ -27,6 +27,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
 from plugin.kdenlive.document import SequenceError
+from plugin.names import STATE_FILE, TRACK_NAME
 
 ADAPTERS = {
     ".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod", ".xml": "fcp_xml", ".edl": "cmx_3600",
@@ -328,6 +329,32 @@ def _unique_sorted(times: list[RationalTime]) -> list[RationalTime]:
     return out
 
 
+def is_cutscore_track(track) -> bool:
+    return track.name == TRACK_NAME or "cutscore" in track.metadata
+
+
+def _holds_cutscore_music(track) -> bool:
+    """A track whose name and metadata were dropped (FCP7 XML keeps neither) is still ours when its
+    clips carry our clip names or play WAVs from a folder holding cutscore's state."""
+    clips = list(track.find_clips())
+    if clips and all(c.name.startswith(f"{TRACK_NAME}: ") for c in clips):
+        return True
+    for c in clips:
+        url = getattr(c.media_reference, "target_url", "") or ""
+        path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url)
+        if url and (path.parent / STATE_FILE).exists():
+            return True
+    return False
+
+
+def music_track(tl: otio.schema.Timeline) -> otio.schema.Track | None:
+    """cutscore's own "cutscore music" track of a timeline (by its name or metadata, else by its
+    clips), None when it has none: never picture, dialogue or hit points."""
+    tracks = tl.audio_tracks()
+    return (next((t for t in tracks if is_cutscore_track(t)), None)
+            or next((t for t in tracks if _holds_cutscore_music(t)), None))
+
+
 def _kdenlive_export(tl: otio.schema.Timeline) -> bool:
     """Written by Kdenlive's own OpenTimelineIO export (25.04+; 26.08.2 seen here): it stamps the
     timeline's metadata with {"kdenlive": {"version": ...}} (cutscore's .kdenlive reader does not)."""
@@ -342,7 +369,11 @@ def _clip_marker_times(item, tl: otio.schema.Timeline, local: bool) -> list[Rati
     included (seen in 26.08.2: a marker at source 240 on a use from source 205 is written at 35)."""
     out = []
     rng = item.trimmed_range() if isinstance(item, otio.schema.Clip) else None
+    from plugin.beats import is_ours
+
     for m in getattr(item, "markers", []):
+        if is_ours(m.name, dict(m.metadata)):
+            continue
         t = m.marked_range.start_time
         try:
             if local and rng is not None:
@@ -356,10 +387,20 @@ def _clip_marker_times(item, tl: otio.schema.Timeline, local: bool) -> list[Rati
 
 
 def _markers(tl: otio.schema.Timeline, end: RationalTime) -> list[RationalTime]:
-    hits = [m.marked_range.start_time for m in tl.tracks.markers]
+    """The editor's hit points: markers of the timeline, its tracks and its clips, never cutscore's
+    own (its music track, and its beat markers wherever a format moved them)."""
+    from plugin.beats import is_ours
+
+    def editors(markers) -> list:
+        return [m for m in markers if not is_ours(m.name, dict(m.metadata))]
+
+    hits = [m.marked_range.start_time for m in editors(tl.tracks.markers)]
     local = _kdenlive_export(tl)
+    ours = music_track(tl)
     for track in tl.tracks:
-        hits.extend(m.marked_range.start_time for m in track.markers)
+        if track is ours:
+            continue
+        hits.extend(m.marked_range.start_time for m in editors(track.markers))
         for item in track.find_children():
             hits.extend(_clip_marker_times(item, tl, local))
     zero = RationalTime(0, end.rate)

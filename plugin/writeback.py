@@ -12,7 +12,6 @@ cutscore track replaced), everything else preserved (torch-free).
 from __future__ import annotations
 
 import copy
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +22,13 @@ from core.errors import CutscoreError
 from core.files import atomic_write
 from plugin.kdenlive.volume import volume_keys
 from plugin.kdenlive.writer import MusicClip, patch_project
-from plugin.names import STATE_FILE, TRACK_NAME
-from plugin.timeline import ADAPTERS, Timeline
+from plugin.names import TRACK_NAME
+from plugin.timeline import ADAPTERS, Timeline, is_cutscore_track, music_track
 
 WRITABLE = {".otio", ".otioz", ".otiod", ".xml", ".kdenlive"}
+# how each OTIO-written format points at media given relative to the input (rebase_media); a bundle
+# copies the media it finds, FCP7 XML's <pathurl> is a file:// URL
+MEDIA_URLS = {".otio": "relative", ".otioz": "path", ".otiod": "path", ".xml": "url"}
 
 
 @dataclass
@@ -45,30 +47,6 @@ class Segment:
     # the music's beats in this clip (plugin/beats.py): (seconds from its start, "beat" | "downbeat"),
     # written as the format's clip markers
     beats: list[tuple[float, str]] = field(default_factory=list)
-
-
-def _is_cutscore_track(track) -> bool:
-    return track.name == TRACK_NAME or "cutscore" in track.metadata
-
-
-def _holds_cutscore_music(track) -> bool:
-    """A track whose name and metadata were dropped (FCP7 XML keeps neither) is still ours when its
-    clips carry our clip names or play WAVs from a folder holding cutscore's state."""
-    clips = list(track.find_clips())
-    if clips and all(c.name.startswith(f"{TRACK_NAME}: ") for c in clips):
-        return True
-    for c in clips:
-        url = getattr(c.media_reference, "target_url", "") or ""
-        path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url)
-        if url and (path.parent / STATE_FILE).exists():
-            return True
-    return False
-
-
-def music_track(tl: otio.schema.Timeline) -> otio.schema.Track | None:
-    tracks = tl.audio_tracks()
-    return (next((t for t in tracks if _is_cutscore_track(t)), None)
-            or next((t for t in tracks if _holds_cutscore_music(t)), None))
 
 
 def build_track(segments: list[Segment], rate: float, metadata: dict, resolve: bool = False) -> otio.schema.Track:
@@ -114,7 +92,7 @@ def replace_beat_markers(clip: otio.schema.Clip, beats: list[tuple[float, str]],
 def scored_otio(tl: Timeline, segments: list[Segment], metadata: dict) -> otio.schema.Timeline:
     out = copy.deepcopy(tl.otio)
     for i in reversed(range(len(out.tracks))):
-        if out.tracks[i].kind == otio.schema.TrackKind.Audio and _is_cutscore_track(out.tracks[i]):
+        if out.tracks[i].kind == otio.schema.TrackKind.Audio and is_cutscore_track(out.tracks[i]):
             del out.tracks[i]
     from_resolve = any("Resolve_OTIO" in t.metadata for t in out.tracks) or "Resolve_OTIO" in out.metadata
     out.tracks.append(build_track(segments, tl.duration.rate, metadata, resolve=from_resolve))
@@ -122,12 +100,35 @@ def scored_otio(tl: Timeline, segments: list[Segment], metadata: dict) -> otio.s
     return out
 
 
-def _absolute_media(tl: otio.schema.Timeline, base: Path) -> None:
+def _plain_relative(url: str) -> bool:
+    """A media URL written as a path relative to the timeline's folder (no scheme, not absolute on
+    any system: `C:\\...` and `\\\\server\\...` are Windows' absolute paths)."""
+    import re
+
+    if not url or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", url) or url.startswith(("/", "\\")):
+        return False
+    return not re.match(r"^[A-Za-z]:[\\/]", url)
+
+
+def rebase_media(tl: otio.schema.Timeline, src_dir: Path, out_dir: Path, how: str) -> None:
+    """Every media reference written relative to the input's folder made to point at the same file
+    from the output's folder: `relative` keeps it relative (rebased, so the project folder can move
+    with its media), `path` makes it an absolute path (a bundle copies what it finds), `url` an
+    absolute file:// URL (FCP7 XML's <pathurl>). Absolute paths and URLs are left as they are."""
+    import os
+
     for clip in tl.find_clips():
         ref = clip.media_reference
         url = getattr(ref, "target_url", None)
-        if url and "://" not in url and not Path(url).is_absolute() and (base / url).is_file():
-            ref.target_url = str((base / url).resolve())
+        if not isinstance(ref, otio.schema.ExternalReference) or not _plain_relative(url):
+            continue
+        full = Path(os.path.normpath(src_dir.resolve() / url))
+        if how == "relative":
+            ref.target_url = Path(os.path.relpath(full, out_dir.resolve())).as_posix()
+        elif how == "url":
+            ref.target_url = full.as_uri()
+        else:
+            ref.target_url = str(full)
 
 
 def check_output(in_path: Path, out_path: Path) -> None:
@@ -311,6 +312,7 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
                            encoding="utf-8")
             return
         out = scored_otio(tl, segments, metadata)
+        rebase_media(out, tl.path.parent, out_path.parent, MEDIA_URLS[suffix])
         if suffix != ".otio":
             _explicit_source_ranges(out)
         if suffix == ".xml":
@@ -320,7 +322,6 @@ def write_scored(tl: Timeline, segments: list[Segment], metadata: dict, out_path
                 clip.media_reference.target_url = Path(clip.media_reference.target_url).as_uri()
         kwargs = {}
         if suffix in (".otioz", ".otiod"):
-            _absolute_media(out, tl.path.parent)  # the bundle copies media it can find on disk
             from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
 
             kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile

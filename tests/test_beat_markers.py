@@ -19,7 +19,7 @@ from plugin.kdenlive import document
 from plugin.kdenlive.writer import TRACK_NAME
 from plugin.state import load_state
 from plugin.timeline import read_timeline
-from tests import kdenlive_app
+from tests import kdenlive_app, tools
 from tests.conftest import FIXTURES, ROOT
 from tests.test_kdenlive26 import _frames, _kdenlive26, _project, _props, _rate
 
@@ -37,11 +37,30 @@ def scores(tmp_path_factory, local_engine):
 
     out = {}
     folder = tmp_path_factory.mktemp("beats")
-    for key, src, suffix in (("fcp7", DEMO, ".xml"), *((k, _project(folder, name), ".kdenlive") for k, name in SOURCES.items())):
+    for key, src, suffix in (("otio", DEMO, ".otio"), ("fcp7", DEMO, ".xml"),
+                             *((k, _project(folder, name), ".kdenlive") for k, name in SOURCES.items())):
         r = score_timeline(src, folder / f"scored-{key}{suffix}", local_engine,
                            ScoreOptions(model=str(DEMO_MODEL), seed=2, duck_db=None))
         out[key] = (r.out, load_state(r.out)[1].beats)
+        INPUTS[key] = src
     return out
+
+
+INPUTS: dict = {}  # the timeline each score of `scores` read
+
+
+@pytest.mark.parametrize("key", ["otio", "fcp7", "kdenlive-22.12", "kdenlive-26.08"])
+def test_a_scored_timeline_reads_back_with_the_editors_hit_points_only(scores, key):
+    """cutscore's beat markers (8 or more on the music) are not hit points when the scored file is
+    read again: plan, the panel and a second score see the input's own markers, and its media."""
+    path, beats = scores[key]
+    assert sum(1 for t in beats.times_s if t < read_timeline(path).duration.to_seconds()) >= 8
+    text = path.read_text()
+    assert text.count("cutscore beat") + text.count("cutscore downbeat") >= 8  # the markers are in the file
+    scored, source = read_timeline(path), read_timeline(INPUTS[key])
+    assert scored.hits == source.hits and len(source.hits) >= 1
+    assert scored.cuts == source.cuts
+    assert scored.warnings == [] and all(c.media_found for c in scored.clips)
 
 
 def fcp7_rate(text: str) -> float:
@@ -183,7 +202,7 @@ def test_cutscore_takes_two_unused_default_categories_else_adds_its_own():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not kdenlive_app.available(), reason="needs kdenlive, xvfb, xdotool, dbus-x11 (apt-get install)")
+@tools.needs("kdenlive", "Xvfb", "xdotool", "dbus-run-session", "ffmpeg")
 @pytest.mark.parametrize("version", ["22.12", "26.08"])
 def test_real_kdenlive_keeps_the_beat_markers_after_save_as(scores, tmp_path, version):
     path, _ = scores[f"kdenlive-{version}"]

@@ -19,9 +19,9 @@ import pytest
 from core.paths import DEMO_MODEL
 from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking, dialogue_spans
 from plugin.render import read_wav
-from tests import kdenlive_app, speech
+from tests import kdenlive_app, speech, tools
 
-pytestmark = [pytest.mark.skipif(not speech.have_espeak(), reason="espeak-ng not installed (apt-get install espeak-ng)"),
+pytestmark = [tools.needs("espeak-ng"),
               pytest.mark.skipif(not (DEMO_MODEL / "config.json").exists(), reason="the demo model is not built")]
 TOL_DB = 1.5
 
@@ -248,7 +248,7 @@ def _melt_audio(project, out_wav):
     return read_wav(out_wav)
 
 
-@pytest.mark.skipif(shutil.which("melt") is None, reason="MLT melt not installed (apt-get install melt)")
+@tools.needs("melt")
 def test_melt_plays_the_keyframes_12_db_down_under_the_speech(kdenlive_scored, tmp_path):
     """MLT (what Kdenlive plays and renders with) reads the keyframes as meant: rendered with the
     dialogue track muted, the music is 12 dB lower inside the speech than the same project with the
@@ -267,7 +267,7 @@ def test_melt_plays_the_keyframes_12_db_down_under_the_speech(kdenlive_scored, t
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not kdenlive_app.available(), reason="needs kdenlive, xvfb, xdotool, dbus-x11 (apt-get install)")
+@tools.needs("kdenlive", "Xvfb", "xdotool", "dbus-run-session", "ffmpeg")
 @pytest.mark.parametrize("version", ["22.12", "26.08"])
 def test_real_kdenlive_keeps_the_ducking_after_save_as(kdenlive_scored, tmp_path, version):
     from tests.conftest import ROOT

@@ -1,7 +1,6 @@
 """Visual features from real video (issue 4): tests/fixtures and ../shared/media files, real
 OpenCV decoding, real PySceneDetect, a tiny random-init open_clip model (no download)."""
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -12,11 +11,12 @@ from engine.features import FeatureConfig, extract
 from engine.features.audio import audio_rhythm_target
 from engine.features.cuts import onsets_from_cuts
 from engine.features.video import decode_range
+from tests import tools
 from tests.conftest import media
 
 NO_CLIP = FeatureConfig(clip_model=None)
 TINY_CLIP = FeatureConfig(clip_model="cutscore-tiny-clip", clip_pretrained=None)
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+needs_ffmpeg = tools.needs("ffmpeg")
 
 
 def test_testvideo_hard_cuts_are_onsets_at_seconds_1_and_6():

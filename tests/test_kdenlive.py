@@ -17,7 +17,7 @@ from plugin.regenerate import regenerate_clip
 from plugin.render import read_wav
 from plugin.score import ScoreOptions, score_timeline
 from plugin.timeline import read_timeline
-from tests import kdenlive_app
+from tests import kdenlive_app, tools
 from tests.conftest import FIXTURES, ROOT
 
 TL = FIXTURES / "timelines"
@@ -118,7 +118,7 @@ def test_clip_markers_and_guides_are_hit_points():
     assert tl.hits == [RationalTime(60, 25), RationalTime(130, 25), RationalTime(240, 25)]
 
 
-@pytest.mark.skipif(shutil.which("melt") is None, reason="MLT melt not installed (apt-get install melt)")
+@tools.needs("melt")
 def test_melt_renders_the_bin_clip_music(tmp_path, local_engine):
     src = _project(tmp_path, "mix_markers_25.kdenlive")
     out = tmp_path / "scored.kdenlive"
@@ -141,7 +141,7 @@ CASES = ["kdenlive_example_v221170.kdenlive", "mix_markers_25.kdenlive", "short_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not kdenlive_app.available(), reason="needs kdenlive, xvfb, xdotool, dbus-x11 (apt-get install)")
+@tools.needs("kdenlive", "Xvfb", "xdotool", "dbus-run-session", "ffmpeg")
 @pytest.mark.parametrize("case", CASES)
 def test_real_kdenlive_keeps_every_music_clip(tmp_path, local_engine, case):
     name = "mix_markers_25.kdenlive" if case == "regenerated" else case

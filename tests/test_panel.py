@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from tests import tools
+
 pytest.importorskip("pytestqt")
 from PyQt6.QtCore import QTimer  # noqa: E402
 
@@ -275,7 +277,7 @@ def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
     assert again.state.user_hits == [pytest.approx(hit, abs=frame)]
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+@tools.needs("espeak-ng")
 def test_the_music_lane_shows_the_speech_and_the_ducking_and_it_turns_off(panel, qtbot, tmp_path):
     """Issue 34: the dialogue timeline (tests/speech.py) generated in the panel: the speech the
     engine found as orange bands on the music lane with the envelope over it; the Duck box off,

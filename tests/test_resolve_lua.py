@@ -16,10 +16,11 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from plugin import names
 from plugin import resolve as rs
+from tests import tools
 from tests.conftest import ROOT
 
 LUA = shutil.which("luajit") or shutil.which("lua5.1")
-pytestmark = pytest.mark.skipif(LUA is None, reason="needs a Lua 5.1 interpreter (apt-get install luajit)")
+pytestmark = pytest.mark.skipif(LUA is None, reason=f"needs a Lua 5.1 interpreter ({tools.apt_line(['luajit'])})")
 FAKE = ROOT / "tests" / "fake_resolve.lua"
 ARGS = "--no-panel --extra=--engine --extra=local --extra=--model --extra=debug --extra=--steps --extra=2"
 RATES = {"24": (24.0, False), "25": (25.0, False), "29.97": (30000 / 1001, False), "59.94": (60000 / 1001, True)}

@@ -19,6 +19,7 @@ from plugin.regenerate import regenerate_clip
 from plugin.render import StitchWindow, read_wav, stitch, to_samples
 from plugin.score import ScoreOptions, score_timeline
 from plugin.timeline import load_otio, read_timeline
+from tests import tools
 from tests.conftest import FIXTURES, ROOT, SHARED, media
 
 TIMELINES = ["simple_cut.otio", "multitrack.otio", "clip_example.otio", "premiere_example.xml",
@@ -282,7 +283,7 @@ def test_regenerate_works_after_a_round_trip_that_drops_metadata(tmp_path):
     assert find_sidecar(tl, stripped) == tmp_path / "scored.cutscore"
 
 
-@pytest.mark.skipif(shutil.which("melt") is None, reason="MLT melt not installed (apt-get install melt)")
+@tools.needs("melt")
 def test_scored_kdenlive_project_renders_with_melt(tmp_path, local_engine):
     for f in (FIXTURES / "timelines" / "short_edit.kdenlive", ROOT / "resources" / "demo" / "testvideo.mp4"):
         shutil.copy(f, tmp_path)

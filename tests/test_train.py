@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine.train.module import DiffV2MModule, TrainConfig, inverse_lr, p_pred
+from tests import tools
 from tests.conftest import ROOT
 
 
@@ -352,8 +353,7 @@ def test_evaluate_computes_density_coverage_with_laion_clap(tmp_path, monkeypatc
         emb.Clap(tmp_path / "broken.pt")
 
 
-@pytest.mark.skipif(not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists() or not __import__("shutil").which("fluidsynth"),
-                    reason="needs fluidsynth and fluid-soundfont-gm (apt-get install)")
+@tools.needs("fluidsynth", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
 def test_gm_corpus_is_deterministic_pitched_and_hits_the_cuts(tmp_path):
     """Issue 15's corpus: real instrument samples through FluidSynth, the same picture-to-music rules."""
     import librosa

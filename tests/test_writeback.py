@@ -311,3 +311,69 @@ def test_fcp7_clips_citing_a_second_file_entry_keep_their_source_time(tmp_path):
     assert [c.file_range for c in after.clips] == [c.file_range for c in before.clips]
     # one file, spelled two equivalent ways so that the adapter writes two <file> entries
     assert {os.path.normpath(urllib.parse.urlparse(c.media).path) for c in after.clips} == {"/media/a.mov"}
+
+
+# Issue 48: an output in another folder, and a project folder moved -------------------------------------
+def _media_files(path: Path) -> list[Path]:
+    """The picture media a scored file names, resolved as a reader of the format does (not our
+    reader's code): OTIO JSON target_url relative to the file's folder; FCP7 XML <pathurl> file:// URLs."""
+    import json
+    import urllib.parse
+    import xml.etree.ElementTree as ET
+
+    if path.suffix == ".xml":
+        urls = [el.text for el in ET.parse(path).getroot().iter("pathurl") if not el.text.endswith(".wav")]
+        assert all(u.startswith("file://") for u in urls), urls
+        return [Path(urllib.parse.unquote(urllib.parse.urlparse(u).path)) for u in urls]
+    found = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            if o.get("OTIO_SCHEMA", "").startswith("ExternalReference") and not o["target_url"].endswith(".wav"):
+                found.append(path.parent / o["target_url"])
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(json.loads(path.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("suffix", [".otio", ".xml"])
+def test_an_output_in_another_folder_points_at_the_same_media(tmp_path, local_engine, suffix):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    src = _demo(tmp_path / "in")  # its media are relative: "testvideo.mp4"
+    out = tmp_path / "out" / f"scored{suffix}"
+    score_timeline(src, out, local_engine, ScoreOptions(model="debug", steps=2))
+    files = _media_files(out)
+    assert len(files) == (5 if suffix == ".otio" else 1)  # FCP7 XML defines a <file> once, then cites its id
+    assert all(f.is_file() and f.samefile(src.parent / "testvideo.mp4") for f in files)
+    if suffix == ".otio":  # relative still, so the folders can move together
+        assert '"target_url": "../in/testvideo.mp4"' in out.read_text()
+    back = read_timeline(out)
+    assert back.warnings == [] and all(c.media_found for c in back.clips)
+    # a regenerate written into a third folder keeps pointing at them too
+    (tmp_path / "third").mkdir()
+    r = tmp_path / "third" / f"r{suffix}"
+    regenerate_clip(out, "1", local_engine, r, seed=3)
+    assert all(f.samefile(src.parent / "testvideo.mp4") for f in _media_files(r))
+    assert read_timeline(r).warnings == []
+
+
+def test_a_project_folder_moved_elsewhere_still_plans_and_regenerates(tmp_path, local_engine):
+    a = tmp_path / "a"
+    a.mkdir()
+    src = _demo(a)
+    score_timeline(src, a / "scored.otio", local_engine, ScoreOptions(model="debug", steps=2))
+    b = tmp_path / "moved"
+    shutil.move(a, b)
+    moved = b / "scored.otio"
+    assert read_timeline(moved).warnings == []
+    r = regenerate_clip(moved, "2", local_engine, b / "r.otio", seed=4)
+    assert r.wav.parent == b / "scored.cutscore"
+    music = music_track(otio.adapters.read_from_file(str(b / "r.otio")))
+    assert all(Path(c.media_reference.target_url).is_file() for c in music.find_clips())
+    assert [Path(c.media_reference.target_url).parent for c in music.find_clips()] == [b / "scored.cutscore"] * 5

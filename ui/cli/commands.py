@@ -73,7 +73,7 @@ def _scored_rhythm(path, tl) -> dict | None:
     the form `--rhythm FILE` reads; None for a timeline not scored."""
     from plugin.rhythm import curve_doc
     from plugin.state import load_state, predicted_rhythm
-    from plugin.writeback import music_track
+    from plugin.timeline import music_track
 
     if music_track(tl.otio) is None:
         return None
