@@ -27,7 +27,6 @@ from core.api import AudioSpan
 DUCK_DB = -12.0  # --duck auto
 ATTACK_S = 0.15
 RELEASE_S = 0.4
-KEYFRAME_FORMATS = (".kdenlive", ".xml")  # formats with gain keyframes on clips; the rest get a ducked take
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from core.api import JobStatus, RegenerateRequest
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
-from core.files import InUse, atomic_write, atomic_write_text, exclusive
+from core.files import InUse, exclusive
+from plugin.formats import find, writable
 from plugin.names import same_segment, take_name, take_pattern, take_version
 from plugin.render import (
     StitchWindow,
@@ -29,9 +30,8 @@ from plugin.render import (
     write_wav,
 )
 from plugin.score import editor_rhythm, sync_hits
-from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, wav_path
-from plugin.timeline import ADAPTERS, music_track
-from plugin.writeback import MEDIA_URLS, add_audio_levels, rebase_media, replace_beat_markers
+from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, segments_of
+from plugin.writeback import write_timeline
 
 EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
 
@@ -92,7 +92,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
 
     scored_path = Path(scored_path)
     sequence = None
-    if scored_path.suffix.lower() == ".kdenlive" and scored_path.is_file():  # the sequence the music is on
+    if find(scored_path) is not None and find(scored_path).patches_input and scored_path.is_file():  # its music's sequence
         from plugin.kdenlive.writer import music_sequence
 
         sequence = music_sequence(scored_path.read_text(encoding="utf-8"))
@@ -202,13 +202,6 @@ def _new_beats(side: Path, state: Sidecar, at: _Where, markers: bool | None) -> 
         update={"markers": (old.markers if old is not None else True) if markers is None else markers})
 
 
-def _clip_beats(state: Sidecar, name: str) -> list[tuple[float, str]]:
-    seg = next((s for s in state.segments if s.name == name), None)
-    if seg is None or state.beats is None or not state.beats.markers:
-        return []
-    return state.beats.in_range(seg.range)
-
-
 def _output_path(scored_path: Path, out_path: str | Path | None, version: int, force: bool) -> Path:
     """Where the regenerated timeline goes: -o, else `<scored>-r<take>`, in the scored timeline's format."""
     out_path = Path(out_path) if out_path else scored_path.with_name(f"{scored_path.stem}-r{version}{scored_path.suffix}")
@@ -216,7 +209,7 @@ def _output_path(scored_path: Path, out_path: str | Path | None, version: int, f
         raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
     if not out_path.parent.is_dir():
         raise CutscoreError(f"{out_path.parent}: no such folder for the output")
-    if out_path.suffix.lower() != scored_path.suffix.lower():
+    if find(out_path) is not find(scored_path):
         raise CutscoreError(f"{out_path}: regenerate writes the scored timeline's own format "
                             f"({scored_path.suffix}); name the output {out_path.stem}{scored_path.suffix}")
     return out_path
@@ -267,48 +260,11 @@ def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
 
 def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Path, wav: Path,
                        out_path: Path, state: Sidecar, name: str = "") -> None:
-    """The scored timeline with the clip's music pointing at `wav` instead of `old` (Kdenlive's entry
-    keeps its volume keyframes; FCP7 XML's Audio Levels, which OTIO does not read, are written again
-    from the sidecar)."""
-    suffix = scored_path.suffix.lower()
-    if suffix == ".kdenlive":
-        from plugin.kdenlive.writer import replace_clip_wav
-
-        atomic_write_text(out_path, replace_clip_wav(scored_path.read_text(encoding="utf-8"), old, wav,
-                                                     f"cutscore music: {name}", tuple(_clip_beats(state, name))))
-        return
-    track = music_track(scored)
-    take = take_pattern(old.name)
-    found = 0
-    for c in track.find_clips():  # found by its WAV's take name, which survives editors that drop metadata
-        p = wav_path(c)
-        if p is not None and take.fullmatch(p.name):
-            new_url = wav.resolve().as_uri() if out_path.suffix.lower() == ".xml" else str(wav.resolve())
-            c.media_reference.target_url = new_url  # FCP7 XML: a file:// URL; OTIO: a plain path (Resolve)
-            replace_beat_markers(c, _clip_beats(state, name), state.segments[0].rate)
-            found += 1
-    if not found:
-        raise CutscoreError(f"{scored_path}: no music clip plays a take of {old.name}; was the music track edited?")
+    """The scored timeline with the segment `name` playing `wav` in place of `old` (the sidecar,
+    already saved, records it), written by the one writer of scored timelines."""
     side = wav.parent
-    out_suffix = out_path.suffix.lower()
-    rebase_media(scored, scored_path.parent, out_path.parent, MEDIA_URLS[out_suffix])
-    kwargs = {}
-    for c in track.find_clips():  # every take at the sidecar's WAV: a bundle's own copy, or a folder since moved
-        p = wav_path(c)
-        if p is not None and (side / p.name).exists() and p != (side / p.name).resolve():
-            c.media_reference.target_url = (side / p.name).resolve().as_uri() if out_suffix == ".xml" else str(
-                (side / p.name).resolve())
-    if out_suffix in (".otioz", ".otiod"):
-        from opentimelineio.adapters.file_bundle_utils import MediaReferencePolicy
-
-        kwargs["media_policy"] = MediaReferencePolicy.MissingIfNotFile
-    def write(tmp: Path) -> None:
-        otio.adapters.write_to_file(scored, str(tmp), adapter_name=ADAPTERS[out_suffix], **kwargs)
-        if out_suffix == ".xml" and state.ducking is not None:
-            add_audio_levels(tmp, [state.ducking.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds())
-                                   for s in state.segments], state.segments[0].rate)
-
-    atomic_write(out_path, write)
+    write_timeline(out_path, scored_path, scored, segments_of(side, state, writable(out_path, scored_path)),
+                   state.summary(side), state.segments[0].rate, retake=(old, wav, name))
 
 
 def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | Path | None = None) -> Choice:

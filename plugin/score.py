@@ -26,8 +26,9 @@ from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
 from core.signal import loudness_gain_db
 from plugin.beats import Beats, track_beats
-from plugin.ducking import ATTACK_S, DUCK_DB, KEYFRAME_FORMATS, RELEASE_S, Ducking, dialogue_spans
+from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking, dialogue_spans
 from plugin.ending import Ending
+from plugin.formats import writable
 from plugin.names import STATE_FILE, take_name
 from plugin.plan import Plan, make_plan
 from plugin.render import (
@@ -38,9 +39,9 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.state import SegmentRecord, Sidecar, sidecar_dir
+from plugin.state import SegmentRecord, Sidecar, segments_of, sidecar_dir
 from plugin.timeline import Limits, Timeline, _unique_sorted, read_timeline
-from plugin.writeback import Segment, check_output, write_scored
+from plugin.writeback import write_timeline
 
 
 class ScoreOptions(Settings):
@@ -185,18 +186,20 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         ducking = _ducking(opts, result.speech_s, end.to_seconds(), out_path)
         if ducking is not None and ducking.baked:
             music = ducking.apply(music, 0, opts.sample_rate)
-        segments = _write_segments(tl, music, opts.sample_rate, side, work, ducking, beats, tail)
+        records = _write_segments(tl, music, opts.sample_rate, work, tail)
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
                         model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
                         ending=ending, ducking=ducking, beats=beats,
-                        segments=[SegmentRecord.of(s.kind, s.index, s.name, s.range, s.wav.name) for s in segments])
+                        segments=records)
         _commit_sidecar(state, work, side)
-        write_scored(tl, segments, _scored_meta(state, side), out_path)
+        fmt = writable(out_path, timeline_path)
+        write_timeline(out_path, timeline_path, tl.otio, segments_of(side, state, fmt), state.summary(side),
+                       tl.duration.rate)
     finally:
         if work.exists():
             shutil.rmtree(work)
-    return ScoreResult(out=out_path, sidecar=side, segments=len(segments), model=model, gain_db=gain, notices=notices,
+    return ScoreResult(out=out_path, sidecar=side, segments=len(records), model=model, gain_db=gain, notices=notices,
                        cuts_s=[c.to_seconds() for c in tl.cuts], music=music, sample_rate=opts.sample_rate,
                        windows=state.windows, ducking=ducking, beats=beats)
 
@@ -230,7 +233,7 @@ def _check_paths(timeline_path: Path, out_path: Path, force: bool) -> Path:
     """The sidecar folder of out_path, once nothing the user has would be overwritten unasked."""
     if out_path.resolve() == timeline_path.resolve():
         raise CutscoreError(f"{out_path}: is the input; cutscore never modifies your timeline, choose another -o")
-    check_output(timeline_path, out_path)
+    writable(out_path, timeline_path)
     if out_path.exists() and not force:
         raise CutscoreError(f"{out_path}: already exists; choose another -o or pass --force")
     if not out_path.parent.is_dir():
@@ -245,21 +248,18 @@ def _ducking(opts: ScoreOptions, speech_s, duration_s: float, out_path: Path) ->
     if opts.duck_db is None or not speech_s:
         return None
     return Ducking.plan([tuple(r) for r in speech_s], duration_s, opts.duck_db, opts.duck_attack_s,
-                        opts.duck_release_s, baked=out_path.suffix.lower() not in KEYFRAME_FORMATS)
+                        opts.duck_release_s, baked=not writable(out_path).gain_keyframes)
 
 
-def _write_segments(tl, music: np.ndarray, sr: int, side: Path, work: Path, ducking: Ducking | None,
-                    beats: Beats, tail: RationalTime | None = None) -> list[Segment]:
+def _write_segments(tl, music: np.ndarray, sr: int, work: Path, tail: RationalTime | None = None) -> list[SegmentRecord]:
     """The music under each picture clip or gap, as take v1 WAVs written into the work folder (they
-    reach `side` when the sidecar is committed), with the ducking's keys and the beats over each."""
-    segments = []
+    reach the sidecar folder when it is committed)."""
+    records = []
     for kind, idx, name, rng in picture_segments(tl, tail):
-        wav = side / take_name(kind, idx, 1)
-        write_wav(work / wav.name, _cut(music, rng, sr), sr)
-        keys = ducking.clip_keys(rng.start_time.to_seconds(), rng.duration.to_seconds()) if ducking else []
-        marks = beats.in_range(rng) if beats.markers else []
-        segments.append(Segment(kind, idx, name, rng, wav, keys, bool(ducking and ducking.baked), marks))
-    return segments
+        wav = take_name(kind, idx, 1)
+        write_wav(work / wav, _cut(music, rng, sr), sr)
+        records.append(SegmentRecord.of(kind, idx, name, rng, wav))
+    return records
 
 
 def _commit_sidecar(state: Sidecar, work: Path, side: Path) -> None:
@@ -269,14 +269,6 @@ def _commit_sidecar(state: Sidecar, work: Path, side: Path) -> None:
     if side.exists():
         shutil.rmtree(side)
     os.replace(work, side)
-
-
-def _scored_meta(state: Sidecar, side: Path) -> dict:
-    """What the scored timeline's metadata says of the music (the sidecar has the rest)."""
-    return {"model": state.model, "seed": state.settings.seed, "settings": state.settings.model_dump(),
-            "sidecar": str(side.resolve()), "loudness_lufs": state.loudness_lufs, "gain_db": round(state.gain_db, 3),
-            "sample_rate": state.sample_rate,
-            "windows": [{"start_s": w.start_s, "duration_s": w.duration_s, "latents": w.latents} for w in state.windows]}
 
 
 def sync_hits(music: np.ndarray, sr: int, targets: list[float], enabled: bool):

@@ -25,12 +25,13 @@ from core.api import ScoreRequest, Settings, WindowResult
 from core.errors import CutscoreError
 from core.files import atomic_write_text
 from plugin.beats import Beats
-from plugin.ducking import KEYFRAME_FORMATS, Ducking
+from plugin.ducking import Ducking
 from plugin.ending import Ending
+from plugin.formats import Format, writable
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
 from plugin.timeline import music_track, read_timeline
-from plugin.writeback import Segment, write_scored
+from plugin.writeback import Segment, write_timeline
 
 STATE_VERSION = 2  # 1: the untyped dict of the sessions before the typed sidecar (same keys)
 
@@ -112,6 +113,13 @@ class Sidecar(_Record):
     def save(self, side: Path) -> None:
         atomic_write_text(side / STATE_FILE, self.to_json())
 
+    def summary(self, side: Path) -> dict:
+        """What a scored timeline's metadata says of the music (the sidecar has the rest)."""
+        return {"model": self.model, "seed": self.settings.seed, "settings": self.settings.model_dump(),
+                "sidecar": str(side.resolve()), "loudness_lufs": self.loudness_lufs, "gain_db": round(self.gain_db, 3),
+                "sample_rate": self.sample_rate,
+                "windows": [{"start_s": w.start_s, "duration_s": w.duration_s, "latents": w.latents} for w in self.windows]}
+
     def rebase(self, old: Path, new: Path) -> None:
         """The engine wrote into the partial folder `old`; point the record at the final one."""
         for w in self.windows:
@@ -190,6 +198,21 @@ def predicted_rhythm(state: Sidecar) -> list[float]:
     return [0.0 if v is None else v for v in rhythm]
 
 
+def segments_of(side: Path, state: Sidecar, fmt: Format) -> list[Segment]:
+    """The music clips a scored timeline in `fmt` holds, from the sidecar: each segment's current take,
+    the ducking over it (as the format's gain keyframes over a full-level WAV, or described beside a
+    WAV that holds it) and its beat markers."""
+    d = state.ducking
+    # keys go out as keyframes when the WAVs are at full level; WAVs already ducked (an .otio score)
+    # carry it themselves, and a format without keyframes (OTIO) records the keys beside them
+    keys_out = d is not None and (not d.baked or not fmt.gain_keyframes)
+    b = state.beats if state.beats is not None and state.beats.markers else None
+    return [Segment(s.kind, s.index, s.name, s.range, side / s.wav,
+                    d.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if keys_out else [],
+                    bool(d and d.baked), b.in_range(s.range) if b else [])
+            for s in state.segments]
+
+
 def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = False) -> Path:
     """Write the current scored timeline in another format (by out_path's suffix)."""
     side, state = load_state(scored_path)
@@ -197,18 +220,8 @@ def export_scored(scored_path: str | Path, out_path: str | Path, force: bool = F
     if out_path.exists() and not force:
         raise CutscoreError(f"{out_path}: already exists; choose another name")
     tl = read_timeline(state.timeline)
-    d = state.ducking
-    # the ducking goes out as the new format's keyframes when the WAVs are at full level (a .kdenlive or
-    # .xml score); WAVs already ducked (an .otio score) carry it themselves, and OTIO records the keys
-    keys_out = d is not None and (not d.baked or out_path.suffix.lower() not in KEYFRAME_FORMATS)
-    b = state.beats if state.beats is not None and state.beats.markers else None
-    segments = [Segment(s.kind, s.index, s.name, s.range, side / s.wav,
-                        d.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if keys_out else [],
-                        bool(d and d.baked),
-                        b.in_range(s.range) if b else [])
-                for s in state.segments]
-    meta = {"model": state.model, "seed": state.settings.seed, "sidecar": str(side.resolve())}
-    write_scored(tl, segments, meta, out_path)
+    write_timeline(out_path, tl.path, tl.otio, segments_of(side, state, writable(out_path, tl.path)),
+                   state.summary(side), tl.duration.rate)
     return out_path
 
 

@@ -26,15 +26,9 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
+from plugin.formats import find, readable
 from plugin.kdenlive.document import SequenceError
 from plugin.names import STATE_FILE, TRACK_NAME
-
-ADAPTERS = {
-    ".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod", ".xml": "fcp_xml", ".edl": "cmx_3600",
-    ".kdenlive": "cutscore_kdenlive",
-    ".fcpxml": "fcpx_xml",  # Final Cut Pro X (otio-fcpx-xml-adapter); read only
-    ".aaf": "AAF",  # Avid Media Composer (otio-aaf-adapter, pyaaf2); read only
-}
 
 
 @dataclass
@@ -97,17 +91,16 @@ def _check_path(path: Path, limits: Limits = Limits()) -> None:
         raise CutscoreError(f"{path}: no such file") from None
     except OSError as e:
         raise CutscoreError(f"{path}: cannot be read ({e.strerror}); check the path and its permissions") from None
-    if stat.S_ISDIR(st.st_mode) and path.suffix.lower() != ".otiod":
+    fmt = find(path)
+    if stat.S_ISDIR(st.st_mode) and not (fmt and fmt.folder):
         raise CutscoreError(f"{path}: is a folder; name the timeline file inside it")
     if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         raise CutscoreError(f"{path}: is not a regular file (a pipe or a device); save the timeline to a file first")
-    if path.suffix.lower() not in ADAPTERS:
-        raise CutscoreError(f"{path}: unsupported timeline format {path.suffix!r}; export .otio, FCP7 .xml, "
-                            f".fcpxml, .aaf, .edl or .kdenlive from your editor")
+    fmt = readable(path)
     if stat.S_ISREG(st.st_mode) and st.st_size > limits.max_file_mb * 1e6:
         raise CutscoreError(f"{path}: {st.st_size / 1e6:.0f} MB is larger than the {limits.max_file_mb:g} MB a timeline "
                             "may have; pass --max-file-mb to raise the limit")
-    if path.suffix.lower() == ".otio":
+    if fmt.adapter == "otio_json":
         depth = _json_depth(path)
         if depth > limits.max_depth:
             raise CutscoreError(f"{path}: nested {depth} levels deep (more than {limits.max_depth}); this is not a "
@@ -145,19 +138,20 @@ def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limi
     Kdenlive project's sequence other than the active one (plugin/kdenlive/document.py)."""
     path = Path(path)
     _check_path(path, limits)
+    fmt = readable(path)
     suffix = path.suffix.lower()
     kwargs = {}
     if sequence is not None:
-        if suffix != ".kdenlive":
+        if fmt.adapter != "cutscore_kdenlive":
             raise CutscoreError(f"{path}: --sequence picks a sequence of a Kdenlive project; a {suffix} file holds one "
                                 "timeline, leave it out")
         kwargs["sequence"] = sequence
-    if suffix == ".edl":
+    if fmt.needs_rate:
         if rate is None:
             raise CutscoreError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. --rate 24 or --rate 29.97)")
         kwargs["rate"] = _exact_rate(rate)
     try:
-        result = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
+        result = otio.adapters.read_from_file(str(path), adapter_name=fmt.adapter, **kwargs)
     except CutscoreError:
         raise
     except SequenceError as e:

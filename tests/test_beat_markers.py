@@ -60,7 +60,8 @@ def test_a_scored_timeline_reads_back_with_the_editors_hit_points_only(scores, k
     scored, source = read_timeline(path), read_timeline(INPUTS[key])
     assert scored.hits == source.hits and len(source.hits) >= 1
     assert scored.cuts == source.cuts
-    assert scored.warnings == [] and all(c.media_found for c in scored.clips)
+    assert scored.warnings == [] and [c.media_found for c in scored.clips] == [c.media_found for c in source.clips]
+    assert sum(c.media_found for c in scored.clips) >= 2
 
 
 def fcp7_rate(text: str) -> float:

@@ -13,7 +13,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from core.errors import CutscoreError
 from plugin.beats import Beats, is_ours, track_beats
 from plugin.rhythm import curve_doc, read_rhythm_file, rhythm_grid
-from plugin.writeback import Segment, build_track, replace_beat_markers
+from plugin.timeline import music_track
+from plugin.writeback import Segment, build_track, scored_otio
 from tests.conftest import ROOT
 
 DEMO = ROOT / "resources" / "demo" / "demo.otio"
@@ -97,14 +98,25 @@ def test_beats_of_a_click_track_come_back_from_the_markers_within_a_frame():
     assert max(abs(a - b) for a, b in zip(back, beats.times_s)) <= 0.5 / rate + 1e-9
 
 
-def test_a_re_mark_replaces_only_cutscore_markers():
-    clip = otio.schema.Clip(name="m", source_range=TimeRange(RationalTime(0, 25), RationalTime(100, 25)))
-    mine = otio.schema.Marker(name="editor's hit", marked_range=TimeRange(RationalTime(10, 25), RationalTime(0, 25)))
-    clip.markers.append(mine)
-    replace_beat_markers(clip, [(0.5, "downbeat"), (1.0, "beat")], 25.0)
-    replace_beat_markers(clip, [(2.0, "beat")], 25.0)
-    assert [m.name for m in clip.markers] == ["editor's hit", "cutscore beat"]
-    assert clip.markers[1].marked_range.start_time.value == 50
+def test_a_re_mark_replaces_only_cutscore_markers(tmp_path):
+    """A scored timeline written again (regenerate, choose-take, export) rebuilds the music track: the
+    editor's own marker on a music clip moves to the new take of the same segment, cutscore's old
+    beat markers are replaced by the new beats."""
+    rng = TimeRange(RationalTime(0, 25), RationalTime(100, 25))
+    first = Segment("clip", 0, "a", rng, tmp_path / "clip000-v1.wav", beats=[(0.5, "downbeat"), (1.0, "beat")])
+    base = otio.schema.Timeline()
+    base.tracks.append(otio.schema.Track(kind=otio.schema.TrackKind.Video))
+    scored = scored_otio(base, [first], {}, 25.0)
+    clip = music_track(scored).find_clips()[0]
+    assert [m.name for m in clip.markers] == ["cutscore downbeat", "cutscore beat"]
+    clip.markers.append(otio.schema.Marker(name="editor's hit", marked_range=TimeRange(RationalTime(10, 25),
+                                                                                        RationalTime(0, 25))))
+    again = Segment("clip", 0, "a", rng, tmp_path / "clip000-v2.wav", beats=[(2.0, "beat")])
+    rescored = scored_otio(scored, [again], {}, 25.0)
+    assert len(rescored.audio_tracks()) == 1
+    clip = music_track(rescored).find_clips()[0]
+    assert sorted(m.name for m in clip.markers) == ["cutscore beat", "editor's hit"]
+    assert {m.name: m.marked_range.start_time.value for m in clip.markers} == {"cutscore beat": 50, "editor's hit": 10}
 
 
 def test_beats_within_and_replaced():

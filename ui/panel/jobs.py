@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (
 )
 
 from core.errors import CutscoreError
+from plugin.formats import output_suffixes
 
 
 class Task(QObject):
@@ -176,8 +177,9 @@ class JobsPart:
         if st.scored_path is None:
             return
         fmt = self._settings().output_format
-        if fmt == ".kdenlive" and st.path.suffix.lower() != ".kdenlive":
-            self.state.error = "a .kdenlive export needs a .kdenlive project as input; choose .otio or .xml"
+        if fmt not in output_suffixes(st.path):  # a format written by patching the input needs that input
+            others = ", ".join(s for s in output_suffixes(st.path))
+            self.state.error = f"a {fmt} export needs a {fmt} project as input; choose {others}"
             self._sync()
             return
         out = st.path.with_name(f"{st.path.stem}-cutscore{fmt}")

@@ -15,12 +15,13 @@ from core.api import SAMPLER_NAMES
 from core.model_config import model_sampling
 from plugin.beats import Beats
 from plugin.ducking import Ducking
+from plugin.formats import FORMATS, output_suffixes
 from plugin.plan import Plan, make_plan
 from plugin.score import ScoreOptions, default_model
 from plugin.state import Sidecar
 from plugin.timeline import read_timeline
 
-OUTPUT_FORMATS = (".otio", ".kdenlive", ".xml")
+OUTPUT_FORMATS = tuple(f.suffix for f in FORMATS if f.writable and not f.bundle)  # the panel's choice
 SAMPLERS = tuple(sorted(SAMPLER_NAMES, key=lambda s: s != "dpmpp-2m"))  # the few-step sampler first
 
 
@@ -259,6 +260,6 @@ class PanelState:
     def scored_default_path(self) -> Path:
         assert self.path is not None
         fmt = self.settings.output_format
-        if fmt == ".kdenlive" and self.path.suffix.lower() != ".kdenlive":
-            fmt = ".otio"
+        if fmt not in output_suffixes(self.path):  # a format written by patching the input needs that input
+            fmt = OUTPUT_FORMATS[0]
         return self.path.with_name(f"{self.path.stem}-scored{fmt}")
