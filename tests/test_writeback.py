@@ -32,7 +32,9 @@ def _demo(tmp_path) -> Path:
 
 
 def _takes(path) -> list[str]:
-    tl = otio.adapters.read_from_file(str(path))
+    from plugin.timeline import load_otio
+
+    tl = load_otio(path)
     return [Path(c.media_reference.target_url.removeprefix("file://")).name
             for c in music_track(tl).find_clips()]
 
@@ -377,3 +379,30 @@ def test_a_project_folder_moved_elsewhere_still_plans_and_regenerates(tmp_path, 
     music = music_track(otio.adapters.read_from_file(str(b / "r.otio")))
     assert all(Path(c.media_reference.target_url).is_file() for c in music.find_clips())
     assert [Path(c.media_reference.target_url).parent for c in music.find_clips()] == [b / "scored.cutscore"] * 5
+
+
+# Issue 46: a format is one record plus one module ---------------------------------------------------
+def test_a_new_output_format_is_one_record_and_one_module(tmp_path, local_engine, monkeypatch):
+    import json
+
+    from plugin import formats
+    from plugin.state import export_scored, load_state
+
+    fake = formats.Format("Fake JSON", (".fakejson",), "otio_json", writable=True, gain_keyframes=True,
+                          specifics="tests.fake_format")
+    monkeypatch.setattr(formats, "FORMATS", formats.FORMATS + (fake,))
+    src = _demo(tmp_path)
+    out = tmp_path / "scored.fakejson"
+    score_timeline(src, out, local_engine, ScoreOptions(model="debug", steps=2))
+    data = json.loads(out.read_text())
+    assert data["metadata"]["fake_format"]["prepared"] is True
+    assert len(data["metadata"]["fake_format"]["gain_keys"]) == 5  # one list per music clip, from finish()
+    assert abs(data["metadata"]["fake_format"]["rate"] - 30000 / 1001) < 1e-9
+    assert len(read_timeline(out).clips) == 5 and _takes(out) == [f"clip{i:03d}-v1.wav" for i in range(5)]
+    r = regenerate_clip(out, "2", local_engine, seed=5)
+    assert r.out.suffix == ".fakejson" and _takes(r.out)[2] == "clip002-v2.wav"
+    assert json.loads(r.out.read_text())["metadata"]["fake_format"]["prepared"] is True
+    back = export_scored(r.out, tmp_path / "exported.otio")
+    assert _takes(back)[2] == "clip002-v2.wav" and load_state(back)[1].segments[2].wav == "clip002-v2.wav"
+    with pytest.raises(CutscoreError, match=r"\.fakejson or \.kdenlive|\.kdenlive or \.fakejson|\.fakejson"):
+        formats.writable(tmp_path / "x.mp4")
