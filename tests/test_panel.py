@@ -3,6 +3,7 @@ debug model in-process (LocalEngine), real timelines and media."""
 
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,12 @@ from ui.panel.window import PanelWindow  # noqa: E402
 
 pytestmark = pytest.mark.gui
 SCREENSHOT = ROOT / "out" / "panel_after_generation.png"
+
+
+def shot(name: str) -> Path:
+    """Where a screenshot for a person to look at goes (out/, made when missing: a fresh clone has none)."""
+    (ROOT / "out").mkdir(exist_ok=True)
+    return ROOT / "out" / name
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +239,7 @@ def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
     qtbot.mousePress(panel.view, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
     qtbot.mouseMove(panel.view, QPoint(int(panel.view.x_of(7.0)), y))
     assert panel.state.user_hits == [pytest.approx(7.0, abs=0.1)]
-    assert panel.grab().save(str(ROOT / "out" / "panel_hit_drag.png"))
+    assert panel.grab().save(str(shot("panel_hit_drag.png")))
     qtbot.mouseRelease(panel.view, Qt.MouseButton.LeftButton, pos=QPoint(int(panel.view.x_of(7.0)), y))
     hit = panel.state.user_hits[0]
     with qtbot.waitSignal(panel.generated, timeout=120000):
@@ -252,7 +259,7 @@ def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
     takes = panel.state.takes[2]
     assert takes["takes"] == ["clip002-v1.wav", "clip002-v2.wav", "clip002-v3.wav"] and takes["current"] == "clip002-v3.wav"
     assert panel.takes.count() == 3 and "in the timeline" in panel.takes.item(2).text()
-    assert panel.grab().save(str(ROOT / "out" / "panel_takes.png"))
+    assert panel.grab().save(str(shot("panel_takes.png")))
     v3 = panel.state.music.copy()
     panel.takes.setCurrentRow(0)
     panel.use_take_btn.click()
@@ -300,7 +307,7 @@ def test_the_music_lane_shows_the_speech_and_the_ducking_and_it_turns_off(panel,
     mid = (d.regions[0][0] + d.regions[0][1]) / 2
     assert img.pixelColor(int(view.x_of(mid)), band_y).name() == "#e08a2e"
     assert img.pixelColor(int(view.x_of(5.0)), band_y).name() != "#e08a2e"  # no speech at 5 s
-    assert panel.grab().save(str(ROOT / "out" / "panel_ducking.png"))
+    assert panel.grab().save(str(shot("panel_ducking.png")))
     panel.duck.setChecked(False)
     assert not panel.duck_db.isEnabled()
     with qtbot.waitSignal(panel.generated, timeout=120000):
@@ -355,8 +362,8 @@ def test_the_energy_lane_edits_undoes_and_reaches_the_engine_and_the_beat_grid_s
     edit = panel.state.rhythm_edit
     bottom_v, top_v = panel.state.energy_extent()  # Raise: the predicted curve's top
     assert edit[8] is None and edit[3] is not None and edit[15] == pytest.approx(top_v, abs=1e-4)
-    shot = ROOT / "out" / "panel_energy.png"
-    assert panel.grab().save(str(shot))
+    png = shot("panel_energy.png")
+    assert panel.grab().save(str(png))
     img = view.grab().toImage()
     # the edited span's curve is orange at the top of the lane; the prediction is drawn dashed elsewhere
     orange = [img.pixelColor(int(view.x_of(s + 0.5)), int(view.y_of_value(top_v))).name() for s in (14, 16, 17)]

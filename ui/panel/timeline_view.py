@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from opentimelineio import opentime
-from PyQt6.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QLineF, QPoint, QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QWidget
 
@@ -329,6 +329,21 @@ class TimelineView(QWidget):
             p.drawEllipse(QRectF(pt.x() - 2.5, pt.y() - 2.5, 5, 5))
         p.setBrush(Qt.BrushStyle.NoBrush)
 
+    def _peaks(self, chans: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pixel columns, max and min of each channel's samples under each): computed once per music
+        and zoom (a paint draws them), in one pass over the samples, not one slice per pixel."""
+        key = (id(self.state.music), chans.shape, self.px_per_s, sr)
+        if getattr(self, "_peaks_key", None) != key:
+            n = chans.shape[1]
+            xs = np.arange(int(self.x_of(0)), int(self.x_of(n / sr)))
+            starts = np.minimum((np.maximum(xs - 4, 0) / self.px_per_s * sr).astype(np.int64), n - 1)
+            keep = np.r_[True, np.diff(starts) > 0]  # columns that begin a new run of samples
+            xs, starts = xs[keep], starts[keep]
+            two = chans[:2]
+            self._peaks_key = key
+            self._peaks_val = (xs, np.maximum.reduceat(two, starts, axis=1), np.minimum.reduceat(two, starts, axis=1))
+        return self._peaks_val
+
     def _music(self, p: QPainter) -> None:
         """Min/max per pixel of each channel (left above the centre line, right below), per music
         clip block with its take name."""
@@ -357,13 +372,10 @@ class TimelineView(QWidget):
                 p.drawText(QRectF(xa + 4, top - 14, max(xb - xa - 8, 1), 13), Qt.AlignmentFlag.AlignLeft,
                            f"take {label}" + (f" of {n}" if n > 1 else ""))
         p.setPen(QColor("#7fd18b"))
-        per_px = max(1, int(sr / self.px_per_s))
-        for x in range(int(self.x_of(0)), int(self.x_of(m.shape[1] / sr))):
-            a = int(self.t_of(x) * sr)
-            for ch, mid in zip(chans[:2], mids):
-                seg = ch[a:a + per_px]
-                if seg.size:
-                    p.drawLine(x, int(mid - half * seg.max() / peak), x, int(mid - half * seg.min() / peak))
+        xs, highs, lows = self._peaks(chans, sr)
+        for ch, mid in enumerate(mids):
+            p.drawLines([QLineF(x, int(mid - half * hi / peak), x, int(mid - half * lo / peak))
+                         for x, hi, lo in zip(xs.tolist(), highs[ch].tolist(), lows[ch].tolist())])
         p.setPen(QColor("#3c5a44"))
         for mid in mids:
             p.drawLine(int(self.x_of(0)), int(mid), int(self.x_of(m.shape[1] / sr)), int(mid))
