@@ -19,17 +19,18 @@ from core.api import JobStatus, RegenerateRequest
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
+from plugin.finish import Finishing
 from plugin.formats import find, writable
 from plugin.names import same_segment, take_name, take_pattern, take_version
 from plugin.render import (
     StitchWindow,
-    apply_gain,
     read_wav,
     render_music,
+    splice,
     to_samples,
     write_wav,
 )
-from plugin.score import editor_rhythm, sync_hits
+from plugin.score import editor_rhythm
 from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, segments_of
 from plugin.writeback import write_timeline
 
@@ -171,7 +172,7 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
                            RationalTime.from_seconds(new_w.duration_s, rate).round())
     music = _span_music(state, new_w, span_range)
     old_audio, _ = read_wav(side / target.wav)
-    new_audio = _splice(old_audio, music, to_samples(span_range.start_time - at.rng.start_time, sr),
+    new_audio = splice(old_audio, music, to_samples(span_range.start_time - at.rng.start_time, sr),
                         (to_samples(RationalTime.from_seconds(at.region[0], rate) - at.rng.start_time, sr),
                          to_samples(RationalTime.from_seconds(at.region[1], rate) - at.rng.start_time, sr)),
                         int(EDGE_BLEND_S * sr))
@@ -216,46 +217,13 @@ def _output_path(scored_path: Path, out_path: str | Path | None, version: int, f
 
 
 def _span_music(state: Sidecar, new_w, span: TimeRange) -> np.ndarray:
-    """The engine's new span as the score's music was made: rendered at the score's rate, its hits
-    warped as the score's were (so the new take lands them too), the score's ending where the span
-    reaches it, the score's gain."""
+    """The engine's new span as the score's music was made: rendered at the score's rate, then the
+    score's finishing chain replayed over it (plugin/finish.py: its hits, its ending where the span
+    reaches it, its gain, its baked ducking)."""
     sr = state.sample_rate
     music = render_music([StitchWindow(0.0, new_w.duration_s, 0.0, read_wav(new_w.audio)[0])],
                          state.model_sample_rate, span.duration, sr)
-    if state.hit_sync:
-        targets = [o["target_s"] - new_w.start_s for o in state.hit_sync["offsets"]]
-        music, _ = sync_hits(music, sr, [t for t in targets if 0 < t < new_w.duration_s], True)
-    if state.ending is not None:
-        music = state.ending.apply(music, to_samples(span.start_time, sr), sr)
-    music = apply_gain(music, state.gain_db)
-    if state.ducking is not None and state.ducking.baked:  # else the format's keyframes duck it, kept as they were
-        music = state.ducking.apply(music, to_samples(span.start_time, sr), sr)
-    return music
-
-
-def _splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:
-    """The clip's audio: the old take outside `region` (samples from the clip's start), the new
-    span's audio inside it (span_audio starts span_offset samples after the clip's start), blended
-    over n samples at the region's edges so it starts and ends on the old audio."""
-    a, b = max(region[0], 0), min(region[1], old.shape[1])
-    new = old.copy()
-    src = span_audio[:, a - span_offset:b - span_offset]
-    new[:, a:a + src.shape[1]] = src
-    new[:, a:b] = _blend_edges(old[:, a:b], new[:, a:b], n)
-    return new
-
-
-def _blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
-    """Start and end exactly on the old audio (continuous with the untouched neighbours), fading
-    into the new audio over n samples at each edge."""
-    n = min(n, new.shape[1] // 2)
-    if n <= 0 or old.shape != new.shape:
-        return new
-    out = new.copy()
-    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float64))  # 0 -> 1
-    out[:, :n] = old[:, :n] * (1 - ramp) + new[:, :n] * ramp
-    out[:, -n:] = old[:, -n:] * ramp + new[:, -n:] * (1 - ramp)  # ends exactly on the old audio
-    return out.astype(np.float32)
+    return Finishing.of(state).run(music, to_samples(span.start_time, sr))
 
 
 def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Path, wav: Path,

@@ -101,3 +101,28 @@ def render_music(windows: list[StitchWindow], model_sr: int, total: RationalTime
 
 def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
     return (audio * np.float32(10 ** (gain_db / 20))).astype(np.float32)
+
+
+def splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:
+    """The clip's audio: the old take outside `region` (samples from the clip's start), the new
+    span's audio inside it (span_audio starts span_offset samples after the clip's start), blended
+    over n samples at the region's edges so it starts and ends on the old audio."""
+    a, b = max(region[0], 0), min(region[1], old.shape[1])
+    new = old.copy()
+    src = span_audio[:, a - span_offset:b - span_offset]
+    new[:, a:a + src.shape[1]] = src
+    new[:, a:b] = blend_edges(old[:, a:b], new[:, a:b], n)
+    return new
+
+
+def blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
+    """Start and end exactly on the old audio (continuous with the untouched neighbours), fading
+    into the new audio over n samples at each edge."""
+    n = min(n, new.shape[1] // 2)
+    if n <= 0 or old.shape != new.shape:
+        return new
+    out = new.copy()
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float64))  # 0 -> 1
+    out[:, :n] = old[:, :n] * (1 - ramp) + new[:, :n] * ramp
+    out[:, -n:] = old[:, -n:] * ramp + new[:, -n:] * (1 - ramp)  # ends exactly on the old audio
+    return out.astype(np.float32)

@@ -24,16 +24,15 @@ from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
-from core.signal import loudness_gain_db
-from plugin.beats import Beats, track_beats
+from plugin.beats import Beats
 from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking, dialogue_spans
 from plugin.ending import Ending
+from plugin.finish import Finishing
 from plugin.formats import writable
 from plugin.names import STATE_FILE, take_name
 from plugin.plan import Plan, make_plan
 from plugin.render import (
     StitchWindow,
-    apply_gain,
     read_wav,
     render_music,
     to_samples,
@@ -175,17 +174,9 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         result = run_job(client, req, on_progress)
         notices.extend(result.warnings)
         music = render_music(_windows_audio(result.windows), result.sample_rate, end, opts.sample_rate)
-        targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits})
-        music, sync = sync_hits(music, opts.sample_rate, targets, opts.hit_sync)
-        ending = Ending.plan(opts.ending, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts],
-                             tail.to_seconds())
-        music = ending.apply(music, 0, opts.sample_rate)
-        gain = loudness_gain_db(music, opts.sample_rate, opts.loudness)  # the level outside the speech
-        music = apply_gain(music, gain)
-        beats = track_beats(music, opts.sample_rate, markers=opts.beat_markers)  # as it plays, before any ducking
-        ducking = _ducking(opts, result.speech_s, end.to_seconds(), out_path)
-        if ducking is not None and ducking.baked:
-            music = ducking.apply(music, 0, opts.sample_rate)
+        chain = _finishing(tl, opts, tail, _ducking(opts, result.speech_s, end.to_seconds(), out_path))
+        music = chain.run(music)
+        gain, sync, ending, ducking, beats = chain.gain_db, chain.hit_sync, chain.ending, chain.ducking, chain.beats
         records = _write_segments(tl, music, opts.sample_rate, work, tail)
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
@@ -202,6 +193,16 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
     return ScoreResult(out=out_path, sidecar=side, segments=len(records), model=model, gain_db=gain, notices=notices,
                        cuts_s=[c.to_seconds() for c in tl.cuts], music=music, sample_rate=opts.sample_rate,
                        windows=state.windows, ducking=ducking, beats=beats)
+
+
+def _finishing(tl: Timeline, opts: ScoreOptions, tail: RationalTime, ducking: Ducking | None) -> Finishing:
+    """The finishing chain of this score (plugin/finish.py): its cuts and hit points to sync, its
+    ending, the loudness to measure, the ducking planned from the speech found, the beats to track."""
+    targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if opts.hit_sync else []
+    ending = Ending.plan(opts.ending, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts],
+                         tail.to_seconds())
+    return Finishing(opts.sample_rate, targets, ending, None, opts.loudness, ducking, whole=True,
+                     beat_markers=opts.beat_markers)
 
 
 def _plan(tl: Timeline, model: str, opts: ScoreOptions, timeline_path: Path) -> tuple[Plan, RationalTime]:
@@ -269,13 +270,3 @@ def _commit_sidecar(state: Sidecar, work: Path, side: Path) -> None:
     if side.exists():
         shutil.rmtree(side)
     os.replace(work, side)
-
-
-def sync_hits(music: np.ndarray, sr: int, targets: list[float], enabled: bool):
-    """(music, the sidecar's hit_sync record or None)."""
-    from plugin import hitsync
-
-    if not enabled or not targets:
-        return music, None
-    music, report = hitsync.sync_hits(music, sr, targets)
-    return music, hitsync.summary(report)

@@ -27,6 +27,7 @@ from core.files import atomic_write_text
 from plugin.beats import Beats
 from plugin.ducking import Ducking
 from plugin.ending import Ending
+from plugin.finish import HitSync
 from plugin.formats import Format, writable
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
@@ -38,6 +39,19 @@ STATE_VERSION = 2  # 1: the untyped dict of the sessions before the typed sideca
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+
+class ConformRecord(_Record):
+    """What a conform did (plugin/conform.py): the scored timeline and the new edit, the change list
+    (as `cutscore conform --json` prints it), the old clips deleted, the music kept (new start, new
+    end, old start; seconds) and the spans generated."""
+
+    old: str
+    new: str
+    changes: list[dict]
+    deleted: list[int]
+    kept: list[list[float]]
+    generated: list[list[float]]
 
 
 class SegmentRecord(_Record):
@@ -93,13 +107,14 @@ class Sidecar(_Record):
     model_sample_rate: int  # the engine's windows' rate
     request: ScoreRequest  # what the engine was asked (a regenerate asks again from it)
     windows: list[WindowResult] = Field(min_length=1)
-    hit_sync: dict | None = None  # plugin/hitsync.py summary
+    hit_sync: HitSync | None = None  # what hit sync did (plugin/finish.py)
     ending: Ending | None = None  # how the music starts and ends (None: a version-1 score, which had none)
     ducking: Ducking | None = None  # the music's gain under the dialogue (None: no speech, or --duck off)
     beats: Beats | None = None  # the music's beats and downbeats (plugin/beats.py; None: an earlier score)
     segments: list[SegmentRecord] = Field(min_length=1)
     history: list[Regeneration] = []
     choices: list[Choice] = []
+    conform: ConformRecord | None = None  # this music conformed from an earlier score (plugin/conform.py)
 
     def clips(self) -> list[SegmentRecord]:
         return [s for s in self.segments if s.kind == "clip"]

@@ -119,10 +119,10 @@ def test_score_records_the_offsets_and_no_hit_sync_turns_it_off(tmp_path):
 def test_a_regenerated_take_starts_and_ends_exactly_on_the_old_audio():
     """Its neighbours keep their bytes, so the new take must meet them sample-exactly at both edges
     (the end blend once ran the wrong way and ended on the new audio)."""
-    from plugin.regenerate import _blend_edges
+    from plugin.render import blend_edges
 
     rng = np.random.default_rng(1)
     old, new = rng.standard_normal((2, 2, 5000)).astype(np.float32)
-    out = _blend_edges(old, new, 400)
+    out = blend_edges(old, new, 400)
     assert np.allclose(out[:, 0], old[:, 0]) and np.allclose(out[:, -1], old[:, -1])
     assert np.array_equal(out[:, 400:-400], new[:, 400:-400])

@@ -170,6 +170,33 @@ def cmd_regenerate(args) -> int:
     return 0
 
 
+def cmd_conform(args) -> int:
+    import json
+
+    from core.client import connect
+    from plugin.conform import conform
+
+    r = conform(args.scored, args.new, args.output, connect(args.engine), seed=args.seed, force=args.force,
+                rate=args.rate, on_progress=None if args.json else _Progress())
+    for n in r.notices:
+        _err(f"cutscore: warning: {n}")
+    if args.json:
+        _out(json.dumps(r.to_json(), indent=2))
+        return 0
+    _out(f"{'new':>4} {'old':>4}  {'kind':<9} {'record (s)':>17}  {'kept s':>7} {'made s':>7}")
+    for c in r.changes:
+        kept = sum(b - a for a, b, _ in c.kept)
+        made = sum(max(0.0, min(b, c.record_s[1]) - max(a, c.record_s[0])) for a, b in r.generated)
+        old = "-" if c.old_clip is None else str(c.old_clip)
+        _out(f"{c.new_clip:>4} {old:>4}  {c.kind:<9} {c.record_s[0]:8.3f}-{c.record_s[1]:8.3f}  {kept:7.3f} {made:7.3f}")
+    if r.deleted:
+        _out(f"deleted old clips: {', '.join(str(i) for i in r.deleted)}")
+    _out(f"music kept {r.kept_s:.3f} s (sample for sample), generated {r.generated_s:.3f} s "
+         f"in {len(r.generated)} span(s)")
+    _out(f"wrote {_shown(r.out)}")
+    return 0
+
+
 def cmd_resolve(args) -> int:
     from plugin.resolve import ResolveError, install
 

@@ -10,6 +10,7 @@ from core.paths import DEFAULT_CLIP, DEFAULT_PORT, ROOT
 from core.terminal import one_line as _one_line
 from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S
 from ui.cli.commands import (
+    cmd_conform,
     cmd_demo,
     cmd_doctor,
     cmd_panel,
@@ -132,6 +133,18 @@ def _edit_commands(add) -> None:
     sp.add_argument("--seed", type=_seed, help="random seed (default: a new one)")
     sp.add_argument("--engine", help="engine URL, or `local`")
     _rhythm_opts(sp, regenerate=True)
+    sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+
+    sp = add("conform", cmd_conform, "The cut changed: move the scored music with the picture, keep what is kept, "
+             "generate only the new seconds.")
+    sp.add_argument("scored", help="a timeline written by `cutscore score` (found through its sidecar)")
+    sp.add_argument("new", help="the new cut, in any format cutscore reads (the scored file re-saved, or a new export)")
+    sp.add_argument("-o", "--output", required=True, help="the conformed timeline (.otio, .otioz, .otiod, .xml, "
+                    ".kdenlive when NEW is a .kdenlive)")
+    sp.add_argument("--json", action="store_true", help="print the change list as JSON")
+    sp.add_argument("--seed", type=_seed, help="random seed of the new seconds (default: the score's)")
+    sp.add_argument("--rate", type=float, help="frame rate of an EDL")
+    sp.add_argument("--engine", help="engine URL, or `local`")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
 

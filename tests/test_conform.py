@@ -1,0 +1,171 @@
+"""Conform (issue 44): the cut changed after scoring. The change list on hand-made re-edits of the
+demo edit (each kind, the truth written down from how each re-edit was made, not from the code), the
+kept music sample for sample, generation only where the change list says, none when nothing
+changed, a regenerate and a second conform on a conformed timeline, and the one-line refusals."""
+
+import copy
+import json
+import shutil
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+from opentimelineio.opentime import RationalTime as RT
+from opentimelineio.opentime import TimeRange as TR
+
+from core.errors import CutscoreError
+from plugin.conform import changes_of, conform, new_uses, old_uses
+from plugin.regenerate import regenerate_clip
+from plugin.score import ScoreOptions, score_timeline
+from plugin.state import load_state, music_of
+from plugin.timeline import read_timeline
+from tests.conftest import ROOT
+
+
+def _reedit(src, kind: str, out):
+    """The demo edit (clips 0 leaf, 1 deer, 2 rock, 3 metal, 4 deer again) changed as an editor would."""
+    tl = otio.adapters.read_from_file(str(src))
+    v = tl.video_tracks()[0]
+    clips = [c for c in v if isinstance(c, otio.schema.Clip)]
+    r = clips[0].source_range.duration.rate
+    if kind == "trim_tail":  # clip 1's tail 12 frames shorter, the rest rippled
+        c = clips[1]
+        c.source_range = TR(c.source_range.start_time, c.source_range.duration - RT(12, r))
+    elif kind == "trim_head":  # clip 2 starts 12 frames later in its source
+        c = clips[2]
+        c.source_range = TR(c.source_range.start_time + RT(12, r), c.source_range.duration - RT(12, r))
+    elif kind == "delete":
+        v.remove(clips[2])
+    elif kind == "insert":  # 3 s of footage the edit never used, before clip 2
+        n = copy.deepcopy(clips[0])
+        n.name = "insert"
+        n.source_range = TR(RT(round(40 * r), r), RT(round(3 * r), r))
+        v.insert(v.index(clips[2]), n)
+    elif kind == "swap":  # clips 1 and 2 change places
+        i = v.index(clips[1])
+        v.remove(clips[2])
+        v.insert(i, clips[2].clone())
+    elif kind == "move_end":
+        v.remove(clips[1])
+        v.append(clips[1].clone())
+    elif kind == "slip":  # clip 3 shows source one second later, same place and length
+        c = clips[3]
+        c.source_range = TR(c.source_range.start_time + RT(round(r), r), c.source_range.duration)
+    otio.adapters.write_to_file(tl, str(out))
+    return out
+
+
+# kinds of the new clips, and the old clips no new clip keeps, for each re-edit
+TRUTH = {
+    "none": (["unchanged"] * 5, []),
+    "trim_tail": (["unchanged", "trimmed", "moved", "moved", "moved"], []),
+    "trim_head": (["unchanged", "unchanged", "trimmed", "moved", "moved"], []),
+    "delete": (["unchanged", "unchanged", "moved", "moved"], [2]),
+    "insert": (["unchanged", "unchanged", "new", "moved", "moved", "moved"], []),
+    "swap": (["unchanged", "moved", "moved", "unchanged", "unchanged"], []),
+    "move_end": (["unchanged", "moved", "moved", "moved", "moved"], []),
+    "slip": (["unchanged", "unchanged", "unchanged", "trimmed", "unchanged"], []),
+}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, local_engine):
+    d = tmp_path_factory.mktemp("conform")
+    for f in ("demo.otio", "testvideo.mp4"):
+        shutil.copy(ROOT / "resources" / "demo" / f, d)
+    out = d / "scored.otio"
+    score_timeline(d / "demo.otio", out, local_engine, ScoreOptions(model="debug", steps=2, duck_db=None, seed=3))
+    return out
+
+
+@pytest.mark.parametrize("kind", list(TRUTH))
+def test_the_change_list_names_every_kind(scored, tmp_path, kind):
+    new = _reedit(scored.parent / "demo.otio", kind, scored.parent / f"{kind}.otio")
+    state = load_state(scored)[1]
+    tl = read_timeline(new)
+    changes, deleted = changes_of(old_uses(state, tl.duration.rate), new_uses(tl), tl.duration.rate)
+    assert ([c.kind for c in changes], deleted) == TRUTH[kind]
+    if kind == "swap":
+        assert [c.old_clip for c in changes] == [0, 2, 1, 3, 4]
+
+
+class Recording:
+    """The engine, with the requests it was sent."""
+
+    def __init__(self, engine):
+        self.engine, self.requests = engine, []
+
+    def submit(self, req, *a, **k):
+        self.requests.append(req)
+        return self.engine.submit(req, *a, **k)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def test_nothing_changed_samples_nothing_and_writes_the_same_music(scored, tmp_path, local_engine):
+    eng = Recording(local_engine)
+    r = conform(scored, scored.parent / "demo.otio", tmp_path / "same.otio", eng)
+    assert eng.requests == [] and r.generated == [] and abs(r.kept_s - 20.02) < 1e-3
+    old, new = music_of(scored)[0], music_of(r.out)[0]
+    assert old.shape == new.shape and np.array_equal(old, new)
+
+
+def test_a_trim_keeps_the_music_sample_for_sample_and_samples_only_the_seams(scored, tmp_path, local_engine, capsys):
+    new = _reedit(scored.parent / "demo.otio", "trim_tail", tmp_path / "trim.otio")
+    eng = Recording(local_engine)
+    r = conform(scored, new, tmp_path / "c.otio", eng)
+    old, music = music_of(scored)[0], music_of(r.out)[0]
+    sr = load_state(r.out)[1].sample_rate
+    # the cut between clips 1 and 2 moved 12 frames earlier: a 0.5 s bridge each side of it is made again
+    cut = 258 * 1001 / 30000
+    assert r.generated == [pytest.approx((cut - 0.5, cut + 0.5))]
+    assert [(q.region_start_s, q.region_end_s) for q in eng.requests] == [pytest.approx((cut - 0.5, cut + 0.5))]
+    assert all(q.kind == "regenerate" and q.windows == eng.requests[0].windows for q in eng.requests)
+    for a, b, o in r.kept:  # copied sample for sample from where it played
+        n0, n1, o0 = round(a * sr), round(b * sr), round(o * sr)
+        assert np.array_equal(music[:, n0:n1], old[:, o0:o0 + n1 - n0]), (a, b, o)
+    assert r.kept_s + r.generated_s == pytest.approx(read_timeline(new).duration.to_seconds())
+    # the seam: no click where the made music meets the kept (sample steps like the music's own)
+    for edge in (cut - 0.5, cut + 0.5):
+        i = round(edge * sr)
+        step = np.abs(np.diff(music[:, i - 64:i + 64], axis=1)).max()
+        assert step <= 1.5 * np.abs(np.diff(music, axis=1)).max(axis=1).mean() + 1e-6
+    # the JSON contract
+    from ui.cli import main
+
+    assert main(["conform", str(scored), str(new), "-o", str(tmp_path / "j.otio"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"changes", "deleted", "kept_s", "generated_s"}
+    assert [c["kind"] for c in data["changes"]] == TRUTH["trim_tail"][0]
+    assert data["changes"][1]["kept"] == [[4.004, pytest.approx(cut - 0.5, abs=1e-6), 4.004]]
+
+
+def test_a_conformed_timeline_regenerates_and_conforms_again(scored, tmp_path, local_engine):
+    new = _reedit(scored.parent / "demo.otio", "delete", tmp_path / "del.otio")
+    c1 = conform(scored, new, tmp_path / "c1.otio", local_engine)
+    assert [c.kind for c in c1.changes] == TRUTH["delete"][0] and c1.deleted == [2]
+    side, state = load_state(c1.out)
+    assert state.conform is not None and state.conform.deleted == [2] and len(state.segments) == 4
+    r = regenerate_clip(c1.out, "2", local_engine, tmp_path / "c1-r.otio", seed=8)
+    assert r.wav.name == "clip002-v2.wav"
+    again = conform(tmp_path / "c1-r.otio", new, tmp_path / "c2.otio", local_engine)
+    assert again.generated == [] and [c.kind for c in again.changes] == ["unchanged"] * 4
+    # the take the editor chose (v2) is the music kept
+    assert np.array_equal(music_of(again.out)[0], music_of(tmp_path / "c1-r.otio")[0])
+
+
+def test_conform_refuses_in_one_line(scored, tmp_path, local_engine):
+    with pytest.raises(CutscoreError, match="is an input"):
+        conform(scored, scored.parent / "demo.otio", scored, local_engine)
+    other = otio.schema.Timeline()
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    track.append(otio.schema.Clip(name="elsewhere", source_range=TR(RT(0, 25), RT(100, 25)),
+                                  media_reference=otio.schema.ExternalReference(target_url="other.mp4")))
+    other.tracks.append(track)
+    otio.adapters.write_to_file(other, str(tmp_path / "other.otio"))
+    with pytest.raises(CutscoreError, match="nothing to keep: score it instead"):
+        conform(scored, tmp_path / "other.otio", tmp_path / "o.otio", local_engine)
+    with pytest.raises(CutscoreError, match="score it first"):
+        conform(scored.parent / "demo.otio", scored.parent / "demo.otio", tmp_path / "p.otio", local_engine)
+    assert not (tmp_path / "o.otio").exists() and not (tmp_path / "o.cutscore").exists()

@@ -1,0 +1,55 @@
+"""The finishing chain (plugin/finish.py) is written once: score runs it over the whole score and
+regenerate replays it over the span it samples, so a stage added to the chain reaches both."""
+
+import shutil
+
+import numpy as np
+
+from plugin import finish
+from plugin.regenerate import regenerate_clip
+from plugin.render import read_wav
+from plugin.score import ScoreOptions, score_timeline
+from plugin.state import load_state
+from tests.conftest import ROOT
+
+
+def test_a_stage_added_to_the_chain_reaches_score_and_regenerate(tmp_path, local_engine, monkeypatch):
+    for f in ("demo.otio", "testvideo.mp4"):
+        shutil.copy(ROOT / "resources" / "demo" / f, tmp_path)
+    calls = []
+
+    def silence(chain, music, start):  # a new last stage: the music it finishes is silent
+        calls.append((start, music.shape[1], chain.whole))
+        return np.zeros_like(music)
+
+    monkeypatch.setattr(finish, "STAGES", [*finish.STAGES, ("silence", silence)])
+    out = tmp_path / "scored.otio"
+    score_timeline(tmp_path / "demo.otio", out, local_engine, ScoreOptions(model="debug", steps=2, duck_db=None))
+    side, state = load_state(out)
+    total = sum(read_wav(side / s.wav)[0].shape[1] for s in state.segments)
+    assert calls == [(0, total, True)]
+    assert all(np.abs(read_wav(side / s.wav)[0]).max() == 0 for s in state.segments)
+    # regenerate replays the chain over its span only: the new take is silent where the span was sampled
+    r = regenerate_clip(out, "2", local_engine, tmp_path / "r.otio", seed=9)
+    (start, n, whole), = calls[1:]
+    seg = state.segments[2]
+    span = state.sample_rate * np.array(load_state(out)[1].history[-1].span_s)
+    frame = state.sample_rate / seg.rate  # the span is sampled on the timeline's frames
+    assert not whole and abs(start - span[0]) <= frame and abs(n - (span[1] - span[0])) <= 2 * frame
+    take = read_wav(r.wav)[0]
+    edge = int(0.03 * state.sample_rate) + 1  # the take's 30 ms blends into the old audio at its edges
+    assert take.shape[1] == read_wav(side / seg.wav)[0].shape[1]
+    assert np.abs(take[:, edge:-edge]).max() == 0
+
+
+def test_the_sidecar_reads_back_the_chain_it_recorded(tmp_path, local_engine):
+    for f in ("demo.otio", "testvideo.mp4"):
+        shutil.copy(ROOT / "resources" / "demo" / f, tmp_path)
+    out = tmp_path / "scored.otio"
+    score_timeline(tmp_path / "demo.otio", out, local_engine, ScoreOptions(model="debug", steps=2, duck_db=None))
+    state = load_state(out)[1]
+    chain = finish.Finishing.of(state)
+    # hit sync's targets are the edit's cuts and its one hit point, typed (HitOffset), in timeline seconds
+    assert chain.hit_targets_s == sorted(chain.hit_targets_s) and len(chain.hit_targets_s) == 5
+    assert all(isinstance(o, finish.HitOffset) for o in state.hit_sync.offsets)
+    assert chain.gain_db == state.gain_db and chain.ending == state.ending and not chain.whole
