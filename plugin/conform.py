@@ -29,6 +29,7 @@ from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from plugin.beats import track_beats
+from plugin.ducking import Ducking
 from plugin.ending import Ending
 from plugin.finish import Finishing
 from plugin.formats import writable
@@ -257,6 +258,7 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
     kind = state.ending.kind if state.ending is not None else "cut"
     new_ending = Ending.plan(kind, new_end, 1 / tl.rate, [c.to_seconds() for c in tl.cuts]) \
         if state.ending is not None else None
+    picture = [k for c in changes for k in c.kept]  # where each old second of picture plays now
     kept, generated = plan_music(changes, old_end, new_end, state.ending, new_ending)
     for c in changes:  # each clip's kept spans: the music actually copied under it
         c.kept = [(max(a, c.record_s[0]), min(b, c.record_s[1]), o + max(0.0, c.record_s[0] - a))
@@ -275,8 +277,9 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
         settings = state.settings.model_copy(update={"seed": seed} if seed is not None else {})
         req = build_request(plan, state.model, settings, work / "engine")
         lat = _moved_latents(state, req, kept)
+        ducking = moved_ducking(state.ducking, picture, new_end)
         chain = Finishing(sr, sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if state.hit_sync else [],
-                          new_ending, state.gain_db, state.loudness_lufs)
+                          new_ending, state.gain_db, state.loudness_lufs, ducking)
         for k, (g0, g1) in enumerate(generated):
             parts = _parts(req, g0, g1)
             for j, (i, p0, p1) in enumerate(parts):
@@ -287,7 +290,7 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
         new_state = Sidecar(timeline=str(new_path.resolve()), scored=str(out_path.resolve()), model=state.model,
                             settings=settings, loudness_lufs=state.loudness_lufs, gain_db=state.gain_db,
                             sample_rate=sr, model_sample_rate=state.model_sample_rate, request=req, windows=windows,
-                            hit_sync=state.hit_sync, ending=new_ending, ducking=None,
+                            hit_sync=state.hit_sync, ending=new_ending, ducking=ducking,
                             beats=track_beats(music, sr, markers=state.beats.markers if state.beats else True),
                             segments=records,
                             conform=ConformRecord(old=str(scored_path.resolve()), new=str(new_path.resolve()),
@@ -295,9 +298,9 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
                                                                         generated, [], music, sr).to_json()["changes"],
                                                   deleted=deleted, kept=[list(k) for k in kept],
                                                   generated=[list(g) for g in generated]))
-        if state.ducking is not None:
-            notices.append("the old score's ducking is not carried into a conform yet: the music is at full level "
-                           "under the dialogue; score the new edit for ducking")
+        if ducking is not None and any(c.kind == "new" for c in changes):
+            notices.append("the speech under new clips is not listened to by a conform: the music ducks under the "
+                           "dialogue of the kept picture only; score the new edit to duck under all of it")
         new_state.rebase(work / "engine", side_out / "engine")
         (work / STATE_FILE).write_text(new_state.to_json())
         if side_out.exists():
@@ -309,6 +312,20 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
         if work.exists():
             shutil.rmtree(work)
     return ConformResult(out_path, side_out, changes, deleted, kept, generated, notices, music, sr)
+
+
+def moved_ducking(old: Ducking | None, picture: list[tuple[float, float, float]], new_end: float) -> Ducking | None:
+    """The old score's ducking under the speech it found, the speech moved with the picture it came
+    with (the kept picture's sync sound); the WAVs carry it as they did (baked) or not (keyframes)."""
+    if old is None:
+        return None
+    regions = []
+    for ra, rb in old.regions:
+        for a, b, o in picture:
+            x, y = max(ra, o), min(rb, o + (b - a))
+            if y > x:
+                regions.append((a + x - o, a + y - o))
+    return Ducking.plan(sorted(regions), new_end, old.depth_db, old.attack_s, old.release_s, baked=old.baked)
 
 
 def _window_s(state: Sidecar) -> float:

@@ -169,3 +169,56 @@ def test_conform_refuses_in_one_line(scored, tmp_path, local_engine):
     with pytest.raises(CutscoreError, match="score it first"):
         conform(scored.parent / "demo.otio", scored.parent / "demo.otio", tmp_path / "p.otio", local_engine)
     assert not (tmp_path / "o.otio").exists() and not (tmp_path / "o.cutscore").exists()
+
+
+def test_moved_ducking_follows_the_picture():
+    from plugin.conform import moved_ducking
+    from plugin.ducking import Ducking
+
+    old = Ducking.plan([(10.0, 11.0)], 20.0, -12.0, 0.15, 0.4, baked=False)
+    # old 9.5 s on plays 0.4 s earlier now; old 4-8.6 s is gone
+    moved = moved_ducking(old, [(0.0, 4.0, 0.0), (9.1, 19.6, 9.5)], 19.6)
+    assert moved.regions == [pytest.approx((9.6, 10.6))] and not moved.baked and moved.depth_db == -12.0
+    assert moved_ducking(old, [(0.0, 4.0, 0.0)], 4.0).regions == []
+
+
+def test_a_kdenlive_project_whose_picture_moved_after_scoring(tmp_path, local_engine):
+    """The scored project itself, its first clip's tail trimmed by 12 frames in the picture track
+    (the clips after it ripple) while the "cutscore music" track stayed where it was: the conform
+    is written in the project's own dialect, with one music track tiling the new picture."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    from plugin.names import TRACK_NAME
+
+    src = tmp_path / "short_edit.kdenlive"
+    shutil.copy(ROOT / "tests" / "fixtures" / "timelines" / "short_edit.kdenlive", src)
+    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", tmp_path)
+    scored = tmp_path / "scored.kdenlive"
+    score_timeline(src, scored, local_engine, ScoreOptions(model="debug", steps=2, duck_db=None))
+    text = scored.read_text()
+    first = '<entry producer="producer1" in="00:00:01.201" out="00:00:04.171">'
+    assert text.count(first) == 1
+    edited = tmp_path / "edited.kdenlive"
+    edited.write_text(text.replace(first, '<entry producer="producer1" in="36" out="113">'))
+    out = tmp_path / "conformed.kdenlive"
+    r = conform(scored, edited, out, local_engine)
+    assert [c.kind for c in r.changes] == ["trimmed", "moved", "moved"] and r.deleted == []
+    assert len(r.generated) == 1 and r.generated[0][1] - r.generated[0][0] == pytest.approx(1.0)
+    conformed = out.read_text()
+    root = ET.fromstring(conformed)
+    names = [p.text for p in root.iter("property") if p.get("name") == "kdenlive:track_name"]
+    assert names.count(TRACK_NAME) == 1
+    assert len(re.findall(r'in="36" out="113"', conformed)) == 1  # the editor's trim, as they made it
+    # the music clips tile the new picture: their WAVs are the conform's, their lengths the new segments'
+    tl = read_timeline(out)
+    state = load_state(out)[1]
+    assert sum(s.duration for s in state.segments) / state.segments[0].rate == pytest.approx(tl.duration.to_seconds())
+    assert all(s.wav.endswith("-v1.wav") for s in state.segments)
+    assert "conformed.cutscore" in conformed and "scored.cutscore/clip" not in conformed
+    old, music = music_of(scored)[0], music_of(out)[0]
+    sr = state.sample_rate
+    for a, b, o in r.kept:
+        n0, n1, o0 = round(a * sr), round(b * sr), round(o * sr)
+        assert np.array_equal(music[:, n0:n1], old[:, o0:o0 + n1 - n0])
+    assert scored.read_text() == text  # the scored project is never written
