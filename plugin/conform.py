@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from plugin.beats import track_beats
+from plugin.changes import Change, changes_of, new_uses, old_uses
 from plugin.ducking import Ducking
 from plugin.ending import Ending
 from plugin.finish import Finishing
@@ -42,17 +43,11 @@ from plugin.timeline import Timeline, read_timeline
 from plugin.writeback import write_timeline
 
 BRIDGE_S = 0.5  # at a seam whose old neighbour changed, this much of the kept music each side is made again
-EDGE_BLEND_S = 0.03  # a generated span fades in from, and out to, the kept music over 30 ms
+EDGE_BLEND_S = 0.25  # a generated span fades in from, and out to, the old music that continued the kept over 250 ms
 MARGIN_S = 1.5  # held context either side of a generated span (as regenerate samples a clip)
-
-
-@dataclass
-class Change:
-    new_clip: int
-    old_clip: int | None
-    kind: str  # unchanged, moved, trimmed, new
-    record_s: tuple[float, float]
-    kept: list[tuple[float, float, float]] = field(default_factory=list)  # (new start, new end, old start) s
+LEVEL_S = 0.1  # the level either side of a join, measured over this much
+LEVEL_RAMP_S = 0.25  # the made music's level correction at a join fades to none over this much
+MAX_MATCH_DB = 9.0  # at most this much level correction at a join
 
 
 @dataclass
@@ -80,90 +75,6 @@ class ConformResult:
                              "record_s": [round(x, 6) for x in c.record_s],
                              "kept": [[round(x, 6) for x in k] for k in c.kept]} for c in self.changes],
                 "deleted": self.deleted, "kept_s": round(self.kept_s, 6), "generated_s": round(self.generated_s, 6)}
-
-
-# ---- the change list --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Use:
-    """A picture clip of an edit, in frames of the new edit's rate: which media, where in it, where."""
-
-    index: int
-    file: str | None  # the media file's name (None: the clip has none here)
-    name: str
-    src: tuple[int, int]
-    rec: tuple[int, int]
-
-    def same_media(self, other: _Use) -> bool:
-        return self.file == other.file if self.file and other.file else self.name == other.name
-
-
-def _file_name(media: str | None) -> str | None:
-    """What identifies a clip's media across two exports of an edit: its file's name (a path or URL
-    differs between machines and formats); None without one (then the clip's name does)."""
-    if not media:
-        return None
-    import urllib.parse
-
-    path = urllib.parse.unquote(urllib.parse.urlparse(media).path) if "://" in media else media
-    return path.replace("\\", "/").rsplit("/", 1)[-1]
-
-
-def _frames(s: float, rate: float) -> int:
-    return int(round(s * rate))
-
-
-def old_uses(state: Sidecar, rate: float) -> list[_Use]:
-    """The old edit's picture clips as the score read them (its request)."""
-    return [_Use(c.index, _file_name(c.media), c.name,
-                 (_frames(c.source_start_s, rate), _frames(c.source_start_s + c.duration_s, rate)),
-                 (_frames(c.start_s, rate), _frames(c.start_s + c.duration_s, rate))) for c in state.request.clips]
-
-
-def new_uses(tl: Timeline) -> list[_Use]:
-    rate = tl.duration.rate
-    out = []
-    for c in tl.clips:
-        src = c.file_range
-        out.append(_Use(c.index, _file_name(str(c.media_path) if c.media_path else c.media), c.name, (_frames(src.start_time.to_seconds(), rate), _frames(src.end_time_exclusive().to_seconds(), rate)),
-                        (_frames(c.range.start_time.to_seconds(), rate), _frames(c.range.end_time_exclusive().to_seconds(), rate))))
-    return out
-
-
-def changes_of(old: list[_Use], new: list[_Use], rate: float) -> tuple[list[Change], list[int]]:
-    """Each new clip's kind and kept spans (seconds), and the old clips no new clip keeps."""
-    changes, used = [], set()
-    for n in new:
-        cands = [o for o in old if o.same_media(n) and min(n.src[1], o.src[1]) > max(n.src[0], o.src[0])]
-        # the most shared source frames first, then the use whose place in the edit is nearest
-        cands.sort(key=lambda o: (-(min(n.src[1], o.src[1]) - max(n.src[0], o.src[0])),
-                                  abs((o.rec[0] - o.src[0]) - (n.rec[0] - n.src[0]))))
-        covered: list[tuple[int, int]] = []
-        kept = []
-        for o in cands:
-            for a, b in _minus((max(n.src[0], o.src[0]), min(n.src[1], o.src[1])), covered):
-                kept.append((n.rec[0] + a - n.src[0], n.rec[0] + b - n.src[0], o.rec[0] + a - o.src[0]))
-                covered.append((a, b))
-                used.add(o.index)
-        kept.sort()
-        best = cands[0] if cands else None
-        if best is None:
-            kind = "new"
-        elif best.src == n.src and len(cands) == 1 or best.src == n.src and covered == [n.src]:
-            kind = "unchanged" if best.rec == n.rec else "moved"
-        else:
-            kind = "trimmed"
-        changes.append(Change(n.index, best.index if best else None, kind, (n.rec[0] / rate, n.rec[1] / rate),
-                              [(a / rate, b / rate, c / rate) for a, b, c in kept]))
-    return changes, sorted(o.index for o in old if o.index not in used)
-
-
-def _minus(span: tuple[int, int], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of span not in any of taken."""
-    parts = [span]
-    for a, b in taken:
-        parts = [p for x, y in parts for p in ((x, min(y, a)), (max(x, b), y)) if p[1] > p[0]]
-    return parts
 
 
 # ---- the music kept and made -------------------------------------------------------------------------
@@ -244,10 +155,24 @@ def conform(scored_path: str | Path, new_path: str | Path, out_path: str | Path,
         raise CutscoreError(f"{out_path}: in use: another cutscore is writing this output now") from None
 
 
-def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, client, seed, rate, on_progress):
-    tl = read_timeline(new_path, rate=rate)
+@dataclass
+class _Plan:
+    """What a conform keeps and makes: the change list, the kept and generated spans, the old music
+    and the new music with the kept spans copied in."""
+
+    changes: list[Change]
+    deleted: list[int]
+    kept: list[tuple[float, float, float]]
+    generated: list[tuple[float, float]]
+    picture: list[tuple[float, float, float]]  # where each old second of picture plays now
+    ending: Ending | None
+    old_music: np.ndarray
+    music: np.ndarray
+
+
+def _plan(scored_path: Path, side: Path, state: Sidecar, tl: Timeline, new_path: Path) -> _Plan:
     r = tl.duration.rate
-    changes, deleted = changes_of(old_uses(state, r), new_uses(tl), r)
+    changes, deleted = changes_of(old_uses(state.request.clips, r), new_uses(tl), r)
     if not any(c.kept for c in changes):
         raise CutscoreError(f"{new_path}: shares no picture with the edit {scored_path.name} scored; nothing to keep: "
                             "score it instead")
@@ -255,11 +180,10 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
     old_music, _, _ = music_of(scored_path, (side, state))
     old_end = sum(s.duration for s in state.segments) / state.segments[0].rate
     new_end = tl.duration.to_seconds()
-    kind = state.ending.kind if state.ending is not None else "cut"
-    new_ending = Ending.plan(kind, new_end, 1 / tl.rate, [c.to_seconds() for c in tl.cuts]) \
+    ending = Ending.plan(state.ending.kind, new_end, 1 / tl.rate, [c.to_seconds() for c in tl.cuts]) \
         if state.ending is not None else None
-    picture = [k for c in changes for k in c.kept]  # where each old second of picture plays now
-    kept, generated = plan_music(changes, old_end, new_end, state.ending, new_ending)
+    picture = [k for c in changes for k in c.kept]
+    kept, generated = plan_music(changes, old_end, new_end, state.ending, ending)
     for c in changes:  # each clip's kept spans: the music actually copied under it
         c.kept = [(max(a, c.record_s[0]), min(b, c.record_s[1]), o + max(0.0, c.record_s[0] - a))
                   for a, b, o in kept if min(b, c.record_s[1]) - max(a, c.record_s[0]) > 1e-6]
@@ -267,51 +191,62 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
     for a, b, o in kept:
         n0, n1, o0 = round(a * sr), round(b * sr), round(o * sr)
         music[:, n0:n1] = old_music[:, o0:o0 + (n1 - n0)]
+    return _Plan(changes, deleted, kept, generated, picture, ending, old_music, music)
+
+
+def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, client, seed, rate, on_progress):
+    tl = read_timeline(new_path, rate=rate)
+    p = _plan(scored_path, side, state, tl, new_path)
     work = side_out.with_name(side_out.name + ".partial")
     if work.exists():
         shutil.rmtree(work)
     (work / "engine").mkdir(parents=True)
     notices = list(tl.warnings)
     try:
-        plan = make_plan(tl, window_s=_window_s(state))
         settings = state.settings.model_copy(update={"seed": seed} if seed is not None else {})
-        req = build_request(plan, state.model, settings, work / "engine")
-        lat = _moved_latents(state, req, kept)
-        ducking = moved_ducking(state.ducking, picture, new_end)
-        chain = Finishing(sr, sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if state.hit_sync else [],
-                          new_ending, state.gain_db, state.loudness_lufs, ducking)
-        for k, (g0, g1) in enumerate(generated):
-            parts = _parts(req, g0, g1)
-            for j, (i, p0, p1) in enumerate(parts):
-                music = _generate(client, req, i, p0, p1, lat, music, chain, state, k, on_progress,
-                                  open_end=j + 1 < len(parts))
-        windows = _windows(req, lat, music, sr, state.model_sample_rate, work / "engine")
-        records = _write_segments(tl, music, sr, work)
-        new_state = Sidecar(timeline=str(new_path.resolve()), scored=str(out_path.resolve()), model=state.model,
-                            settings=settings, loudness_lufs=state.loudness_lufs, gain_db=state.gain_db,
-                            sample_rate=sr, model_sample_rate=state.model_sample_rate, request=req, windows=windows,
-                            hit_sync=state.hit_sync, ending=new_ending, ducking=ducking,
-                            beats=track_beats(music, sr, markers=state.beats.markers if state.beats else True),
-                            segments=records,
-                            conform=ConformRecord(old=str(scored_path.resolve()), new=str(new_path.resolve()),
-                                                  changes=ConformResult(out_path, side_out, changes, deleted, kept,
-                                                                        generated, [], music, sr).to_json()["changes"],
-                                                  deleted=deleted, kept=[list(k) for k in kept],
-                                                  generated=[list(g) for g in generated]))
-        if ducking is not None and any(c.kind == "new" for c in changes):
+        req = build_request(make_plan(tl, window_s=_window_s(state)), state.model, settings, work / "engine")
+        lat = _moved_latents(state, req, p.kept)
+        ducking = moved_ducking(state.ducking, p.picture, tl.duration.to_seconds())
+        targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if state.hit_sync else []
+        chain = Finishing(state.sample_rate, targets, p.ending, state.gain_db, state.loudness_lufs, ducking)
+        _make(client, req, lat, p, chain, state, on_progress)
+        if ducking is not None and any(c.kind == "new" for c in p.changes):
             notices.append("the speech under new clips is not listened to by a conform: the music ducks under the "
                            "dialogue of the kept picture only; score the new edit to duck under all of it")
+        result = ConformResult(out_path, side_out, p.changes, p.deleted, p.kept, p.generated, notices, p.music,
+                               state.sample_rate)
+        new_state = state.model_copy(update={
+            "timeline": str(new_path.resolve()), "scored": str(out_path.resolve()), "settings": settings,
+            "request": req, "windows": _windows(req, lat, p.music, state.sample_rate, state.model_sample_rate,
+                                                work / "engine"),
+            "ending": p.ending, "ducking": ducking, "segments": _write_segments(tl, p.music, state.sample_rate, work),
+            "beats": track_beats(p.music, state.sample_rate, markers=state.beats.markers if state.beats else True),
+            "history": [], "choices": [],
+            "conform": ConformRecord(old=str(scored_path.resolve()), new=str(new_path.resolve()),
+                                     changes=result.to_json()["changes"], deleted=p.deleted,
+                                     kept=[list(k) for k in p.kept], generated=[list(g) for g in p.generated])})
         new_state.rebase(work / "engine", side_out / "engine")
         (work / STATE_FILE).write_text(new_state.to_json())
         if side_out.exists():
             shutil.rmtree(side_out)
         os.replace(work, side_out)
         write_timeline(out_path, new_path, tl.otio, segments_of(side_out, new_state, writable(out_path, new_path)),
-                       new_state.summary(side_out), r)
+                       new_state.summary(side_out), tl.duration.rate)
     finally:
         if work.exists():
             shutil.rmtree(work)
-    return ConformResult(out_path, side_out, changes, deleted, kept, generated, notices, music, sr)
+    return result
+
+
+def _make(client, req, lat, p: _Plan, chain: Finishing, state: Sidecar, on_progress) -> None:
+    """Every generated span sampled, finished and spliced into p.music (in order)."""
+    sr = state.sample_rate
+    for k, (g0, g1) in enumerate(p.generated):
+        parts = _parts(req, g0, g1)
+        for j, (i, p0, p1) in enumerate(parts):
+            edges = _continuations(p.old_music, p.kept, p0, p1, sr, int(EDGE_BLEND_S * sr))
+            p.music = _generate(client, req, i, p0, p1, lat, p.music, chain, state, k, on_progress, edges,
+                                open_end=g1 if j + 1 < len(parts) else None)
 
 
 def moved_ducking(old: Ducking | None, picture: list[tuple[float, float, float]], new_end: float) -> Ducking | None:
@@ -364,9 +299,14 @@ def _moved_latents(state: Sidecar, req, kept) -> list[np.ndarray]:
 
 
 def _parts(req, g0: float, g1: float) -> list[tuple[int, float, float]]:
-    """A generated span split among the windows that own its seconds (a window owns from the middle
-    of its overlap with the one before to the middle of its overlap with the next)."""
+    """The window that samples a generated span: one that holds it whole (the one with the most room
+    around it), else the span split among the windows that own its seconds (a window owns from the
+    middle of its overlap with the one before to the middle of its overlap with the next)."""
     ws = req.windows
+    whole = [(min(g0 - w.start_s, w.start_s + w.duration_s - g1), i) for i, w in enumerate(ws)
+             if w.start_s - 1e-6 <= g0 and g1 <= w.start_s + w.duration_s + 1e-6]
+    if whole:
+        return [(max(whole)[1], g0, g1)]
     parts = []
     for i, w in enumerate(ws):
         lo = w.start_s + (w.overlap_s / 2 if i > 0 else 0.0)
@@ -377,11 +317,29 @@ def _parts(req, g0: float, g1: float) -> list[tuple[int, float, float]]:
     return parts
 
 
-def _generate(client, req, i, p0, p1, lat, music, chain: Finishing, state, k, on_progress, open_end=False):
+def _continuations(old: np.ndarray, kept, p0: float, p1: float, sr: int, n: int) -> dict:
+    """The old music that continued the kept music at a generated span's edges: after the kept run
+    that ends at p0 (what played next in the old score), before the one that starts at p1; the span
+    fades from and to these, so each join is the old music's own for its first and last n samples."""
+    out = {}
+    for a, b, o in kept:
+        if abs(b - p0) < 1e-6:
+            s = round((o + b - a) * sr)
+            if s + n <= old.shape[1]:
+                out["left"] = old[:, s:s + n]
+        if abs(a - p1) < 1e-6:
+            s = round(o * sr)
+            if s - n >= 0:
+                out["right"] = old[:, s - n:s]
+    return out
+
+
+def _generate(client, req, i, p0, p1, lat, music, chain: Finishing, state, k, on_progress, edges: dict,
+              open_end: float | None = None):
     """One generated part: the engine inpaints [p0, p1) of window i with the moved latents around it
     held; the new audio is finished by the chain and spliced into the music, fading from and to the
-    kept music at its edges (open_end: the next part follows, which fades in from this one's audio
-    written past p1)."""
+    kept music at its edges (open_end: the generated span's end when the next part of it follows,
+    which fades in from this one's audio written past p1, never past the span)."""
     w = req.windows[i]
     path = Path(req.output_dir) / f"known-{k:03d}-w{i:02d}.npy"
     np.save(path, lat[i])
@@ -396,11 +354,18 @@ def _generate(client, req, i, p0, p1, lat, music, chain: Finishing, state, k, on
                        span.duration, sr)
     start = to_samples(span.start_time, sr)
     new = chain.run(new, start)
+    new = _level_matched(new, start, music, round(p0 * sr), round(p1 * sr), sr, edges)
     full = np.zeros_like(music)
     full[:, start:start + new.shape[1]] = new[:, :max(0, music.shape[1] - start)]
     blend = int(EDGE_BLEND_S * sr)
-    region = (round(p0 * sr), min(round(p1 * sr) + (2 * blend if open_end else 0), start + new.shape[1]))
-    out = splice(music, full, 0, region, blend)
+    end = min(round(p1 * sr) + 2 * blend, round(open_end * sr)) if open_end is not None else round(p1 * sr)
+    region = (round(p0 * sr), min(end, start + new.shape[1]))
+    base = music.copy()  # inside the span, its edges hold the old music's continuations to fade from
+    if "left" in edges:
+        base[:, region[0]:region[0] + blend] = edges["left"][:, :base.shape[1] - region[0]]
+    if "right" in edges and open_end is None:
+        base[:, region[1] - blend:region[1]] = edges["right"]
+    out = splice(base, full, 0, region, blend)
     fps = _fps(state)
     got = np.load(res.latents)
     a0 = int(round((s0 - w.start_s) * fps))
@@ -408,6 +373,32 @@ def _generate(client, req, i, p0, p1, lat, music, chain: Finishing, state, k, on
     f0, f1 = int((p0 - w.start_s) * fps), int(np.ceil((p1 - w.start_s) * fps))
     lat[i][..., max(f0, a0):min(f1, a0 + n)] = got[..., max(f0, a0) - a0:min(f1, a0 + n) - a0]
     return out
+
+
+def _level_matched(new: np.ndarray, start: int, music: np.ndarray, r0: int, r1: int, sr: int, edges: dict) -> np.ndarray:
+    """The new audio's level at each edge of the generated span [r0, r1) brought to the kept
+    music's beside it (LEVEL_S measured each side, at most MAX_MATCH_DB), the correction fading to
+    none over LEVEL_RAMP_S into the span: the model may start a span louder or softer than the
+    music it continues, and a step the music itself never makes is heard as a seam."""
+    n, ramp = int(LEVEL_S * sr), int(LEVEL_RAMP_S * sr)
+
+    def db(x: np.ndarray) -> float | None:
+        return 10 * np.log10(float(np.mean(x ** 2)) + 1e-12) if x.size >= n // 2 else None
+
+    gain_db = np.zeros(new.shape[1])
+    for side in ("left", "right"):
+        if side not in edges:
+            continue
+        kept = music[:, r0 - n:r0] if side == "left" else music[:, r1:r1 + n]
+        a = (r0 - start) if side == "left" else (r1 - start - n)
+        made, ref = db(new[:, max(a, 0):a + n]), db(kept)
+        if made is None or ref is None:
+            continue
+        d = float(np.clip(ref - made, -MAX_MATCH_DB, MAX_MATCH_DB))
+        x = np.arange(new.shape[1]) - (r0 - start if side == "left" else r1 - start)
+        w = np.clip(1 - (x if side == "left" else -x) / ramp, 0, 1)  # 1 at the edge, 0 ramp samples in
+        gain_db += d * (0.5 - 0.5 * np.cos(np.pi * w))
+    return (new * (10 ** (gain_db / 20))[None, :]).astype(np.float32)
 
 
 def _windows(req, lat, music, sr, model_sr, folder: Path) -> list[WindowResult]:

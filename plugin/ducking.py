@@ -1,9 +1,7 @@
-"""The music gets out of the way of speech (torch-free): which of the timeline's sound is listened to,
-and the gain envelope made from the speech the engine finds in it (engine/features/speech.py).
+"""The music gets out of the way of speech (torch-free; a stage of the finishing chain, no timeline
+or file format inside): the gain envelope made from the speech the engine finds in the timeline's
+own sound (what is listened to: plugin/dialogue.py; the speech: engine/features/speech.py).
 
-- What is listened to (`dialogue_spans`): the clips of the timeline's enabled audio tracks (cutscore's
-  own music track and muted or disabled tracks and clips excepted) where the timeline plays them;
-  a timeline without audio tracks plays its picture clips' soundtracks, so those are listened to.
 - The envelope (`Ducking.plan`): for each speech region [a, b] the music falls by `depth_db` over
   `attack_s` before a (it is down when the first word starts: the edit is known in advance, so the
   duck looks ahead), stays down to b, and comes back over `release_s` after it. Regions closer
@@ -21,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from core.api import AudioSpan
 
 DUCK_DB = -12.0  # --duck auto
 ATTACK_S = 0.15
@@ -91,50 +87,3 @@ def _interp(t: np.ndarray, keys) -> np.ndarray:
     kt = np.array([k[0] for k in keys], np.float64)
     kv = np.array([k[1] for k in keys], np.float64)
     return np.interp(t, kt, kv)
-
-
-def dialogue_spans(tl, relink=None) -> list[AudioSpan]:
-    """What the timeline plays of its own sound (`tl` a plugin.timeline.Timeline), for the engine to
-    listen to: the audio tracks' clips, or the picture's soundtracks when it has no audio track."""
-    import opentimelineio as otio
-
-    from plugin.timeline import _enabled, _media_of, _resolve, music_track
-
-    ours = music_track(tl.otio)
-    end = tl.duration.to_seconds()
-    base = tl.path.parent
-    spans: list[AudioSpan] = []
-    tracks = [t for t in tl.otio.audio_tracks() if t is not ours]
-    for track in tracks:
-        if not _enabled(track):
-            continue
-        for clip in track.find_clips():
-            if not _enabled(clip):
-                continue
-            media = _media_of(clip)
-            path = _resolve(media, base, relink) if media else None
-            if path is None:
-                continue
-            try:
-                rng = clip.transformed_time_range(clip.trimmed_range(), tl.otio.tracks)
-            except otio.exceptions.OTIOError:
-                continue
-            avail = getattr(clip.media_reference, "available_range", None)
-            src = clip.trimmed_range().start_time
-            if avail is not None:
-                src = src - avail.start_time.rescaled_to(src.rate)
-            spans.append(_span(str(path), rng.start_time.to_seconds(), rng.duration.to_seconds(),
-                               src.to_seconds(), end, False))
-    if not any(t.find_clips() for t in tracks):
-        spans = [_span(str(c.media_path), c.range.start_time.to_seconds(), c.range.duration.to_seconds(),
-                       c.file_range.start_time.to_seconds(), end, True) for c in tl.clips if c.media_path]
-    return [s for s in spans if s is not None]
-
-
-def _span(media: str, start: float, duration: float, source: float, end: float, picture: bool) -> AudioSpan | None:
-    if start < 0:  # the part before the timeline's start is not heard
-        duration, source, start = duration + start, source - start, 0.0
-    duration = min(duration, end - start)
-    if duration <= 0:
-        return None
-    return AudioSpan(media=media, start_s=start, duration_s=duration, source_start_s=max(source, 0.0), picture=picture)

@@ -25,7 +25,8 @@ from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
 from plugin.beats import Beats
-from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking, dialogue_spans
+from plugin.dialogue import dialogue_spans
+from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
 from plugin.ending import Ending
 from plugin.finish import Finishing
 from plugin.formats import writable

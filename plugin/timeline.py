@@ -205,7 +205,7 @@ def _timeline_rate(tl: otio.schema.Timeline) -> float:
     return tl.duration().rate  # (video times were checked by _check_times)
 
 
-def _media_of(clip: otio.schema.Clip) -> str | None:
+def media_of(clip: otio.schema.Clip) -> str | None:
     ref = clip.media_reference
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
         return ref.target_url
@@ -214,7 +214,7 @@ def _media_of(clip: otio.schema.Clip) -> str | None:
     return None
 
 
-def _resolve(media: str, base: Path, relink: Path | None) -> Path | None:
+def resolve_media(media: str, base: Path, relink: Path | None) -> Path | None:
     parsed = urllib.parse.urlparse(media)
     if parsed.scheme == "file":
         raw = urllib.parse.unquote(parsed.path)
@@ -237,7 +237,7 @@ def _resolve(media: str, base: Path, relink: Path | None) -> Path | None:
     return None
 
 
-def _enabled(item) -> bool:
+def enabled(item) -> bool:
     """OTIO's own flag, and FCP7 XML's <enabled>FALSE</enabled> (which the fcp adapter keeps only
     in metadata["fcp_xml"])."""
     fcp = item.metadata.get("fcp_xml") if hasattr(item, "metadata") else None
@@ -255,7 +255,7 @@ def _visible_track(track: otio.schema.Track, path: Path) -> otio.schema.Track:
         if item.duration().value < 0:
             raise CutscoreError(f"{path}: track {track.name!r} holds an item with a negative duration "
                                 f"({item.duration().value:g} frames); fix the edit in your editor and export again")
-        if isinstance(item, otio.schema.Clip) and not _enabled(item):
+        if isinstance(item, otio.schema.Clip) and not enabled(item):
             out[i] = otio.schema.Gap(source_range=TimeRange(RationalTime(0, item.duration().rate), item.duration()))
     # a trim that starts before 0 is no trim: the cmx_3600 adapter stores the record start timecode
     # there (-01:00:00:00), covering the whole track
@@ -267,7 +267,7 @@ def _visible_track(track: otio.schema.Track, path: Path) -> otio.schema.Track:
 
 
 def _picture(tl: otio.schema.Timeline, path: Path) -> otio.schema.Track:
-    tracks = [_visible_track(t, path) for t in tl.video_tracks() if _enabled(t)]
+    tracks = [_visible_track(t, path) for t in tl.video_tracks() if enabled(t)]
     if not tracks:
         raise CutscoreError(f"{path}: the timeline has no enabled video track; cutscore scores a picture edit")
     return _join_through_edits(otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0])
@@ -296,7 +296,7 @@ def _join_through_edits(track: otio.schema.Track) -> otio.schema.Track:
 def _continues(a, b) -> bool:
     if not (isinstance(a, otio.schema.Clip) and isinstance(b, otio.schema.Clip)):
         return False
-    if a.source_range is None or b.source_range is None or _media_of(a) is None or _media_of(a) != _media_of(b):
+    if a.source_range is None or b.source_range is None or media_of(a) is None or media_of(a) != media_of(b):
         return False
     return a.source_range.end_time_exclusive() == b.source_range.start_time and a.name == b.name
 
@@ -454,8 +454,8 @@ def read_timeline(path: str | Path, rate: float | None = None, relink: str | Pat
         rng = picture.range_of_child(item)
         if rng.duration.value < 0 or item.source_range is not None and item.source_range.duration.value < 0:
             raise CutscoreError(f"{path}: clip {item.name!r} has a negative duration; fix it in your editor")
-        media = _media_of(item)
-        resolved = _resolve(media, path.parent, relink_dir) if media else None
+        media = media_of(item)
+        resolved = resolve_media(media, path.parent, relink_dir) if media else None
         if media and resolved is None:
             warnings.append(f"media of clip {len(clips)} {item.name!r} not found ({media}); it gets cut-only "
                             "conditioning (use --relink DIR)")

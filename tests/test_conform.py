@@ -14,7 +14,8 @@ from opentimelineio.opentime import RationalTime as RT
 from opentimelineio.opentime import TimeRange as TR
 
 from core.errors import CutscoreError
-from plugin.conform import changes_of, conform, new_uses, old_uses
+from plugin.changes import changes_of, new_uses, old_uses
+from plugin.conform import conform
 from plugin.regenerate import regenerate_clip
 from plugin.score import ScoreOptions, score_timeline
 from plugin.state import load_state, music_of
@@ -83,7 +84,7 @@ def test_the_change_list_names_every_kind(scored, tmp_path, kind):
     new = _reedit(scored.parent / "demo.otio", kind, scored.parent / f"{kind}.otio")
     state = load_state(scored)[1]
     tl = read_timeline(new)
-    changes, deleted = changes_of(old_uses(state, tl.duration.rate), new_uses(tl), tl.duration.rate)
+    changes, deleted = changes_of(old_uses(state.request.clips, tl.duration.rate), new_uses(tl), tl.duration.rate)
     assert ([c.kind for c in changes], deleted) == TRUTH[kind]
     if kind == "swap":
         assert [c.old_clip for c in changes] == [0, 2, 1, 3, 4]

@@ -17,7 +17,8 @@ import opentimelineio as otio
 import pytest
 
 from core.paths import DEMO_MODEL
-from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking, dialogue_spans
+from plugin.dialogue import dialogue_spans
+from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
 from plugin.render import read_wav
 from tests import kdenlive_app, speech, tools
 

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     _edit_commands(add)
+    _conform_command(add)
     _engine_commands(add)
     _model_commands(add)
     _weights_command(add)
@@ -135,6 +136,8 @@ def _edit_commands(add) -> None:
     _rhythm_opts(sp, regenerate=True)
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
+
+def _conform_command(add) -> None:
     sp = add("conform", cmd_conform, "The cut changed: move the scored music with the picture, keep what is kept, "
              "generate only the new seconds.")
     sp.add_argument("scored", help="a timeline written by `cutscore score` (found through its sidecar)")
