@@ -421,3 +421,42 @@ def test_energy_edits_go_to_the_predicted_curves_extremes_and_undo_step_by_step(
     assert st.rhythm_edit[2:6] == [pytest.approx(2.4)] * 4 and st.rhythm_edit[0] is None
     assert st.undo_rhythm() and st.undo_rhythm() and st.undo_rhythm() and st.edited_rhythm() == []
     assert not st.undo_rhythm()
+
+
+def test_a_changed_picture_shows_its_change_list_and_conforms(panel, qtbot, tmp_path, engine):
+    """A scored timeline whose picture was trimmed after scoring (its music track as it was) opens
+    with the change list and Conform; Conform writes and opens the conformed timeline, its generated
+    seconds shaded on the music lane; Undo conform reopens the score."""
+    import opentimelineio as otio
+    from opentimelineio.opentime import RationalTime, TimeRange
+
+    from plugin.score import ScoreOptions, score_timeline
+
+    src = _demo(tmp_path)
+    scored = tmp_path / "demo-scored.otio"
+    score_timeline(src, scored, engine, ScoreOptions(model="debug", steps=2, duck_db=None))
+    tl = otio.adapters.read_from_file(str(scored))
+    clip = [c for c in tl.video_tracks()[0] if isinstance(c, otio.schema.Clip)][1]
+    clip.source_range = TimeRange(clip.source_range.start_time, clip.source_range.duration - RationalTime(12, 30000 / 1001))
+    edited = tmp_path / "demo-scored-edited.otio"
+    otio.adapters.write_to_file(tl, str(edited))
+    assert panel.open(edited)
+    assert panel.state.stale and panel.conform_btn.isVisible() and panel.changes_table.isVisible()
+    kinds = [panel.changes_table.item(i, 2).text() for i in range(panel.changes_table.rowCount())]
+    assert kinds == ["unchanged", "trimmed", "moved", "moved", "moved"]
+    with qtbot.waitSignal(panel.generated, timeout=120000):
+        panel.conform_btn.click()
+    st = panel.state
+    assert st.scored_path.name == "demo-scored-edited-conformed.otio" and not st.stale
+    assert len(st.generated_spans) == 1 and panel.undo_conform_btn.isVisible()
+    a, b = st.generated_spans[0]
+    assert (a + b) / 2 == pytest.approx(258 * 1001 / 30000, abs=1e-3)  # the moved cut, a bridge either side
+    view = panel.view
+    lane = view.lane_rect("music")
+    img = view.grab().toImage()
+    shaded = img.pixelColor(int(view.x_of((a + b) / 2)), int(lane.top() + 20))
+    kept = img.pixelColor(int(view.x_of(2.0)), int(lane.top() + 20))
+    assert shaded.red() > kept.red() + 30, (shaded.name(), kept.name())
+    assert panel.grab().save(str(shot("panel_conform.png")))
+    panel.undo_conform_btn.click()
+    assert panel.state.scored_path == edited and panel.state.stale

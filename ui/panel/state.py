@@ -85,6 +85,14 @@ class PanelState:
     selected_hit: int | None = None  # index into user_hits
     takes: dict[int, dict] = field(default_factory=dict)  # clip index -> {"name", "takes", "current"} (sidecar)
     started_at: float = 0.0  # when the running job started (monotonic), for the time left
+    # conform (ui/panel/conform.py): the change list shown (`cutscore conform --json`'s "changes"), whether
+    # it is the open picture's against its music's edit (stale: Conform offered), the generated spans
+    # of a conformed timeline (shaded on the music lane), the score a conform started from (Undo)
+    changes: list[dict] | None = None
+    stale: bool = False
+    generated_spans: list[tuple[float, float]] = field(default_factory=list)
+    conformed_from: str = ""
+    before_conform: Path | None = None
 
     def open(self, path: str | Path, rate: float | None = None) -> Plan:
         """Read a timeline (raises CutscoreError with a one-line message on bad input)."""
@@ -94,6 +102,8 @@ class PanelState:
         self.rhythm_edit, self.rhythm_undo, self.rhythm_span = [None] * self.seconds, [], None
         self.scored_path, self.selected_clip, self.error, self.error_details = None, None, "", ""
         self.user_hits, self.selected_hit, self.takes = [], None, {}
+        self.changes, self.stale, self.generated_spans, self.conformed_from = None, False, [], ""
+        self.before_conform = None
         self.onsets = self._onsets()
         self._reopen_scored()
         p = str(Path(path).resolve())
@@ -123,6 +133,23 @@ class PanelState:
         self.user_hits = sorted(h for h in saved.request.hits_s if round(h, 3) not in marks)
         edit = list(saved.request.rhythm[:self.seconds])  # the curve the score followed where edited
         self.rhythm_edit = edit + [None] * (self.seconds - len(edit))
+        self._conform_state(saved)
+
+    def _conform_state(self, saved: Sidecar) -> None:
+        """A conformed timeline's change list and generated spans; else whether the picture changed
+        since its music was made (then its change list, and Conform is offered)."""
+        from plugin.changes import changes_of, new_uses, old_uses
+
+        if saved.conform is not None:
+            self.changes, self.conformed_from = saved.conform.changes, saved.conform.old
+            self.generated_spans = [(a, b) for a, b in saved.conform.generated]
+        tl = self.plan.timeline
+        r = tl.duration.rate
+        changes, deleted = changes_of(old_uses(saved.request.clips, r), new_uses(tl), r)
+        if deleted or any(c.kind != "unchanged" for c in changes):
+            self.stale = True
+            self.changes = [{"new_clip": c.new_clip, "old_clip": c.old_clip, "kind": c.kind,
+                             "record_s": list(c.record_s), "kept": c.kept} for c in changes]
 
     def load_music(self, loaded: tuple[Path, Sidecar] | None = None) -> None:
         """The scored music, its predicted rhythm and the clips' takes, from the sidecar (read once)."""

@@ -371,6 +371,8 @@ class TimelineView(QWidget):
                 n = len(self.state.takes[idx]["takes"])
                 p.drawText(QRectF(xa + 4, top - 14, max(xb - xa - 8, 1), 13), Qt.AlignmentFlag.AlignLeft,
                            f"take {label}" + (f" of {n}" if n > 1 else ""))
+        for a, b in self.state.generated_spans:  # a conform's generated seconds, apart from the kept music
+            p.fillRect(QRectF(self.x_of(a), top, max(self.x_of(b) - self.x_of(a), 1), h), QColor(230, 140, 60, 90))
         p.setPen(QColor("#7fd18b"))
         xs, highs, lows = self._peaks(chans, sr)
         for ch, mid in enumerate(mids):

@@ -35,6 +35,7 @@ from PyQt6.QtWidgets import (
 )
 
 from core.errors import CutscoreError
+from ui.panel.conform import ConformPart
 from ui.panel.energy import EnergyPart
 from ui.panel.jobs import JobsPart, Task
 from ui.panel.monitor import Monitor
@@ -63,7 +64,7 @@ def dark_theme(app: QApplication) -> None:
     app.setPalette(pal)
 
 
-class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, QMainWindow):
+class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, ConformPart, QMainWindow):
     """The window: the monitor and the settings above the timeline and its lanes; the parts it is made
     of (settings, jobs, takes, player, energy lane: one module each) share its widgets and its
     PanelState."""
@@ -101,6 +102,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, QMa
         menu.addAction(act)
         self.recent_menu = menu.addMenu("Open &recent")
         menu.addAction(QAction("&Export scored timeline", self, triggered=self.export))
+        menu.addAction(QAction("&Conform the music to a new cut…", self, triggered=self._conform_dialog))
 
         self.view = TimelineView(self.state)
         self.view.clipSelected.connect(lambda _: self._sync())
@@ -158,6 +160,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, QMa
         side.addWidget(self.takes_label)
         side.addWidget(self.takes)
         side.addWidget(self.use_take_btn)
+        side.addLayout(self._build_conform())
         side.addWidget(self.info)
         side.addStretch(1)
         side_w = QWidget()
@@ -214,6 +217,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, QMa
         self.details_btn.setVisible(bool(st.error_details))
         self._sync_takes()
         self._sync_energy()
+        self._sync_conform()
         self.recent_menu.clear()
         for r in st.recent:
             self.recent_menu.addAction(QAction(r, self, triggered=lambda _=False, r=r: self.open(r)))
