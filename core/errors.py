@@ -2,4 +2,4 @@
 
 
 class CutscoreError(Exception):
-    """An error the user can act on. ui/cli.py prints it as one line and exits non-zero."""
+    """An error the user can act on. core/terminal.py run_command prints it as one line and exits 2."""

@@ -138,10 +138,6 @@ class ModelConfig:
         return self
 
     @property
-    def window_samples(self) -> int:
-        return self.latent_frames * self.downsampling
-
-    @property
     def seconds(self) -> int:
         """Per-second feature slots of one window (30 for Diff-V2M)."""
         return int(round(self.window_seconds))
@@ -220,7 +216,7 @@ def model_window_s(model: str) -> float:
         return float(meta.get("model", meta).get("window_seconds", 30.0))
     try:
         return load_config(model).window_seconds
-    except Exception:  # noqa: BLE001 - an unknown name fails later, in the engine, with its own message
+    except CutscoreError:  # an unknown name fails later, in the engine, with its own message
         return 30.0
 
 

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict
 
 BEATS_PER_BAR = 4
 NAMES = {"beat": "cutscore beat", "downbeat": "cutscore downbeat"}
-CUSTOM_DATA = "cutscore-beat"  # Resolve's marker customData: what a later run deletes by
 # Kdenlive's marker categories of cutscore (added to the project's own, kdenlive:docproperties.guidesCategories)
 KDENLIVE_CATEGORIES = {"downbeat": ("cutscore downbeat", "#e0552e"), "beat": ("cutscore beat", "#e0b02e")}
 

@@ -1,13 +1,12 @@
-"""From the engine's windows to the music track's WAV files (torch-free).
+"""From the engine's windows to continuous music, and the WAV files (torch-free; the first stage of
+the finishing chain, plugin/finish.py runs the rest):
 
 1. stitch: place each window at its start time; equal-power crossfade (cos/sin) across each
    window's overlap with the previous one;
 2. resample to the project rate (48 kHz by default, soxr HQ);
 3. cut to the timeline's exact length in samples (computed from RationalTime with exact fractions);
-4. normalise the integrated loudness (pyloudnorm, default -14 LUFS), pulling the gain down if the
-   peak would pass -1 dBFS;
-5. cut one segment per item of the picture (clips and gaps alike) at sample-exact boundaries and
-   write each as 24-bit WAV, so playback across segments is seamless.
+then the gain, the 24-bit WAVs (score.py cuts one per picture item at sample-exact boundaries, so
+playback across segments is seamless) and splicing a new span into a take with blended edges.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ track of the SAME timeline (Resolve 18.5+, Workspace > Scripts > Edit > cutscore
 Two kinds of launcher, both written by `cutscore resolve install`: Lua ones (plugin/resolve_launcher.lua;
 Resolve 21.1's free edition lists only Lua scripts in that menu) and Python ones (this module; Resolve
 Studio, and the free edition before 21.1). The Lua launcher makes the Resolve calls and hands the rest
-to `cutscore resolve run` (ui/cli.py), which uses the helpers here (`placements`, `segment_for_wav`).
+to `cutscore resolve run` (ui/cli/commands.py), which uses the helpers here (`placements`, `segment_for_wav`).
 
 This module runs inside Resolve's own Python (3.7+), so it uses the standard library only and
 reaches cutscore through its command line in cutscore's environment. The Resolve calls are the

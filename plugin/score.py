@@ -40,7 +40,7 @@ from plugin.render import (
     write_wav,
 )
 from plugin.state import SegmentRecord, Sidecar, segments_of, sidecar_dir
-from plugin.timeline import Limits, Timeline, _unique_sorted, read_timeline
+from plugin.timeline import Limits, Timeline, read_timeline, unique_sorted
 from plugin.writeback import write_timeline
 
 
@@ -158,7 +158,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
     tl = read_timeline(timeline_path, rate=rate, relink=relink, limits=limits, sequence=opts.sequence)
     if opts.hits_s:
         extra = [RationalTime.from_seconds(s, tl.duration.rate).round() for s in opts.hits_s]
-        tl.hits = _unique_sorted([h for h in tl.hits + extra if h <= tl.duration])
+        tl.hits = unique_sorted([h for h in tl.hits + extra if h <= tl.duration])
     notices = list(tl.warnings)
     model, notice = (opts.model, None) if opts.model is not None else default_model()
     notices += [notice] if notice else []

@@ -312,10 +312,10 @@ def cut_times(picture: otio.schema.Track) -> list[RationalTime]:
         start = picture.range_of_child(item).start_time
         if RationalTime(0, start.rate) < start < total:
             cuts.append(start)
-    return _unique_sorted(cuts)
+    return unique_sorted(cuts)
 
 
-def _unique_sorted(times: list[RationalTime]) -> list[RationalTime]:
+def unique_sorted(times: list[RationalTime]) -> list[RationalTime]:
     out: list[RationalTime] = []
     for t in sorted(times):
         if not out or t != out[-1]:
@@ -399,7 +399,7 @@ def _markers(tl: otio.schema.Timeline, end: RationalTime) -> list[RationalTime]:
             hits.extend(_clip_marker_times(item, tl, local))
     zero = RationalTime(0, end.rate)
     ok = [h for h in hits if math.isfinite(h.value) and math.isfinite(h.rate) and h.rate > 0]  # a NaN marker is no hit
-    return _unique_sorted([h for h in ok if zero <= h <= end])
+    return unique_sorted([h for h in ok if zero <= h <= end])
 
 
 def _check_times(tl: otio.schema.Timeline, path: Path, limits: Limits) -> None:

@@ -1,2 +1,3 @@
-"""The Diff-V2M model: configs, layers, DiT, condition encoders, rhythm predictor, VAE wrapper,
-diffusion objective, samplers, the inference pipeline and checkpoints."""
+"""The Diff-V2M model: layers, DiT, condition encoders, rhythm predictor, VAE wrapper,
+diffusion objective, samplers, the inference pipeline and checkpoints (the configs are torch-free,
+in core/model_config.py and resources/configs/)."""

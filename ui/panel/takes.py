@@ -34,11 +34,6 @@ class TakesPart:
             if name == info["current"]:
                 self.takes.setCurrentItem(item)
 
-    def _take_audio(self, take: str):
-        from plugin.render import read_wav
-
-        return read_wav(self.state.scored_path.with_name(self.state.scored_path.stem + ".cutscore") / take)[0]
-
     def audition(self, take: str) -> None:
         """Play one take of the selected clip in place (from the clip's start on the timeline)."""
         st = self.state
