@@ -147,6 +147,7 @@ def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limi
                                 "timeline, leave it out")
         kwargs["sequence"] = sequence
     if fmt.needs_rate:
+        _edl_picture_events(path)
         if rate is None:
             raise CutscoreError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. --rate 24 or --rate 29.97)")
         kwargs["rate"] = _exact_rate(rate)
@@ -169,6 +170,19 @@ def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limi
     if not isinstance(result, otio.schema.Timeline):
         raise CutscoreError(f"{path}: holds a {type(result).__name__}, not a timeline")
     return result
+
+
+def _edl_picture_events(path: Path) -> None:
+    """An EDL whose events are all sound (channels A, A2, AA, ...) is refused in one line before
+    OTIO's reader, which fails on it with a message about durations."""
+    import re
+
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    channels = re.findall(r"^\s*\d{3,}\s+\S+\s+(\S+)\s", text, re.M)
+    if channels and not any("V" in c.upper() or c.upper() == "B" for c in channels):
+        heard = ", ".join(sorted(set(channels))[:6])
+        raise CutscoreError(f"{path}: this list has no picture events (its {len(channels)} events are sound only: "
+                            f"{heard}); export the EDL of the video track")
 
 
 def _newer_schema_message(path: Path) -> str:
@@ -444,6 +458,9 @@ def read_timeline(path: str | Path, rate: float | None = None, relink: str | Pat
         raise CutscoreError(f"{path}: {duration.to_seconds() / 3600:.3g} hours is longer than the {limits.max_hours:g} "
                             "hours a timeline may be; pass --max-hours to raise it")
     n_clips = sum(1 for item in picture if isinstance(item, otio.schema.Clip))
+    if n_clips == 0:
+        raise CutscoreError(f"{path}: the picture has no clip (every video clip is muted, disabled or absent); "
+                            "cutscore scores a picture edit: unmute the video in your editor and export again")
     if n_clips > limits.max_clips:
         raise CutscoreError(f"{path}: {n_clips} clips are more than the {limits.max_clips} a timeline may have; "
                             "pass --max-clips to raise it")

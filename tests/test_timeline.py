@@ -331,3 +331,38 @@ def test_cli_score_and_regenerate(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["regenerate", str(out), "--clip", "0", "--engine", "local", "--seed", "4"]) == 0
     assert "clip000-v2.wav" in capsys.readouterr().out
+
+
+# Issue 48: real files editors' software wrote -------------------------------------------------------
+REAL = FIXTURES / "timelines" / "real"
+
+
+@pytest.mark.parametrize("name, rate, message", [
+    ("aaf_test_muted_clip.aaf", None, "the picture has no clip (every video clip is muted"),
+    ("avid_music_audio_only_2997.edl", 29.97, "no picture events (its 588 events are sound only: A10, A7, A8, A9)"),
+])
+def test_real_files_without_a_picture_are_refused_in_one_line(name, rate, message, capsys):
+    from ui.cli import main
+
+    args = ["plan", str(REAL / name)] + (["--rate", str(rate)] if rate else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and name in err
+
+
+def test_a_kdenlive_sequence_nested_twice_is_one_sequence():
+    """Kdenlive 24.01 writes a sequence nested in others again at each use, with the same uuid; its
+    bin shows each sequence once (the truth: the distinct uuids of the file's tractors, read here)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REAL / "kts_sequences.kdenlive").getroot()
+    names = {}
+    for t in root.iter("tractor"):
+        p = {x.get("name"): x.text for x in t.findall("property")}
+        if p.get("kdenlive:uuid") and p.get("kdenlive:projectTractor") != "1":
+            names[p["kdenlive:uuid"]] = p.get("kdenlive:clipname")
+    assert len(names) == 3
+    tl = read_timeline(REAL / "kts_sequences.kdenlive")
+    assert sorted(tl.otio.metadata["kdenlive"]["sequences"]) == sorted(names.values())
+    for name in names.values():  # each one plans, the nested copies' clips found
+        assert read_timeline(REAL / "kts_sequences.kdenlive", sequence=name).clips

@@ -227,8 +227,10 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None, sequenc
     seq = document.select(root, sequence)
     seqs = document.sequences(root)
     producers = {el.get("id"): el for el in root if el.tag in ("producer", "chain")}
-    # a sequence used as a clip of another sequence (document 1.1) plays like a producer
-    producers.update({s.tractor.get("id"): s.tractor for s in seqs if s.uuid})
+    # a sequence used as a clip of another sequence (document 1.1) plays like a producer, each copy
+    # Kdenlive writes of it where it is nested included
+    producers.update({el.get("id"): el for el in root if el.tag == "tractor" and _props(el).get("kdenlive:uuid")
+                      and _props(el).get("kdenlive:projectTractor") != "1"})
     playlists = {el.get("id"): el for el in root if el.tag == "playlist"}
     tractors = [el for el in root if el.tag == "tractor"]
     doc = _Doc(producers, rate, *_bin_clips(root, producers), root=_document_root(root, base_dir))

@@ -53,8 +53,14 @@ def sequences(root: ET.Element) -> list[Sequence]:
         return [Sequence("", name or "timeline", tractors[-1], True)]
     main_bin = root.find("playlist[@id='main_bin']")
     active = props(main_bin).get("kdenlive:docproperties.activetimeline", "") if main_bin is not None else ""
-    seqs = [(props(t).get("kdenlive:uuid", ""), t) for t in tractors
-            if props(t).get("kdenlive:uuid") and props(t).get("kdenlive:projectTractor") != "1"]
+    # one per uuid: a sequence nested in others is written again at each use (same kdenlive:uuid; seen in
+    # Kdenlive 24.01's own projects); its own tractor is the one whose id is the uuid, else the first
+    by_uuid: dict[str, ET.Element] = {}
+    for t in tractors:
+        u = props(t).get("kdenlive:uuid", "")
+        if u and props(t).get("kdenlive:projectTractor") != "1" and (u not in by_uuid or t.get("id") == u):
+            by_uuid[u] = t
+    seqs = list(by_uuid.items())
     if not any(u == active for u, _ in seqs):  # no (or a stale) active uuid: the project tractor's track
         project = next(t for t in tractors if props(t).get("kdenlive:projectTractor") == "1")
         first = project.find("track")
