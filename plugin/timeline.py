@@ -310,9 +310,18 @@ def _join_through_edits(track: otio.schema.Track) -> otio.schema.Track:
 def _continues(a, b) -> bool:
     if not (isinstance(a, otio.schema.Clip) and isinstance(b, otio.schema.Clip)):
         return False
-    if a.source_range is None or b.source_range is None or media_of(a) is None or media_of(a) != media_of(b):
+    if a.source_range is None or b.source_range is None or _shows(a) is None or _shows(a) != _shows(b):
         return False
     return a.source_range.end_time_exclusive() == b.source_range.start_time and a.name == b.name
+
+
+def _shows(clip: otio.schema.Clip):
+    """What a clip shows: its media file, or a generator (a colour, title or generated clip of
+    Kdenlive's) by its kind and parameters; None when neither is known."""
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.GeneratorReference):
+        return ("generator", ref.generator_kind, repr(sorted(dict(ref.parameters).items())))
+    return media_of(clip)
 
 
 def cut_times(picture: otio.schema.Track) -> list[RationalTime]:

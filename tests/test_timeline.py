@@ -366,3 +366,30 @@ def test_a_kdenlive_sequence_nested_twice_is_one_sequence():
     assert sorted(tl.otio.metadata["kdenlive"]["sequences"]) == sorted(names.values())
     for name in names.values():  # each one plans, the nested copies' clips found
         assert read_timeline(REAL / "kts_sequences.kdenlive", sequence=name).clips
+
+
+@pytest.mark.parametrize("name", ["kts_mix-luma.kdenlive", "kts_mix-slide.kdenlive"])
+def test_kdenlive_mixes_of_colour_clips_cut_once_where_kdenlive_cuts(name):
+    """A same-track mix cuts at its kdenlive:mixcut (frames from the mix's start; read here from the
+    file's <transition>s), also between colour clips, which have no media file: no cut at the mix's
+    start or end (was: one at each)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REAL / name).getroot()
+    prof = root.find("profile")
+    fps = int(prof.get("frame_rate_num")) / int(prof.get("frame_rate_den"))
+
+    def secs(tc: str) -> float:
+        h, m, s = tc.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    mixes = []
+    for tr in root.iter("transition"):
+        p = {x.get("name"): x.text for x in tr.findall("property")}
+        if "kdenlive:mixcut" in p:
+            mixes.append((secs(tr.get("in")), secs(tr.get("out")), secs(tr.get("in")) + int(p["kdenlive:mixcut"]) / fps))
+    assert len(mixes) >= 2
+    cuts = [c.to_seconds() for c in read_timeline(REAL / name).cuts]
+    for a, b, cut in mixes:
+        assert any(abs(c - cut) < 1e-6 for c in cuts), (cut, cuts)
+        assert not any(a - 1e-6 <= c <= b + 1e-6 and abs(c - cut) > 1e-6 for c in cuts), (a, b, cuts)
