@@ -393,3 +393,23 @@ def test_kdenlive_mixes_of_colour_clips_cut_once_where_kdenlive_cuts(name):
     for a, b, cut in mixes:
         assert any(abs(c - cut) < 1e-6 for c in cuts), (cut, cuts)
         assert not any(a - 1e-6 <= c <= b + 1e-6 and abs(c - cut) > 1e-6 for c in cuts), (a, b, cuts)
+
+
+def test_fcpxml_spine_offsets_count_from_the_sequence_start_timecode():
+    """DaVinci Resolve's FCPXML 1.9 starts its sequences at 01:00:00:00 (tcStart="3600/1s") and
+    counts the spine's offsets from there; the truth is the XML's own: record = offset - tcStart."""
+    import xml.etree.ElementTree as ET
+    from fractions import Fraction
+
+    path = FIXTURES / "timelines" / "adapters" / "resolve_tcstart.fcpxml"
+    seq = next(ET.parse(path).getroot().iter("sequence"))
+    tc = Fraction(seq.get("tcStart").removesuffix("s"))
+    spine = [(Fraction(c.get("offset").removesuffix("s")) - tc, Fraction(c.get("duration").removesuffix("s")),
+              Fraction(c.get("start").removesuffix("s")), c) for c in seq.find("spine")]
+    marker = next((a + Fraction(m.get("start").removesuffix("s")) - s) for a, d, s, c in spine for m in c.iter("marker"))
+    tl = read_timeline(path)
+    assert tl.duration.to_seconds() == pytest.approx(float(sum(d for _, d, _, _ in spine)))
+    assert [(c.range.start_time.to_seconds(), c.range.duration.to_seconds()) for c in tl.clips] == \
+        [pytest.approx((float(a), float(d))) for a, d, _, _ in spine]
+    assert [h.to_seconds() for h in tl.hits] == [pytest.approx(float(marker))]
+    assert tl.otio.global_start_time.to_seconds() == 3600
