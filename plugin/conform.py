@@ -95,13 +95,17 @@ def _runs(changes: list[Change]) -> list[list[float]]:
 
 
 def plan_music(changes: list[Change], old_end: float, new_end: float, old_ending: Ending | None,
-               new_ending: Ending | None) -> tuple[list[tuple[float, float, float]], list[tuple[float, float]]]:
+               new_ending: Ending | None, tail_s: float = 0.0) -> tuple[list[tuple[float, float, float]], list[tuple[float, float]]]:
     """(kept, generated): the kept runs with a bridge taken off every seam where the music's old
     neighbour changed and the old ending kept out of the middle of the new edit; the generated spans
     are the rest of [0, new_end)."""
     same_end = _same_ending(old_ending, new_ending, old_end, new_end)
+    runs = _runs(changes)
+    if tail_s > 0 and runs and abs(runs[-1][1] - (new_end - tail_s)) < 1e-6 \
+            and abs(runs[-1][2] + runs[-1][1] - runs[-1][0] - (old_end - tail_s)) < 1e-6:
+        runs[-1][1] = new_end  # the last picture ends as it did: its ring past the last frame (--tail) with it
     kept = []
-    for a, b, o in _runs(changes):
+    for a, b, o in runs:
         ob = o + (b - a)
         if old_ending is not None and old_ending.kind != "cut" and not (same_end and abs((a - o) - (new_end - old_end)) < 1e-6):
             if ob > old_ending.start_s:  # the old decay, heard elsewhere than at the same end: made again
@@ -166,6 +170,7 @@ class _Plan:
     generated: list[tuple[float, float]]
     picture: list[tuple[float, float, float]]  # where each old second of picture plays now
     ending: Ending | None
+    tail: RationalTime  # the ring past the last frame the score had (`--tail`), kept
     old_music: np.ndarray
     music: np.ndarray
 
@@ -179,19 +184,21 @@ def _plan(scored_path: Path, side: Path, state: Sidecar, tl: Timeline, new_path:
     sr = state.sample_rate
     old_music, _, _ = music_of(scored_path, (side, state))
     old_end = sum(s.duration for s in state.segments) / state.segments[0].rate
-    new_end = tl.duration.to_seconds()
-    ending = Ending.plan(state.ending.kind, new_end, 1 / tl.rate, [c.to_seconds() for c in tl.cuts]) \
-        if state.ending is not None else None
+    tail_s = sum(s.duration for s in state.segments if s.kind == "gap" and s.name == "tail") / state.segments[0].rate
+    tail = RationalTime(round(tail_s * tl.duration.rate), tl.duration.rate)
+    new_end = (tl.duration + tail).to_seconds()
+    ending = Ending.plan(state.ending.kind, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts],
+                         tail.to_seconds()) if state.ending is not None else None
     picture = [k for c in changes for k in c.kept]
-    kept, generated = plan_music(changes, old_end, new_end, state.ending, ending)
+    kept, generated = plan_music(changes, old_end, new_end, state.ending, ending, tail.to_seconds())
     for c in changes:  # each clip's kept spans: the music actually copied under it
         c.kept = [(max(a, c.record_s[0]), min(b, c.record_s[1]), o + max(0.0, c.record_s[0] - a))
                   for a, b, o in kept if min(b, c.record_s[1]) - max(a, c.record_s[0]) > 1e-6]
-    music = np.zeros((old_music.shape[0], to_samples(tl.duration, sr)), np.float32)
+    music = np.zeros((old_music.shape[0], to_samples(tl.duration + tail, sr)), np.float32)
     for a, b, o in kept:
         n0, n1, o0 = round(a * sr), round(b * sr), round(o * sr)
         music[:, n0:n1] = old_music[:, o0:o0 + (n1 - n0)]
-    return _Plan(changes, deleted, kept, generated, picture, ending, old_music, music)
+    return _Plan(changes, deleted, kept, generated, picture, ending, tail, old_music, music)
 
 
 def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, client, seed, rate, on_progress):
@@ -204,9 +211,10 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
     notices = list(tl.warnings)
     try:
         settings = state.settings.model_copy(update={"seed": seed} if seed is not None else {})
-        req = build_request(make_plan(tl, window_s=_window_s(state)), state.model, settings, work / "engine")
+        req = build_request(make_plan(tl, window_s=_window_s(state), tail=p.tail), state.model, settings,
+                            work / "engine", rhythm=moved_rhythm(state.request.rhythm, p.picture, p.music.shape[1] / state.sample_rate))
         lat = _moved_latents(state, req, p.kept)
-        ducking = moved_ducking(state.ducking, p.picture, tl.duration.to_seconds())
+        ducking = moved_ducking(state.ducking, p.picture, (tl.duration + p.tail).to_seconds())
         targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if state.hit_sync else []
         chain = Finishing(state.sample_rate, targets, p.ending, state.gain_db, state.loudness_lufs, ducking)
         _make(client, req, lat, p, chain, state, on_progress)
@@ -219,7 +227,8 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
             "timeline": str(new_path.resolve()), "scored": str(out_path.resolve()), "settings": settings,
             "request": req, "windows": _windows(req, lat, p.music, state.sample_rate, state.model_sample_rate,
                                                 work / "engine"),
-            "ending": p.ending, "ducking": ducking, "segments": _write_segments(tl, p.music, state.sample_rate, work),
+            "ending": p.ending, "ducking": ducking,
+            "segments": _write_segments(tl, p.music, state.sample_rate, work, p.tail),
             "beats": track_beats(p.music, state.sample_rate, markers=state.beats.markers if state.beats else True),
             "history": [], "choices": [],
             "conform": ConformRecord(old=str(scored_path.resolve()), new=str(new_path.resolve()),
@@ -247,6 +256,19 @@ def _make(client, req, lat, p: _Plan, chain: Finishing, state: Sidecar, on_progr
             edges = _continuations(p.old_music, p.kept, p0, p1, sr, int(EDGE_BLEND_S * sr))
             p.music = _generate(client, req, i, p0, p1, lat, p.music, chain, state, k, on_progress, edges,
                                 open_end=g1 if j + 1 < len(parts) else None)
+
+
+def moved_rhythm(old: list[float | None], picture: list[tuple[float, float, float]], end_s: float) -> list[float | None]:
+    """The rhythm curve the editor drew (per timeline second; None where the prediction stands) moved
+    with the picture it was drawn over; new seconds get the prediction."""
+    if not any(v is not None for v in old):
+        return []
+    out: list[float | None] = []
+    for s in range(int(np.ceil(end_s - 1e-6))):
+        t = s + 0.5
+        o = next((o + t - a for a, b, o in picture if a <= t < b), None)
+        out.append(old[int(o)] if o is not None and int(o) < len(old) else None)
+    return out
 
 
 def moved_ducking(old: Ducking | None, picture: list[tuple[float, float, float]], new_end: float) -> Ducking | None:
@@ -417,9 +439,9 @@ def _windows(req, lat, music, sr, model_sr, folder: Path) -> list[WindowResult]:
     return out
 
 
-def _write_segments(tl: Timeline, music: np.ndarray, sr: int, work: Path) -> list[SegmentRecord]:
+def _write_segments(tl: Timeline, music: np.ndarray, sr: int, work: Path, tail: RationalTime) -> list[SegmentRecord]:
     records = []
-    for kind, idx, name, rng in picture_segments(tl):
+    for kind, idx, name, rng in picture_segments(tl, tail):
         wav = take_name(kind, idx, 1)
         write_wav(work / wav, music[:, to_samples(rng.start_time, sr):to_samples(rng.end_time_exclusive(), sr)], sr)
         records.append(SegmentRecord.of(kind, idx, name, rng, wav))

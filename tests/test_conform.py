@@ -223,3 +223,29 @@ def test_a_kdenlive_project_whose_picture_moved_after_scoring(tmp_path, local_en
         n0, n1, o0 = round(a * sr), round(b * sr), round(o * sr)
         assert np.array_equal(music[:, n0:n1], old[:, o0:o0 + n1 - n0])
     assert scored.read_text() == text  # the scored project is never written
+
+
+def test_the_drawn_rhythm_moves_with_its_picture():
+    from plugin.conform import moved_rhythm
+
+    old = [None, None, 2.0, 2.0, None, -1.0, None]
+    # old seconds 0-3 stay, old 4-7 now play from 3 on (a second cut out)
+    assert moved_rhythm(old, [(0.0, 3.0, 0.0), (3.0, 6.0, 4.0)], 6.0) == [None, None, 2.0, None, -1.0, None]
+    assert moved_rhythm([None, None], [(0.0, 2.0, 0.0)], 2.0) == []
+
+
+def test_a_ring_past_the_last_frame_is_kept(tmp_path, local_engine):
+    for f in ("demo.otio", "testvideo.mp4"):
+        shutil.copy(ROOT / "resources" / "demo" / f, tmp_path)
+    scored = tmp_path / "tail.otio"
+    score_timeline(tmp_path / "demo.otio", scored, local_engine,
+                   ScoreOptions(model="debug", steps=2, duck_db=None, tail_s=2.0))
+    same = conform(scored, tmp_path / "demo.otio", tmp_path / "same.otio", local_engine)
+    assert same.generated == [] and np.array_equal(music_of(same.out)[0], music_of(scored)[0])
+    segs = load_state(same.out)[1].segments
+    assert segs[-1].name == "tail" and segs[-1].duration / segs[-1].rate == pytest.approx(2.0, abs=0.04)
+    trimmed = conform(scored, _reedit(tmp_path / "demo.otio", "trim_tail", tmp_path / "t.otio"), tmp_path / "t2.otio",
+                      local_engine)
+    st = load_state(trimmed.out)[1]
+    assert st.segments[-1].name == "tail" and st.ending.end_s == pytest.approx(read_timeline(tmp_path / "t.otio")
+                                                                            .duration.to_seconds() + 2.0, abs=0.04)
