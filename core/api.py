@@ -17,6 +17,8 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+FINAL_STATES: tuple[JobState, ...] = ("done", "failed", "cancelled", "interrupted")  # a job in these has ended
+RETRYABLE_STATES: tuple[JobState, ...] = ("interrupted", "failed", "cancelled")  # `retry` queues these again
 
 
 class _Model(BaseModel):

@@ -4,7 +4,7 @@ runs the engine's own command line (engine/tools.py: training, evaluation, featu
 a child process.
 
 `import core.client` keeps torch out of sys.modules (docs/ARCHITECTURE.md, layers): the in-process
-transport imports the engine's generation (engine.inference) when it is first used, the one import
+transport imports the engine's job runner (engine.service.jobs) when it is first used, the one import
 from core into the engine, named in pyproject.toml's contracts.
 """
 
@@ -22,15 +22,14 @@ from typing import Protocol
 # ("module 'httpx' has no attribute 'Client'", the slow soak of 2026-12-06)
 import httpx
 
-from core.api import JobResult, JobStatus, Request
-from core.errors import CutscoreError
+from core.api import FINAL_STATES, JobResult, JobStatus, Request
+from core.errors import CutscoreError, EngineUnreachable
 from core.paths import DEFAULT_PORT, ROOT, token_path
 
 # ---- the EngineClient protocol and its two transports ----------------------------------------------
 
 
 ProgressFn = Callable[[JobStatus], None]
-FINAL = ("done", "failed", "cancelled", "interrupted")
 
 
 def find_server(port: int = DEFAULT_PORT) -> str | None:
@@ -69,7 +68,7 @@ def run_job(client: EngineClient, request: Request, on_progress: ProgressFn | No
     try:
         job_id = client.submit(request, key=key)
     except CutscoreError as e:
-        if "is not reachable" not in str(e):
+        if not isinstance(e, EngineUnreachable):
             raise
         time.sleep(1.0)
         job_id = client.submit(request, key=key)
@@ -89,80 +88,31 @@ def run_job(client: EngineClient, request: Request, on_progress: ProgressFn | No
 
 
 class LocalEngine:
-    """In-process: the engine's generation (engine.inference.run) on one worker thread, first in
-    first out, its jobs in memory; the models stay loaded for the process."""
+    """In-process: the engine's own job runner (engine/service/jobs.py JobManager: one worker thread,
+    first in first out, cancel within a sampler step) over a store in memory; the models stay loaded
+    for the process. The same runner `cutscore serve` uses over its SQLite file."""
 
     name = "local"
 
     def __init__(self, device: str | None = None):
-        import queue
-        import threading
+        from engine.service.jobs import JobManager, JobStore, Pipelines  # the one import into the engine
 
-        from engine.inference import Pipelines  # the one import into the engine (pyproject.toml)
-
-        self._pipelines = Pipelines(device)
-        self._jobs: dict[str, tuple[Request, threading.Event]] = {}
-        self._status: dict[str, JobStatus] = {}
-        self._keys: dict[str, str] = {}  # idempotency key -> job
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._worker = threading.Thread(target=self._loop, name="cutscore-local", daemon=True)
-        self._worker.start()
+        self._manager = JobManager(JobStore(":memory:"), Pipelines(device))
 
     def submit(self, request: Request, key: str | None = None) -> str:
-        import threading
-        import uuid
-
-        from engine.inference import check_paths
-
-        check_paths(request)
-        if key and key in self._keys:
-            return self._keys[key]
-        job_id = uuid.uuid4().hex
-        if key:
-            self._keys[key] = job_id
-        self._jobs[job_id] = (request, threading.Event())
-        self._status[job_id] = JobStatus(id=job_id, state="queued", stage="queued")
-        self._queue.put(job_id)
-        return job_id
-
-    def _loop(self) -> None:
-        from engine.inference import run
-
-        while (job_id := self._queue.get()) is not None:
-            request, cancelled = self._jobs[job_id]
-            if cancelled.is_set():
-                self._status[job_id] = JobStatus(id=job_id, state="cancelled", message="cancelled before it started")
-                continue
-            self._status[job_id] = JobStatus(id=job_id, state="running", stage="features", message="starting")
-
-            def progress(stage: str, frac: float, msg: str, job_id=job_id) -> None:
-                self._status[job_id] = JobStatus(id=job_id, state="running", stage=stage, progress=round(frac, 4),
-                                                 message=msg)
-
-            o = run(request, self._pipelines, job_id, progress, cancelled)
-            update = {"state": o.state, "message": o.message, "result": o.result}
-            if o.state == "done":
-                update |= {"stage": "done", "progress": 1.0}
-            self._status[job_id] = self._status[job_id].model_copy(update=update)
+        return self._manager.submit(request, key)
 
     def status(self, job_id: str) -> JobStatus:
-        st = self._status.get(job_id)
+        st = self._manager.store.get(job_id)
         if st is None:
             raise CutscoreError(f"no such job: {job_id}")
         return st
 
     def cancel(self, job_id: str) -> None:
-        if job_id in self._jobs:
-            self._jobs[job_id][1].set()
+        self._manager.cancel(job_id)
 
     def retry(self, job_id: str) -> None:
-        import threading
-
-        st = self.status(job_id)
-        if st.state in ("failed", "cancelled", "interrupted"):
-            self._jobs[job_id] = (self._jobs[job_id][0], threading.Event())
-            self._status[job_id] = JobStatus(id=job_id, state="queued", stage="queued")
-            self._queue.put(job_id)
+        self._manager.retry(job_id)
 
     def wait(self, job_id: str, on_progress: ProgressFn | None = None, timeout: float | None = None) -> JobStatus:
         t0, last = time.monotonic(), None
@@ -172,17 +122,14 @@ class LocalEngine:
             if on_progress and key != last:
                 on_progress(st)
                 last = key
-            if st.state in FINAL:
+            if st.state in FINAL_STATES:
                 return st
             if timeout is not None and time.monotonic() - t0 > timeout:
                 raise CutscoreError(f"job {job_id} did not finish within {timeout} s")
             time.sleep(0.02)
 
     def close(self) -> None:
-        for _, cancelled in self._jobs.values():
-            cancelled.set()
-        self._queue.put(None)
-        self._worker.join(timeout=30)  # the running job ends within one sampler step
+        self._manager.close()  # the running job ends within one sampler step
 
 
 class HttpEngine:
@@ -201,8 +148,8 @@ class HttpEngine:
     def _client(self, timeout: float | None):
         return httpx.Client(base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {self._token}"})
 
-    def _unreachable(self, e: Exception) -> CutscoreError:
-        return CutscoreError(f"engine at {self.url} is not reachable ({e}); start it with `cutscore serve`")
+    def _unreachable(self, e: Exception) -> EngineUnreachable:
+        return EngineUnreachable(f"engine at {self.url} is not reachable ({e}); start it with `cutscore serve`")
 
     def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 30,
               headers: dict | None = None) -> dict:
@@ -249,7 +196,7 @@ class HttpEngine:
                     st = JobStatus.model_validate(json.loads(line[5:]))
                     if on_progress:
                         on_progress(st)
-                    if st.state in FINAL:
+                    if st.state in FINAL_STATES:
                         return self.status(job_id)
         except httpx.TransportError as e:
             if isinstance(e, httpx.ConnectError):

@@ -36,8 +36,8 @@ def timeline(name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def local_engine():
-    """The in-process engine (LocalEngine: core/client.py's worker thread over the real pipelines), shared
-    by a test module."""
+    """The in-process engine (LocalEngine: the engine's JobManager over a store in memory, the real
+    pipelines), shared by a test module."""
     from core.client import LocalEngine
 
     eng = LocalEngine(device="cpu")

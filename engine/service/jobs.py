@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from core.api import JobResult, JobStatus, Request, parse_request
+from core.api import RETRYABLE_STATES, JobResult, JobStatus, Request, parse_request
 from engine.inference import Pipelines, check_paths, discard_job_files, run
 
 __all__ = ["JobManager", "JobStore", "Pipelines"]
@@ -95,9 +95,10 @@ class JobStore:
 
     def retry(self, job_id: str) -> bool:
         with self._lock:
+            marks = ", ".join("?" for _ in RETRYABLE_STATES)
             cur = self._db.execute("UPDATE jobs SET state = 'queued', stage = 'queued', progress = 0, message = '', "
-                                   "seq = (SELECT MAX(seq) + 1 FROM jobs) WHERE id = ? AND state IN "
-                                   "('interrupted', 'failed', 'cancelled')", (job_id,))
+                                   f"seq = (SELECT MAX(seq) + 1 FROM jobs) WHERE id = ? AND state IN ({marks})",
+                                   (job_id, *RETRYABLE_STATES))
         return cur.rowcount == 1
 
 

@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from core.api import parse_request
+from core.api import FINAL_STATES, parse_request
 from core.errors import CutscoreError
 from core.paths import DEFAULT_PORT, config_dir, token_path
 from engine.service.jobs import JobManager, JobStore, Pipelines
@@ -83,7 +83,7 @@ async def _event_stream(manager: JobManager, job_id: str):
         if data != last:
             last = data
             yield f"data: {data}\n\n"
-        if st.state in ("done", "failed", "cancelled", "interrupted"):
+        if st.state in FINAL_STATES:
             return
         await asyncio.sleep(0.05)
 
