@@ -21,7 +21,11 @@ from plugin.state import load_state
 from plugin.timeline import read_timeline
 from tests import kdenlive_app, tools
 from tests.conftest import FIXTURES, ROOT
-from tests.test_kdenlive26 import _frames, _kdenlive26, _project, _props, _rate
+from tests.helpers import kdenlive26_prefix as _kdenlive26
+from tests.helpers import kdenlive_project as _project
+from tests.helpers import mlt_frames as _frames
+from tests.helpers import mlt_rate as _rate
+from tests.helpers import props as _props
 
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL / "config.json").exists(), reason="the demo model is not built")
 DEMO = ROOT / "resources" / "demo" / "demo.otio"

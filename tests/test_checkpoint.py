@@ -13,6 +13,8 @@ from engine.model.checkpoint import load_model, model_info
 from engine.model.diffusion import DiffV2M
 from engine.model.official import OFFICIAL_UNUSED, import_official, map_official
 from engine.model.vae import VAE
+from tests.checkpoints import official_debug as _official_debug
+from tests.checkpoints import write_official_ckpt as _write_official_ckpt
 from tests.conftest import FIXTURES, SHARED
 
 TSV = next((p for p in (FIXTURES / "reference" / "official_diffv2m_state_dict.tsv",
@@ -56,44 +58,6 @@ def test_parameter_counts_of_the_full_presets():
     tsv_dit = sum(math.prod(s) for n, s in rows if n.startswith("model."))
     buffers = sum(math.prod(s) for n, s in rows if n.startswith("model.") and (n.endswith(".beta") or "inv_freq" in n))
     assert model_info("official")["dit"] == tsv_dit - buffers
-
-
-def _official_debug():
-    """The debug size with every semantic of the `official` preset."""
-    cfg = load_config("debug")
-    off = load_config("official")
-    cfg.name = "official-debug"
-    cfg.dit = dataclasses.replace(cfg.dit, norm_placement="replace", emotion_source="rhythm")
-    cfg.predictor = dataclasses.replace(cfg.predictor, input_norm=off.predictor.input_norm)
-    cfg.encoders = dataclasses.replace(cfg.encoders, class_id=off.encoders.class_id, start_time=off.encoders.start_time)
-    return cfg
-
-
-def _write_official_ckpt(path, cfg, extra=None, ema=True):
-    """A scaled-down checkpoint with the released names: Lightning layout, `diffusion.` prefix,
-    the three unused projections, the VAE and an EMA copy (with different values)."""
-    torch.manual_seed(0)
-    model, vae = DiffV2M(cfg), VAE(cfg.vae)
-    sd = {}
-    for k, v in model.state_dict().items():
-        name = "model.model." + k[len("dit."):] if k.startswith("dit.") else k
-        sd["diffusion." + name] = v.clone() + torch.randn_like(v.float()).to(v.dtype) * 0.01
-    c = cfg.dit.cond_dim
-    sd["diffusion.conditioner.conditioners.color.proj_out.weight"] = torch.randn(c, cfg.encoders.color_dim)
-    sd["diffusion.conditioner.conditioners.color.proj_out.bias"] = torch.randn(c)
-    sd["diffusion.conditioner.conditioners.rhythm.proj_out.weight"] = torch.randn(c, 1)
-    sd["diffusion.conditioner.conditioners.rhythm.proj_out.bias"] = torch.randn(c)
-    sd["diffusion.conditioner.conditioners.semantic.proj_out.weight"] = torch.randn(c, 512)  # built, never used
-    sd["diffusion.conditioner.conditioners.semantic.proj_out.bias"] = torch.randn(c)
-    for k, v in vae.model.state_dict().items():
-        sd["diffusion.pretransform.model." + k] = v.clone()
-    if ema:
-        for k, v in model.dit.state_dict().items():
-            sd["diffusion_ema.ema_model.model.model." + k] = v.clone() + 1.0
-    sd.update(extra or {})
-    ckpt = {"state_dict": sd, "epoch": 49, "global_step": 12345}
-    torch.save(ckpt, path)
-    return sd
 
 
 def test_import_official_converts_everything_and_loads_strictly(tmp_path):

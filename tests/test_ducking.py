@@ -272,7 +272,7 @@ def test_melt_plays_the_keyframes_12_db_down_under_the_speech(kdenlive_scored, t
 @pytest.mark.parametrize("version", ["22.12", "26.08"])
 def test_real_kdenlive_keeps_the_ducking_after_save_as(kdenlive_scored, tmp_path, version):
     from tests.conftest import ROOT
-    from tests.test_kdenlive26 import _kdenlive26
+    from tests.helpers import kdenlive26_prefix as _kdenlive26
 
     src, known, r = kdenlive_scored
     prefix = _kdenlive26() if version == "26.08" else None  # the forky root's Kdenlive

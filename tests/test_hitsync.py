@@ -104,7 +104,7 @@ def test_score_records_the_offsets_and_no_hit_sync_turns_it_off(tmp_path):
 
     from plugin.score import ScoreOptions, score_timeline
     from tests.conftest import ROOT
-    from tests.test_timeline import SineEngine
+    from tests.helpers import SineEngine
 
     for f in ("demo.otio", "testvideo.mp4"):
         shutil.copy(ROOT / "resources" / "demo" / f, tmp_path / f)

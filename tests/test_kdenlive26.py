@@ -19,30 +19,15 @@ from plugin.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
 from plugin.regenerate import regenerate_clip
 from plugin.score import ScoreOptions, score_timeline
 from plugin.timeline import read_timeline
-from tests import kdenlive_app, kdenlive_root
+from tests import kdenlive_app
 from tests.conftest import FIXTURES, ROOT
+from tests.helpers import kdenlive26_prefix as _kdenlive26
+from tests.helpers import kdenlive_project as _project
+from tests.helpers import mlt_frames as _frames
+from tests.helpers import mlt_rate as _rate
+from tests.helpers import props as _props
 
 TL = FIXTURES / "timelines"
-
-
-def _project(tmp_path: Path, name: str) -> Path:
-    """A fixture copied into tmp_path with its media; Kdenlive 26.08 writes media paths relative to
-    the document's `root`, which is set to the copy's folder (as Kdenlive does when a project moves)."""
-    dst = tmp_path / name
-    text = (TL / name).read_text(encoding="utf-8")
-    dst.write_text(re.sub(r'(<mlt\b[^>]*\broot=")[^"]*"', lambda m: f'{m.group(1)}{tmp_path}"', text, count=1),
-                   encoding="utf-8")
-    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", tmp_path)
-    kdenlive_app.make_media(dst)
-    # the project's storage folder (thumbnails, proxies) moves with it; 26.08 asks for it otherwise
-    storage = re.search(r'name="kdenlive:docproperties.storagefolder">([^<]+)<', text)
-    if storage:
-        (tmp_path / storage.group(1)).mkdir(exist_ok=True)
-    return dst
-
-
-def _props(el):
-    return {p.get("name"): p.text or "" for p in el.findall("property")}
 
 
 def _tracks(text: str, sequence: str | None = None) -> list[tuple[str, str, bool]]:
@@ -87,19 +72,6 @@ def groups_by_clip(text: str, sequence: str | None = None) -> list[frozenset]:
             yield from leaves(child)
 
     return sorted((frozenset(leaves(g)) for g in tree), key=sorted)
-
-
-def _rate(root: ET.Element) -> float:
-    prof = root.find("profile")
-    return int(prof.get("frame_rate_num")) / int(prof.get("frame_rate_den", "1"))
-
-
-def _frames(value: str, rate: float) -> int:
-    """MLT time: frames, or a clock ("00:00:05.000") as Kdenlive 26.08 writes it."""
-    if ":" not in value:
-        return int(value)
-    h, m, sec = value.split(":")
-    return round((int(h) * 3600 + int(m) * 60 + float(sec)) * rate)
 
 
 def _entries(els: dict, playlist: ET.Element, rate: float):
@@ -233,13 +205,6 @@ def test_groups_point_at_the_same_clips_in_a_22_12_project(tmp_path, local_engin
 
 
 # ---- the real Kdenlive 26.08 ---------------------------------------------------------------------------
-
-def _kdenlive26():
-    reason = kdenlive_root.why_not()
-    if reason:
-        pytest.fail(f"Kdenlive 26.08 root: {reason}")  # CI must run these: fail, in one line
-    return kdenlive_root.prefix(kdenlive_root.build())
-
 
 CASES26 = ["native", "regenerated", "sequences", "from_22_12"]
 

@@ -15,7 +15,7 @@ from plugin import resolve as rs
 from plugin.score import ScoreOptions, score_timeline
 from tests import fake_resolve as fr
 from tests.conftest import ROOT
-from tests.test_timeline import SineEngine
+from tests.helpers import SineEngine
 
 DEMO = ROOT / "resources" / "demo"
 NTSC = {"23.976": 24000 / 1001, "29.97": 30000 / 1001, "59.94": 60000 / 1001}

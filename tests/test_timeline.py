@@ -12,7 +12,6 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime
 
-from core.api import JobResult, JobStatus, WindowResult
 from core.errors import CutscoreError
 from plugin.plan import make_plan
 from plugin.regenerate import regenerate_clip
@@ -21,6 +20,8 @@ from plugin.score import ScoreOptions, score_timeline
 from plugin.timeline import load_otio, read_timeline
 from tests import tools
 from tests.conftest import FIXTURES, ROOT, SHARED, media
+from tests.helpers import SineEngine
+from tests.helpers import otio_cuts as _otio_cuts
 
 TIMELINES = ["simple_cut.otio", "multitrack.otio", "clip_example.otio", "premiere_example.xml",
              "screening_example.edl", "kdenlive_example_v221170.kdenlive"]
@@ -32,18 +33,6 @@ def _shared(name):
         if p.exists():
             return p
     pytest.skip(f"{name} not found")
-
-
-def _otio_cuts(tl: otio.schema.Timeline) -> list:
-    """Independently: OTIO's flatten, then the running sum of the items' own durations."""
-    tracks = [t for t in tl.video_tracks() if t.enabled]
-    flat = otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0]
-    pos, cuts = RationalTime(0, flat.duration().rate), []
-    items = [i for i in flat if not isinstance(i, otio.schema.Transition)]
-    for item in items[:-1]:
-        pos = pos + item.duration()
-        cuts.append(pos.to_seconds())
-    return sorted(set(c for c in cuts if 0 < c < flat.duration().to_seconds()))
 
 
 @pytest.mark.parametrize("name", TIMELINES)
@@ -128,41 +117,6 @@ def test_malformed_timelines_give_one_line_errors(tmp_path, case, capsys):
 
 
 # ---- scoring with a deterministic in-test engine ------------------------------------------------------
-
-class SineEngine:
-    """An in-test EngineClient: each window is a sine whose pitch is the window's index, so the
-    stitching can be checked sample by sample. (Plugin unit tests only; the real engine is below.)"""
-
-    name = "sine"
-
-    def __init__(self, sr=8000):
-        self.sr, self.requests = sr, []
-
-    def submit(self, request, key=None):
-        import soundfile as sf
-
-        self.requests.append(request)
-        out = Path(request.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        wins = []
-        for i, w in enumerate(request.windows):
-            n = int(round(w.duration_s * self.sr))
-            t = np.arange(n) / self.sr
-            audio = np.stack([0.3 * np.sin(2 * np.pi * (110 + 55 * i) * t)] * 2).astype(np.float32)
-            wav = out / f"w{i}.wav"
-            sf.write(wav, audio.T, self.sr, subtype="FLOAT")
-            np.save(out / f"w{i}.npy", np.zeros((1, 4, 10), np.float32))
-            wins.append(WindowResult(index=i, start_s=w.start_s, duration_s=w.duration_s, overlap_s=w.overlap_s,
-                                     audio=str(wav), latents=str(out / f"w{i}.npy"), rhythm=[0.0], seed=i))
-        self._result = JobResult(kind="score", model="sine", sample_rate=self.sr, windows=wins)
-        return "job"
-
-    def wait(self, job_id, on_progress=None, timeout=None):
-        st = JobStatus(id=job_id, state="done", stage="done", progress=1.0, result=self._result)
-        if on_progress:
-            on_progress(st)
-        return st
-
 
 def test_stitch_uses_equal_power_crossfades():
     sr = 1000

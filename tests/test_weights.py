@@ -28,7 +28,8 @@ def files(tmp_path_factory):
 
     from engine.features.clip import TINY, load_clip
     from engine.model.vae import VAE
-    from tests.test_checkpoint import _official_debug, _write_official_ckpt
+    from tests.checkpoints import official_debug as _official_debug
+    from tests.checkpoints import write_official_ckpt as _write_official_ckpt
 
     d = tmp_path_factory.mktemp("hubfiles")
     cfg = _official_debug()

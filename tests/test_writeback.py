@@ -17,7 +17,7 @@ from plugin.score import ScoreOptions, build_request, score_timeline
 from plugin.timeline import read_timeline
 from plugin.writeback import TRACK_NAME, music_track
 from tests.conftest import FIXTURES, ROOT
-from tests.test_timeline import SineEngine
+from tests.helpers import SineEngine
 
 DEMO = ROOT / "resources" / "demo"
 TL = FIXTURES / "timelines"
@@ -267,7 +267,7 @@ ADAPTER_FILES = TL / "adapters"  # sample data of otio-aaf-adapter and otio-fcpx
 @pytest.mark.parametrize("name", ["simple.aaf", "multitrack.aaf", "fcpx_project.fcpxml", "fcpx_example.fcpxml"])
 def test_final_cut_pro_x_and_avid_aaf_are_read(name):
     from plugin.timeline import load_otio
-    from tests.test_timeline import _otio_cuts
+    from tests.helpers import otio_cuts as _otio_cuts
 
     tl = read_timeline(ADAPTER_FILES / name)
     assert len(tl.clips) >= 4 and tl.duration.value > 0

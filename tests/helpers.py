@@ -1,0 +1,108 @@
+"""What several test modules share (no test module imports another): an in-test engine for the
+plugin's unit tests, the Kdenlive fixtures with their media, readers of MLT XML written for the tests
+(independent of cutscore's own reading code), and OTIO's own view of a timeline's cuts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+from opentimelineio.opentime import RationalTime
+
+from core.api import JobResult, JobStatus, WindowResult
+from tests import kdenlive_app, kdenlive_root
+from tests.conftest import FIXTURES, ROOT
+
+TL = FIXTURES / "timelines"
+
+
+class SineEngine:
+    """An in-test EngineClient: each window is a sine whose pitch is the window's index, so the
+    stitching can be checked sample by sample. (Plugin unit tests only; the real engine is below.)"""
+
+    name = "sine"
+
+    def __init__(self, sr=8000):
+        self.sr, self.requests = sr, []
+
+    def submit(self, request, key=None):
+        import soundfile as sf
+
+        self.requests.append(request)
+        out = Path(request.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        wins = []
+        for i, w in enumerate(request.windows):
+            n = int(round(w.duration_s * self.sr))
+            t = np.arange(n) / self.sr
+            audio = np.stack([0.3 * np.sin(2 * np.pi * (110 + 55 * i) * t)] * 2).astype(np.float32)
+            wav = out / f"w{i}.wav"
+            sf.write(wav, audio.T, self.sr, subtype="FLOAT")
+            np.save(out / f"w{i}.npy", np.zeros((1, 4, 10), np.float32))
+            wins.append(WindowResult(index=i, start_s=w.start_s, duration_s=w.duration_s, overlap_s=w.overlap_s,
+                                     audio=str(wav), latents=str(out / f"w{i}.npy"), rhythm=[0.0], seed=i))
+        self._result = JobResult(kind="score", model="sine", sample_rate=self.sr, windows=wins)
+        return "job"
+
+    def wait(self, job_id, on_progress=None, timeout=None):
+        st = JobStatus(id=job_id, state="done", stage="done", progress=1.0, result=self._result)
+        if on_progress:
+            on_progress(st)
+        return st
+
+
+def otio_cuts(tl: otio.schema.Timeline) -> list:
+    """Independently: OTIO's flatten, then the running sum of the items' own durations."""
+    tracks = [t for t in tl.video_tracks() if t.enabled]
+    flat = otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0]
+    pos, cuts = RationalTime(0, flat.duration().rate), []
+    items = [i for i in flat if not isinstance(i, otio.schema.Transition)]
+    for item in items[:-1]:
+        pos = pos + item.duration()
+        cuts.append(pos.to_seconds())
+    return sorted(set(c for c in cuts if 0 < c < flat.duration().to_seconds()))
+
+
+def kdenlive_project(tmp_path: Path, name: str) -> Path:
+    """A fixture copied into tmp_path with its media; Kdenlive 26.08 writes media paths relative to
+    the document's `root`, which is set to the copy's folder (as Kdenlive does when a project moves)."""
+    dst = tmp_path / name
+    text = (TL / name).read_text(encoding="utf-8")
+    dst.write_text(re.sub(r'(<mlt\b[^>]*\broot=")[^"]*"', lambda m: f'{m.group(1)}{tmp_path}"', text, count=1),
+                   encoding="utf-8")
+    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", tmp_path)
+    kdenlive_app.make_media(dst)
+    # the project's storage folder (thumbnails, proxies) moves with it; 26.08 asks for it otherwise
+    storage = re.search(r'name="kdenlive:docproperties.storagefolder">([^<]+)<', text)
+    if storage:
+        (tmp_path / storage.group(1)).mkdir(exist_ok=True)
+    return dst
+
+
+def props(el):
+    return {p.get("name"): p.text or "" for p in el.findall("property")}
+
+
+def mlt_rate(root: ET.Element) -> float:
+    prof = root.find("profile")
+    return int(prof.get("frame_rate_num")) / int(prof.get("frame_rate_den", "1"))
+
+
+def mlt_frames(value: str, rate: float) -> int:
+    """MLT time: frames, or a clock ("00:00:05.000") as Kdenlive 26.08 writes it."""
+    if ":" not in value:
+        return int(value)
+    h, m, sec = value.split(":")
+    return round((int(h) * 3600 + int(m) * 60 + float(sec)) * rate)
+
+
+def kdenlive26_prefix():
+    reason = kdenlive_root.why_not()
+    if reason:
+        pytest.fail(f"Kdenlive 26.08 root: {reason}")  # CI must run these: fail, in one line
+    return kdenlive_root.prefix(kdenlive_root.build())
