@@ -2,9 +2,11 @@
 only place a file suffix is spelled. Reading goes through the record's OTIO adapter
 (plugin/timeline.py); writing through plugin/writeback.py `write_timeline`, which asks the record how
 the format points at media, whether it bundles them, whether its clips carry gain keyframes, and
-which module writes its specifics (`specifics`: a module with `prepare(otio_timeline)` run before
-OTIO writes the file and `finish(path, segments, rate)` after; or, for a format written by patching
-the input project, `write_project(text, segments, rate, sequence)`).
+which module holds its specifics (`specifics`: a module with any of `before_read(path)` (a refusal
+the adapter would word unclearly) and `after_read(path, otio_timeline)` (what the adapter reads
+wrongly, read right); `prepare(otio_timeline)` run before OTIO writes the file and `finish(path,
+gain_keys, rate)` after; or, for a format written by patching the input project,
+`write_project(text, segments, rate, sequence, retake)`).
 
 Adding a format is one record here and, when it has specifics, one module.
 """
@@ -53,8 +55,8 @@ FORMATS: tuple[Format, ...] = (
            specifics="plugin.fcp7"),
     Format("Kdenlive project", (".kdenlive",), "cutscore_kdenlive", writable=True, gain_keyframes=True,
            patches_input=True, specifics="plugin.kdenlive"),
-    Format("CMX 3600 EDL", (".edl",), "cmx_3600", needs_rate=True),
-    Format("Final Cut Pro X XML", (".fcpxml",), "fcpx_xml"),  # otio-fcpx-xml-adapter
+    Format("CMX 3600 EDL", (".edl",), "cmx_3600", needs_rate=True, specifics="plugin.edl"),
+    Format("Final Cut Pro X XML", (".fcpxml",), "fcpx_xml", specifics="plugin.fcpx"),  # otio-fcpx-xml-adapter
     Format("Avid AAF", (".aaf",), "AAF"),  # otio-aaf-adapter (pyaaf2)
 )
 

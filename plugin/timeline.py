@@ -146,8 +146,10 @@ def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limi
             raise CutscoreError(f"{path}: --sequence picks a sequence of a Kdenlive project; a {suffix} file holds one "
                                 "timeline, leave it out")
         kwargs["sequence"] = sequence
+    specifics = fmt.module()
+    if hasattr(specifics, "before_read"):  # what the format's OTIO adapter would refuse unclearly
+        specifics.before_read(path)
     if fmt.needs_rate:
-        _edl_picture_events(path)
         if rate is None:
             raise CutscoreError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. --rate 24 or --rate 29.97)")
         kwargs["rate"] = _exact_rate(rate)
@@ -169,61 +171,10 @@ def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limi
         result = timelines[0]
     if not isinstance(result, otio.schema.Timeline):
         raise CutscoreError(f"{path}: holds a {type(result).__name__}, not a timeline")
-    if fmt.adapter == "fcpx_xml":
-        _fcpx_from_timecode_start(path, result)
+    specifics = fmt.module()
+    if hasattr(specifics, "after_read"):  # what the format's OTIO adapter reads wrongly, read right
+        specifics.after_read(path, result)
     return result
-
-
-def _fcpx_from_timecode_start(path: Path, tl: otio.schema.Timeline) -> None:
-    """FCPXML counts a sequence's spine offsets from its start timecode (`tcStart`; DaVinci Resolve
-    writes 01:00:00:00, `tcStart="3600/1s"`), and otio-fcpx-xml-adapter places the spine at the
-    offsets as they are: an hour of black before the first frame. Read right here: that much taken
-    off the front of every track (and of the timeline's own markers), the start timecode kept as the
-    timeline's global start time."""
-    import xml.etree.ElementTree as ET
-    from fractions import Fraction
-
-    seqs = [(p.get("name"), p.find("sequence")) for p in ET.parse(path).getroot().iter("project")]
-    seq = next((s for n, s in seqs if s is not None and n == tl.name), None) or next(
-        (s for _, s in seqs if s is not None), None)
-    tc = (seq.get("tcStart") or "0s") if seq is not None else "0s"
-    try:
-        start = Fraction(tc.removesuffix("s"))
-    except (ValueError, ZeroDivisionError):
-        return
-    if start <= 0:
-        return
-    tracks = [t for t in tl.tracks if len(t)]
-    for track in tracks:
-        if not isinstance(track[0], otio.schema.Gap) or track[0].duration().to_seconds() < float(start) - 1e-9:
-            return  # not placed at the offsets: nothing to take off
-    for track in tracks:
-        gap = track[0]
-        rate = gap.duration().rate
-        cut = RationalTime(round(float(start) * rate), rate)
-        rest = gap.duration() - cut
-        if rest.value > 0:
-            gap.source_range = TimeRange(RationalTime(0, rate), rest)
-        else:
-            del track[0]
-    rate = tl.duration().rate
-    for m in tl.tracks.markers:
-        m.marked_range = TimeRange(m.marked_range.start_time - RationalTime(round(float(start) * rate), rate),
-                                   m.marked_range.duration)
-    tl.global_start_time = RationalTime(round(float(start) * rate), rate)
-
-
-def _edl_picture_events(path: Path) -> None:
-    """An EDL whose events are all sound (channels A, A2, AA, ...) is refused in one line before
-    OTIO's reader, which fails on it with a message about durations."""
-    import re
-
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    channels = re.findall(r"^\s*\d{3,}\s+\S+\s+(\S+)\s", text, re.M)
-    if channels and not any("V" in c.upper() or c.upper() == "B" for c in channels):
-        heard = ", ".join(sorted(set(channels))[:6])
-        raise CutscoreError(f"{path}: this list has no picture events (its {len(channels)} events are sound only: "
-                            f"{heard}); export the EDL of the video track")
 
 
 def _newer_schema_message(path: Path) -> str:

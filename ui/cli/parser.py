@@ -146,7 +146,7 @@ def _conform_command(add) -> None:
                     ".kdenlive when NEW is a .kdenlive)")
     sp.add_argument("--json", action="store_true", help="print the change list as JSON")
     sp.add_argument("--seed", type=_seed, help="random seed of the new seconds (default: the score's)")
-    sp.add_argument("--rate", type=float, help="frame rate of an EDL")
+    sp.add_argument("--rate", type=_frame_rate, help="frame rate for an EDL (EDLs carry none), e.g. 24 or 29.97")
     sp.add_argument("--engine", help="engine URL, or `local`")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
