@@ -72,13 +72,13 @@ def new_uses(tl: Timeline) -> list[_Use]:
 
 def changes_of(old: list[_Use], new: list[_Use], rate: float) -> tuple[list[Change], list[int]]:
     """Each new clip's kind and kept spans (seconds), and the old clips no new clip keeps."""
-    changes, used = [], set()
+    changes, used, taken = [], set(), set()  # taken: the old clips an earlier new clip matched first
     for n in new:
         cands = [o for o in old if o.same_media(n) and min(n.src[1], o.src[1]) > max(n.src[0], o.src[0])]
-        # the most shared source frames first, then the use of exactly these frames (a shot used twice
-        # is matched use by use), then the use whose place in the edit is nearest
+        # the most shared source frames first, then the use of exactly these frames, then one no earlier
+        # new clip matched (a shot used several times is matched use by use), then the nearest in the edit
         cands.sort(key=lambda o: (-(min(n.src[1], o.src[1]) - max(n.src[0], o.src[0])), o.src != n.src,
-                                  abs((o.rec[0] - o.src[0]) - (n.rec[0] - n.src[0]))))
+                                  o.index in taken, abs((o.rec[0] - o.src[0]) - (n.rec[0] - n.src[0]))))
         covered: list[tuple[int, int]] = []
         kept = []
         for o in cands:
@@ -88,6 +88,8 @@ def changes_of(old: list[_Use], new: list[_Use], rate: float) -> tuple[list[Chan
                 used.add(o.index)
         kept.sort()
         best = cands[0] if cands else None
+        if best is not None:
+            taken.add(best.index)
         if best is None:
             kind = "new"
         elif best.src == n.src and len(cands) == 1 or best.src == n.src and covered == [n.src]:
