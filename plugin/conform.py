@@ -99,7 +99,7 @@ def plan_music(changes: list[Change], old_end: float, new_end: float, old_ending
     """(kept, generated): the kept runs with a bridge taken off every seam where the music's old
     neighbour changed and the old ending kept out of the middle of the new edit; the generated spans
     are the rest of [0, new_end)."""
-    same_end = _same_ending(old_ending, new_ending, old_end, new_end)
+    same_end = _same_ending(old_ending, new_ending)
     runs = _runs(changes)
     if tail_s > 0 and runs and abs(runs[-1][1] - (new_end - tail_s)) < 1e-6 \
             and abs(runs[-1][2] + runs[-1][1] - runs[-1][0] - (old_end - tail_s)) < 1e-6:
@@ -128,7 +128,8 @@ def plan_music(changes: list[Change], old_end: float, new_end: float, old_ending
     return kept, generated
 
 
-def _same_ending(old: Ending | None, new: Ending | None, old_end: float, new_end: float) -> bool:
+def _same_ending(old: Ending | None, new: Ending | None) -> bool:
+    """Whether the new edit ends as the old did (the same kind, decaying over as long)."""
     if old is None or new is None or old.kind != new.kind:
         return old is None and new is None
     return abs((old.end_s - old.start_s) - (new.end_s - new.start_s)) < 1e-6

@@ -183,6 +183,7 @@ def test_moved_ducking_follows_the_picture():
     assert moved_ducking(old, [(0.0, 4.0, 0.0)], 4.0).regions == []
 
 
+@pytest.mark.slow  # a score of its own; the default run stays under 15 minutes on 2 cores
 def test_a_kdenlive_project_whose_picture_moved_after_scoring(tmp_path, local_engine):
     """The scored project itself, its first clip's tail trimmed by 12 frames in the picture track
     (the clips after it ripple) while the "cutscore music" track stayed where it was: the conform
@@ -234,6 +235,7 @@ def test_the_drawn_rhythm_moves_with_its_picture():
     assert moved_rhythm([None, None], [(0.0, 2.0, 0.0)], 2.0) == []
 
 
+@pytest.mark.slow  # a score of its own; the default run stays under 15 minutes on 2 cores
 def test_a_ring_past_the_last_frame_is_kept(tmp_path, local_engine):
     for f in ("demo.otio", "testvideo.mp4"):
         shutil.copy(ROOT / "resources" / "demo" / f, tmp_path)

@@ -423,6 +423,7 @@ def test_energy_edits_go_to_the_predicted_curves_extremes_and_undo_step_by_step(
     assert not st.undo_rhythm()
 
 
+@pytest.mark.slow  # (20 s) the default run stays under 15 minutes on 2 cores
 def test_a_changed_picture_shows_its_change_list_and_conforms(panel, qtbot, tmp_path, engine):
     """A scored timeline whose picture was trimmed after scoring (its music track as it was) opens
     with the change list and Conform; Conform writes and opens the conformed timeline, its generated

@@ -365,6 +365,7 @@ def test_an_output_in_another_folder_points_at_the_same_media(tmp_path, local_en
     assert read_timeline(r).warnings == []
 
 
+@pytest.mark.slow  # a score of its own; the default run stays under 15 minutes on 2 cores
 def test_a_project_folder_moved_elsewhere_still_plans_and_regenerates(tmp_path, local_engine):
     a = tmp_path / "a"
     a.mkdir()
