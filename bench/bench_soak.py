@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.api import ClipSpan, ScoreRequest, Settings, WindowSpec  # noqa: E402
+from core.api import FINAL_STATES, ClipSpan, ScoreRequest, Settings, WindowSpec  # noqa: E402
 from core.client import HttpEngine  # noqa: E402
-from core.errors import CutscoreError  # noqa: E402
+from core.errors import EngineUnreachable  # noqa: E402
 
-ENDED = ("done", "failed", "cancelled", "interrupted")
+ENDED = FINAL_STATES
 
 
 def _free_port() -> int:
@@ -95,9 +95,7 @@ def _retrying(fn, deadline: float):
     while True:
         try:
             return fn()
-        except CutscoreError as e:
-            if "is not reachable" not in str(e):
-                raise
+        except EngineUnreachable:
             if time.time() > deadline:
                 raise
             time.sleep(0.3)
