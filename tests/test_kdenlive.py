@@ -137,14 +137,15 @@ def test_melt_renders_the_bin_clip_music(tmp_path, local_engine):
 
 # ---- the real Kdenlive ---------------------------------------------------------------------------------
 
-CASES = ["kdenlive_example_v221170.kdenlive", "mix_markers_25.kdenlive", "short_edit.kdenlive", "regenerated"]
+CASES = ["kdenlive_example_v221170.kdenlive", "mix_markers_25.kdenlive", "short_edit.kdenlive", "regenerated",
+         "conformed"]
 
 
 @pytest.mark.slow
 @tools.needs("kdenlive", "Xvfb", "xdotool", "dbus-run-session", "ffmpeg")
 @pytest.mark.parametrize("case", CASES)
 def test_real_kdenlive_keeps_every_music_clip(tmp_path, local_engine, case):
-    name = "mix_markers_25.kdenlive" if case == "regenerated" else case
+    name = {"regenerated": "mix_markers_25.kdenlive", "conformed": "short_edit.kdenlive"}.get(case, case)
     src = _project(tmp_path, name)
     kdenlive_app.make_media(src)
     scored = tmp_path / "scored.kdenlive"
@@ -152,6 +153,17 @@ def test_real_kdenlive_keeps_every_music_clip(tmp_path, local_engine, case):
     if case == "regenerated":
         regenerate_clip(scored, "1", local_engine, tmp_path / "regen.kdenlive", seed=3)
         scored = tmp_path / "regen.kdenlive"
+    if case == "conformed":  # the scored project's first clip trimmed 12 frames in the picture, then conformed
+        from plugin.conform import conform
+
+        first = '<entry producer="producer1" in="00:00:01.201" out="00:00:04.171">'
+        text = scored.read_text(encoding="utf-8")
+        assert text.count(first) == 1
+        (tmp_path / "edited.kdenlive").write_text(text.replace(first, '<entry producer="producer1" in="36" out="113">'),
+                                                  encoding="utf-8")
+        r = conform(scored, tmp_path / "edited.kdenlive", tmp_path / "conformed.kdenlive", local_engine)
+        assert [c.kind for c in r.changes] == ["trimmed", "moved", "moved"]
+        scored = r.out
     expected = _music(scored)
     saved = tmp_path / "saved-by-kdenlive.kdenlive"
     text = kdenlive_app.save_as(scored, saved, screenshot=tmp_path / "kdenlive.png")
