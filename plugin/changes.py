@@ -23,6 +23,11 @@ class Change:
     record_s: tuple[float, float]
     kept: list[tuple[float, float, float]] = field(default_factory=list)  # (new start, new end, old start) s
 
+    def to_json(self) -> dict:
+        """As `cutscore conform --json` prints it (the keys are a contract)."""
+        return {"new_clip": self.new_clip, "old_clip": self.old_clip, "kind": self.kind,
+                "record_s": [round(x, 6) for x in self.record_s], "kept": [[round(x, 6) for x in k] for k in self.kept]}
+
 
 @dataclass(frozen=True)
 class _Use:

@@ -71,9 +71,7 @@ class ConformResult:
         return sum(b - a for a, b in self.generated)
 
     def to_json(self) -> dict:
-        return {"changes": [{"new_clip": c.new_clip, "old_clip": c.old_clip, "kind": c.kind,
-                             "record_s": [round(x, 6) for x in c.record_s],
-                             "kept": [[round(x, 6) for x in k] for k in c.kept]} for c in self.changes],
+        return {"changes": [c.to_json() for c in self.changes],
                 "deleted": self.deleted, "kept_s": round(self.kept_s, 6), "generated_s": round(self.generated_s, 6)}
 
 

@@ -93,7 +93,8 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
 
     scored_path = Path(scored_path)
     sequence = None
-    if find(scored_path) is not None and find(scored_path).patches_input and scored_path.is_file():  # its music's sequence
+    fmt = find(scored_path)
+    if fmt is not None and fmt.patches_input and scored_path.is_file():  # the sequence its music is on
         from plugin.kdenlive.writer import music_sequence
 
         sequence = music_sequence(scored_path.read_text(encoding="utf-8"))

@@ -12,7 +12,6 @@ an explicit upgrade (`upgrade`); a newer or damaged one is refused in one line.
 from __future__ import annotations
 
 import json
-import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +30,7 @@ from plugin.finish import HitSync
 from plugin.formats import Format, writable
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
-from plugin.timeline import music_track, read_timeline
+from plugin.timeline import music_track, read_timeline, wav_path
 from plugin.writeback import Segment, write_timeline
 
 STATE_VERSION = 2  # 1: the untyped dict of the sessions before the typed sidecar (same keys)
@@ -268,12 +267,3 @@ def takes_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None
         takes = sorted((p.name for p in side.glob("*.wav") if pattern.fullmatch(p.name)), key=take_version)
         out[seg.index] = {"name": seg.name, "takes": takes, "current": seg.wav}
     return out
-
-
-def wav_path(clip: otio.schema.Clip) -> Path | None:
-    url = getattr(clip.media_reference, "target_url", None)
-    if not url:
-        return None
-    if url.startswith("file://"):
-        return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
-    return Path(url)

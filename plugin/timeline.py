@@ -349,11 +349,20 @@ def _holds_cutscore_music(track) -> bool:
     if clips and all(c.name.startswith(f"{TRACK_NAME}: ") for c in clips):
         return True
     for c in clips:
-        url = getattr(c.media_reference, "target_url", "") or ""
-        path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url)
-        if url and (path.parent / STATE_FILE).exists():
+        path = wav_path(c)
+        if path is not None and (path.parent / STATE_FILE).exists():
             return True
     return False
+
+
+def wav_path(clip: otio.schema.Clip) -> Path | None:
+    """The file a (music) clip plays, as its reference writes it: a path, or a file:// URL."""
+    url = getattr(clip.media_reference, "target_url", None)
+    if not url:
+        return None
+    if url.startswith("file://"):
+        return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+    return Path(url)
 
 
 def music_track(tl: otio.schema.Timeline) -> otio.schema.Track | None:

@@ -19,7 +19,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from core.files import atomic_write
 from plugin.formats import Format, writable
 from plugin.names import TRACK_NAME, take_stem
-from plugin.timeline import music_track
+from plugin.timeline import music_track, wav_path
 
 
 @dataclass
@@ -83,7 +83,6 @@ def scored_otio(base: otio.schema.Timeline, segments: list[Segment], metadata: d
     editors: dict[str, list] = {}
     if old is not None:
         from plugin.beats import is_ours
-        from plugin.state import wav_path
 
         for c in old.find_clips():
             p = wav_path(c)

@@ -221,8 +221,7 @@ def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
     v1's WAV; reopening the scored timeline shows the takes and the hit point again."""
     from PyQt6.QtCore import QPoint, Qt
 
-    from plugin.state import wav_path
-    from plugin.timeline import load_otio
+    from plugin.timeline import load_otio, wav_path
 
     rec = RecordingClient(engine)
     panel = PanelWindow(client_factory=lambda: rec)

@@ -148,8 +148,7 @@ class PanelState:
         changes, deleted = changes_of(old_uses(saved.request.clips, r), new_uses(tl), r)
         if deleted or any(c.kind != "unchanged" for c in changes):
             self.stale = True
-            self.changes = [{"new_clip": c.new_clip, "old_clip": c.old_clip, "kind": c.kind,
-                             "record_s": list(c.record_s), "kept": c.kept} for c in changes]
+            self.changes = [c.to_json() for c in changes]
 
     def load_music(self, loaded: tuple[Path, Sidecar] | None = None) -> None:
         """The scored music, its predicted rhythm and the clips' takes, from the sidecar (read once)."""
