@@ -5,9 +5,11 @@ FCP7 XML), and each re-edit conformed. Per re-edit:
 - kinds: the change list against the truth of how the re-edit was made (written here, not read
   from the code under test);
 - kept: the kept spans bit-identical to the old score's track at the stated old time;
-- seams: at every edge where generated music meets kept music, the 50 ms level step (dB) and the
-  spectral flux, against the 95th percentile of the same measures between neighbouring frames
-  inside the kept music (a seam "out" is one above it);
+- seams: at every edge where generated music meets kept music, the join as it is made (the seam's
+  own frame boundary and the 250 ms fade from the old music's continuation into the new, frames
+  aligned to the seam): its worst 50 ms level step (dB) and spectral flux, against the 95th
+  percentile of the worst over as many neighbouring frame boundaries inside the kept music (a seam
+  "out" is one above it);
 - hits: |offset| of the nearest onset to each new cut inside generated music (median, ms);
 - time: the conform against a full score of the new edit (same settings, one run each).
 Edits: the demo edit (20 s, 5 clips) and a long edit (--minutes, default 2) of shots of 4/6/3/5 s cut
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.client import LocalEngine  # noqa: E402
 from core.paths import DEMO_MODEL, ROOT  # noqa: E402
-from plugin.conform import conform  # noqa: E402
+from plugin.conform import EDGE_BLEND_S, conform  # noqa: E402
 from plugin.hitsync import onset_floor, strongest_onset  # noqa: E402
 from plugin.score import ScoreOptions, score_timeline  # noqa: E402
 from plugin.state import load_state, music_of  # noqa: E402
@@ -129,6 +131,20 @@ def frame_measures(music: np.ndarray, sr: int, hop_s: float = 0.05) -> tuple[np.
     return np.abs(np.diff(level)), flux
 
 
+def _worst_of(x: np.ndarray, inside: np.ndarray, k: int) -> np.ndarray:
+    """The largest of every k neighbouring values that all lie inside."""
+    return np.array([x[i:i + k].max() for i in range(len(x) - k + 1) if inside[i:i + k].all()])
+
+
+def _at_seam(music: np.ndarray, sr: int, e: float, side: int, k: int) -> tuple[float, float]:
+    """The worst level step and flux over the seam's k frame boundaries: the one at the seam and
+    those into the generated side (side +1: after e, -1: before), frames aligned to the seam."""
+    first = e - 0.05 if side > 0 else e - 0.05 * k
+    a = max(0, round(first * sr))
+    step, flux = frame_measures(music[:, a:a + round(0.05 * (k + 1) * sr)], sr)
+    return float(step.max()), float(flux.max())
+
+
 def measure(old_scored: Path, r, truth_kinds, truth_deleted, sr: int) -> dict:
     old = music_of(old_scored)[0]
     music = music_of(r.out)[0]
@@ -138,11 +154,16 @@ def measure(old_scored: Path, r, truth_kinds, truth_deleted, sr: int) -> dict:
     inside = np.zeros(len(step), bool)
     for a, b, _ in r.kept:
         inside[int(a / 0.05) + 1:int(b / 0.05) - 1] = True
-    p_step, p_flux = np.percentile(step[inside], 95), np.percentile(flux[inside], 95)
-    seams = [e for g in r.generated for e in g if any(abs(e - a) < 1e-6 or abs(e - b) < 1e-6 for a, b, _ in r.kept)]
-    # the frame boundary a seam crosses, and the one before (the 100 ms after a fade joins kept music)
-    at_steps = [step[max(0, int(e / 0.05) - 1):int(e / 0.05) + 1].max() for e in seams]
-    at_flux = [flux[max(0, int(e / 0.05) - 1):int(e / 0.05) + 1].max() for e in seams]
+    # a seam is the seam's own frame boundary and the fade from the old music's continuation into the
+    # new (EDGE_BLEND_S, on the generated side): its worst step and flux over those k boundaries, frames
+    # aligned to the seam, against the worst over k neighbouring boundaries anywhere inside kept music
+    k = round(EDGE_BLEND_S / 0.05) + 1
+    p_step = np.percentile(_worst_of(step, inside, k), 95)
+    p_flux = np.percentile(_worst_of(flux, inside, k), 95)
+    seams = [(e, +1 if abs(e - g[0]) < 1e-6 else -1) for g in r.generated for e in g
+             if any(abs(e - a) < 1e-6 or abs(e - b) < 1e-6 for a, b, _ in r.kept)]
+    at = [_at_seam(music, sr, e, side, k) for e, side in seams]
+    at_steps, at_flux = [s for s, _ in at], [f for _, f in at]
     worst_step, worst_flux = max(at_steps, default=0.0), max(at_flux, default=0.0)
     tl = read_timeline(r.out)
     cuts = [c.to_seconds() for c in tl.cuts if any(a <= c.to_seconds() <= b for a, b in r.generated)]

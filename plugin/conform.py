@@ -362,6 +362,7 @@ def _generate(client, req, i, p0, p1, lat, music, chain: Finishing, state, k, on
     kept music at its edges (open_end: the generated span's end when the next part of it follows,
     which fades in from this one's audio written past p1, never past the span)."""
     w = req.windows[i]
+    p1 = min(p1, w.start_s + w.duration_s)  # _parts' spans lie inside to 1e-6: the window's end in floats may round below
     path = Path(req.output_dir) / f"known-{k:03d}-w{i:02d}.npy"
     np.save(path, lat[i])
     s0, s1 = max(w.start_s, p0 - MARGIN_S), min(w.start_s + w.duration_s, p1 + MARGIN_S)

@@ -206,7 +206,7 @@ def test_groups_point_at_the_same_clips_in_a_22_12_project(tmp_path, local_engin
 
 # ---- the real Kdenlive 26.08 ---------------------------------------------------------------------------
 
-CASES26 = ["native", "regenerated", "sequences", "from_22_12"]
+CASES26 = ["native", "regenerated", "sequences", "from_22_12", "conformed"]
 
 
 @pytest.mark.slow
@@ -222,6 +222,8 @@ def test_real_kdenlive_26_keeps_the_music_and_the_groups(tmp_path, local_engine,
     if case in ("regenerated", "sequences"):
         regenerate_clip(scored, "1", local_engine, tmp_path / "regen.kdenlive", seed=3)
         scored = tmp_path / "regen.kdenlive"
+    if case == "conformed":  # the picture's last clip trimmed 12 frames after scoring (the music track left), conformed
+        scored = _conformed(scored, tmp_path, local_engine)
     text = scored.read_text()
     expected = _music_of(text, sequence)
     saved = tmp_path / "saved-by-kdenlive26.kdenlive"
@@ -248,6 +250,22 @@ def test_real_kdenlive_26_keeps_the_music_and_the_groups(tmp_path, local_engine,
     # (other hashes than recorded) and a missing title font do that to the input already; the music
     # must add nothing of its own
     assert _changed_on_load(seen) == _input_changed_on_load(src, prefix), seen
+
+
+def _conformed(scored: Path, tmp_path: Path, engine) -> Path:
+    from plugin.conform import conform
+
+    last = '<entry in="00:00:00.000" out="00:00:08.080" producer="producer13">'  # V2's last clip: nothing after it moves
+    text = scored.read_text(encoding="utf-8")
+    assert text.count(last) == 1
+    edited = tmp_path / "edited.kdenlive"
+    edited.write_text(text.replace(last, last.replace("08.080", "07.600")), encoding="utf-8")
+    r = conform(scored, edited, tmp_path / "conformed.kdenlive", engine)
+    kinds = [c.kind for c in r.changes]  # the trimmed clip, and V1's clip below it that now shows longer
+    assert set(kinds) == {"unchanged", "trimmed"} and r.generated_s > 0, kinds
+    first = min(c.record_s[0] for c in r.changes if c.kind == "trimmed")
+    assert all(a >= first for a, _ in r.generated), (r.generated, first)
+    return r.out
 
 
 @pytest.mark.slow
