@@ -67,6 +67,14 @@ class Settings(_Model):
     continuation: bool = True
 
 
+class Like(_Model):
+    """A reference the music follows (issue 45, SDEdit: each window's sampling starts from the
+    reference's latents noised to the level the strength gives, instead of from pure noise)."""
+
+    audio: str  # a WAV of the reference as the timeline plays it, from its first frame (an absolute path)
+    strength: float = Field(ge=0, le=1)  # 0: no reference (pure noise, as without one); 1: the reference as it is
+
+
 class _TimelineRequest(_Model):
     model: str = "debug"
     duration_s: float = Field(gt=0)
@@ -80,6 +88,7 @@ class _TimelineRequest(_Model):
     # (value k conditions the seconds of music whose middle lies in [k, k+1)), None where the
     # prediction stands; empty: the prediction everywhere
     rhythm: list[float | None] = []
+    like: Like | None = None
 
     @field_validator("output_dir")
     @classmethod

@@ -43,6 +43,8 @@ def check_paths(req: Request) -> None:
     for d in getattr(req, "dialogue", []):
         if not Path(d.media).is_absolute():
             raise CutscoreError(f"dialogue: media path must be absolute: {d.media}")
+    if req.like is not None and not (Path(req.like.audio).is_absolute() and Path(req.like.audio).is_file()):
+        raise CutscoreError(f"{req.like.audio}: the reference must be an absolute path to a WAV that exists")
     if isinstance(req, RegenerateRequest):
         lat = Path(req.latents).resolve()
         if out not in lat.parents:
@@ -182,9 +184,31 @@ def _sample_window(req: Request, i: int, pipe, wf, clip_feats: dict, prev, seed:
         if trim:
             w, wf, known = _span(req, i, clip_feats, pipe.cfg, known)
         return w, pipe.regenerate(wf, known, req.region_start_s - w.start_s, req.region_end_s - w.start_s,
-                                  seed=seed, trim=trim, **kw)
+                                  seed=seed, trim=trim, like=reference(req, w, pipe), **kw)
     hold = _continuation(req, i, prev, pipe.cfg) if prev is not None else None
-    return w, pipe.generate(wf, seed=seed, inpaint=hold, **kw)
+    return w, pipe.generate(wf, seed=seed, inpaint=hold, like=reference(req, w, pipe), **kw)
+
+
+def reference(req: Request, w: WindowSpec, pipe):
+    """(latents, strength) of the request's reference under the seconds w samples, encoded by the
+    model's own VAE (read from the WAV for those seconds only, resampled to the model's rate), or
+    None: no reference, strength 0 (the music is then what it is without one), or a reference that
+    ended before w (the rest of the edit has none). A reference ending inside w is silence after."""
+    like = req.like
+    if like is None or like.strength <= 0:
+        return None
+    import soundfile as sf
+    import soxr
+
+    info = sf.info(like.audio)
+    a = round(w.start_s * info.samplerate)
+    if a >= info.frames:
+        return None
+    b = min(info.frames, round((w.start_s + w.duration_s) * info.samplerate))
+    audio, _ = sf.read(like.audio, start=a, stop=b, dtype="float32", always_2d=True)
+    if info.samplerate != pipe.cfg.sample_rate:
+        audio = soxr.resample(audio, info.samplerate, pipe.cfg.sample_rate, quality="HQ")
+    return pipe.encode(audio.T), like.strength
 
 
 def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn,

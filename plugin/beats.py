@@ -10,10 +10,16 @@ category; Resolve: customData "cutscore-beat"), so a later score or regenerate r
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 BEATS_PER_BAR = 4
+# which beats are written as markers (`--beat-markers`): every beat is one marker every half second or
+# so (305 on a two-minute Kdenlive project), more than an editor reads; the downbeats by default
+BeatMarkers = Literal["downbeats", "all", "off"]
+BEAT_MARKERS: tuple[str, ...] = ("downbeats", "all", "off")
 NAMES = {"beat": "cutscore beat", "downbeat": "cutscore downbeat"}
 # Kdenlive's marker categories of cutscore (added to the project's own, kdenlive:docproperties.guidesCategories)
 KDENLIVE_CATEGORIES = {"downbeat": ("cutscore downbeat", "#e0552e"), "beat": ("cutscore beat", "#e0b02e")}
@@ -27,7 +33,12 @@ class Beats(BaseModel):
     times_s: list[float]
     downbeat: list[bool]
     tempo_bpm: float
-    markers: bool = True  # written as markers (`--beat-markers on`)
+    markers: BeatMarkers = "downbeats"  # which are written as markers (`--beat-markers`)
+
+    @field_validator("markers", mode="before")
+    @classmethod
+    def _was_bool(cls, v):  # sidecars before `downbeats`: on (every beat) or off
+        return {True: "all", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     def within(self, start_s: float, duration_s: float, rate: float) -> list[tuple[float, str]]:
         """(seconds from start_s, "beat" | "downbeat") of the beats whose nearest frame at the
@@ -42,6 +53,12 @@ class Beats(BaseModel):
         """within() a clip's TimeRange on the timeline, at its frame rate."""
         return self.within(rng.start_time.to_seconds(), rng.duration.to_seconds(), rng.start_time.rate)
 
+    def marked(self, rng) -> list[tuple[float, str]]:
+        """in_range() of the beats written as markers (`markers`)."""
+        if self.markers == "off":
+            return []
+        return [b for b in self.in_range(rng) if self.markers == "all" or b[1] == "downbeat"]
+
     def replaced(self, start_s: float, end_s: float, new: Beats) -> Beats:
         """These beats with [start_s, end_s) taken from `new` (a regenerated clip's)."""
         keep = [(t, d) for t, d in zip(self.times_s, self.downbeat) if not start_s <= t < end_s]
@@ -50,7 +67,7 @@ class Beats(BaseModel):
         return self.model_copy(update={"times_s": [t for t, _ in both], "downbeat": [d for _, d in both]})
 
 
-def track_beats(music: np.ndarray, sr: int, markers: bool = True) -> Beats:
+def track_beats(music: np.ndarray, sr: int, markers: BeatMarkers = "downbeats") -> Beats:
     """Beats and downbeats of (channels, samples) music."""
     import librosa
 

@@ -210,8 +210,11 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
     notices = list(tl.warnings)
     try:
         settings = state.settings.model_copy(update={"seed": seed} if seed is not None else {})
+        if state.like is not None:  # the new seconds follow the score's reference too, laid from the first frame
+            shutil.copy(side / "engine" / state.like.audio, work / "engine" / state.like.audio)
         req = build_request(make_plan(tl, window_s=_window_s(state), tail=p.tail), state.model, settings,
-                            work / "engine", rhythm=moved_rhythm(state.request.rhythm, p.picture, p.music.shape[1] / state.sample_rate))
+                            work / "engine", rhythm=moved_rhythm(state.request.rhythm, p.picture, p.music.shape[1] / state.sample_rate),
+                            like=state.like)
         lat = _moved_latents(state, req, p.kept)
         ducking = moved_ducking(state.ducking, p.picture, (tl.duration + p.tail).to_seconds())
         targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if state.hit_sync else []
@@ -228,7 +231,7 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
                                                 work / "engine"),
             "ending": p.ending, "ducking": ducking,
             "segments": _write_segments(tl, p.music, state.sample_rate, work, p.tail),
-            "beats": track_beats(p.music, state.sample_rate, markers=state.beats.markers if state.beats else True),
+            "beats": track_beats(p.music, state.sample_rate, markers=state.beats.markers if state.beats else "downbeats"),
             "history": [], "choices": [],
             "conform": ConformRecord(old=str(scored_path.resolve()), new=str(new_path.resolve()),
                                      changes=result.to_json()["changes"], deleted=p.deleted,

@@ -17,33 +17,40 @@ def dialogue_spans(tl, relink=None) -> list[AudioSpan]:
     listen to: the audio tracks' clips, or the picture's soundtracks when it has no audio track."""
     ours = music_track(tl.otio)
     end = tl.duration.to_seconds()
-    base = tl.path.parent
-    spans: list[AudioSpan] = []
     tracks = [t for t in tl.otio.audio_tracks() if t is not ours]
-    for track in tracks:
-        if not enabled(track):
-            continue
-        for clip in track.find_clips():
-            if not enabled(clip):
-                continue
-            media = media_of(clip)
-            path = resolve_media(media, base, relink) if media else None
-            if path is None:
-                continue
-            try:
-                rng = clip.transformed_time_range(clip.trimmed_range(), tl.otio.tracks)
-            except otio.exceptions.OTIOError:
-                continue
-            avail = getattr(clip.media_reference, "available_range", None)
-            src = clip.trimmed_range().start_time
-            if avail is not None:
-                src = src - avail.start_time.rescaled_to(src.rate)
-            spans.append(_span(str(path), rng.start_time.to_seconds(), rng.duration.to_seconds(),
-                               src.to_seconds(), end, False))
+    spans = [s for track in tracks for s, _ in track_spans(tl, track, relink)]
     if not any(t.find_clips() for t in tracks):
         spans = [_span(str(c.media_path), c.range.start_time.to_seconds(), c.range.duration.to_seconds(),
                        c.file_range.start_time.to_seconds(), end, True) for c in tl.clips if c.media_path]
     return [s for s in spans if s is not None]
+
+
+def track_spans(tl, track, relink=None) -> list[tuple[AudioSpan, otio.schema.Clip]]:
+    """What one audio track plays (nothing when it is muted): each enabled clip with a media file, where
+    the timeline plays it and from where in its file, with the clip."""
+    if not enabled(track):
+        return []
+    end = tl.duration.to_seconds()
+    out = []
+    for clip in track.find_clips():
+        if not enabled(clip):
+            continue
+        media = media_of(clip)
+        path = resolve_media(media, tl.path.parent, relink) if media else None
+        if path is None:
+            continue
+        try:
+            rng = clip.transformed_time_range(clip.trimmed_range(), tl.otio.tracks)
+        except otio.exceptions.OTIOError:
+            continue
+        avail = getattr(clip.media_reference, "available_range", None)
+        src = clip.trimmed_range().start_time
+        if avail is not None:
+            src = src - avail.start_time.rescaled_to(src.rate)
+        span = _span(str(path), rng.start_time.to_seconds(), rng.duration.to_seconds(), src.to_seconds(), end, False)
+        if span is not None:
+            out.append((span, clip))
+    return out
 
 
 def _span(media: str, start: float, duration: float, source: float, end: float, picture: bool) -> AudioSpan | None:

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from core.signal import loudness_gain_db
-from plugin.beats import Beats, track_beats
+from plugin.beats import BeatMarkers, Beats, track_beats
 from plugin.ducking import Ducking
 from plugin.ending import Ending
 from plugin.hitsync import HitOffset
@@ -57,7 +57,7 @@ class Finishing:
     loudness_lufs: float = -14.0
     ducking: Ducking | None = None
     whole: bool = False  # a run over the whole score: hit sync's report recorded, the beats tracked
-    beat_markers: bool = True
+    beat_markers: BeatMarkers = "downbeats"
     hit_sync: HitSync | None = None  # set by a run over the whole score
     beats: Beats | None = None  # set by a run with `track`
     stages: list[tuple[str, Callable]] = field(default_factory=lambda: list(STAGES))
@@ -115,3 +115,12 @@ def _ducking(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
 
 STAGES: list[tuple[str, Callable]] = [("hit_sync", _hit_sync), ("ending", _ending), ("gain", _gain),
                                       ("beats", _beats), ("ducking", _ducking)]
+
+
+def warm(sample_rate: int = 48000) -> None:
+    """Run the chain once over two seconds of quiet noise, for an application to call off its UI
+    thread while the editor looks: librosa's first beat tracking and onset detection import numba
+    and load (or compile) their functions, holding Python's lock for a few hundred ms, which the
+    first score's finishing would otherwise do while the panel waits to redraw."""
+    noise = np.random.default_rng(0).standard_normal((2, 2 * sample_rate)).astype(np.float32) * 0.01
+    Finishing(sample_rate, [1.0], None, 0.0, whole=True).run(noise)

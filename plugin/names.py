@@ -78,12 +78,15 @@ def resolve_beat_marks(side, wav_name: str, timeline_rate: float) -> list[tuple[
         return []
     beats = data.get("beats") or {}
     seg = next((s for s in data.get("segments", []) if s.get("wav") == wav_name), None)
-    if not beats.get("markers", True) or seg is None:
+    which = {True: "all", False: "off"}.get(beats.get("markers", "all"), beats.get("markers"))  # bool: before downbeats
+    if which == "off" or seg is None:
         return []
     a = seg["start"] / seg["rate"]
     n = round(seg["duration"] * timeline_rate / seg["rate"])
     out, used = [], set()
     for t, down in zip(beats.get("times_s", []), beats.get("downbeat", [])):
+        if which == "downbeats" and not down:
+            continue
         f = round((t - a) * timeline_rate)
         if 0 <= f < n and f not in used:  # Resolve keeps one marker a frame
             used.add(f)

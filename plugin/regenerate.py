@@ -19,8 +19,10 @@ from core.api import JobStatus, RegenerateRequest
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
+from plugin.beats import BeatMarkers
 from plugin.finish import Finishing
 from plugin.formats import find, writable
+from plugin.like import LIKE_STRENGTH, VARY, LikeRecord, prepare, record
 from plugin.names import same_segment, take_name, take_pattern, take_version
 from plugin.render import (
     StitchWindow,
@@ -30,7 +32,7 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.score import editor_rhythm
+from plugin.score import editor_rhythm, like_request
 from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, segments_of
 from plugin.writeback import write_timeline
 
@@ -48,6 +50,7 @@ class RegenerateResult:
     name: str
     seed: int  # the request's seed (the engine seeds the window from it: engine/inference.py window_seed)
     window: int
+    like: LikeRecord | None = None  # the reference the take followed
 
 
 @dataclass
@@ -84,11 +87,19 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
                     seed: int | None = None, force: bool = False,
                     on_progress: Callable[[JobStatus], None] | None = None,
                     hits_s: list[float] | None = None, rhythm_file: str | None = None,
-                    rhythm: list[float | None] | None = None, beat_markers: bool | None = None) -> RegenerateResult:
+                    rhythm: list[float | None] | None = None, beat_markers: BeatMarkers | None = None,
+                    like: str | None = None, like_strength: float | None = None,
+                    vary: str | None = None) -> RegenerateResult:
     """hits_s: hit points to add to the score's (seconds from the timeline start, e.g. placed in the
     panel since): scene onsets for the clip's new take, kept in the sidecar's request. rhythm_file /
     rhythm: the editor's curve (plugin/rhythm.py) in place of the score's, kept in the sidecar's
-    request; None: the score's. beat_markers: None as the score did."""
+    request; None: the score's. beat_markers: None as the score did. like / like_strength: a reference
+    for this take (plugin/like.py; None: the score's, which a regenerate follows); vary: "subtle" or
+    "strong", the current take itself as the reference (plugin.like.VARY)."""
+    if vary is not None and like is not None:
+        raise CutscoreError("--vary takes the clip's current take as the reference: leave --like out, or --vary")
+    if vary is not None and vary not in VARY:
+        raise CutscoreError(f"--vary {vary!r}: choose {' or '.join(VARY)}")
     from plugin.timeline import load_otio
 
     scored_path = Path(scored_path)
@@ -103,7 +114,7 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
     try:
         with exclusive(side):
             return _regenerate(scored_path, scored, clip, client, out_path, seed, force, on_progress, hits_s,
-                               _Edits(rhythm_file, rhythm, beat_markers))
+                               _Edits(rhythm_file, rhythm, beat_markers, like, like_strength, vary))
     except InUse:
         raise CutscoreError(f"{side}: in use: another cutscore is writing this music now; wait for it to finish") \
             from None
@@ -115,10 +126,38 @@ class _Edits:
 
     rhythm_file: str | None = None
     rhythm: list[float | None] | None = None
-    beat_markers: bool | None = None
+    beat_markers: BeatMarkers | None = None
+    like: str | None = None
+    like_strength: float | None = None
+    vary: str | None = None
 
 
-def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None, edits: _Edits) -> RegenerateRequest:
+def _reference(scored_path: Path, side: Path, state: Sidecar, at: _Where, version: int,
+               edits: _Edits) -> LikeRecord | None:
+    """The reference of this take, written into the engine's folder: the one asked (`--like`), the
+    current take (`--vary`), the score's at another strength, or None (the score's as it was, or none)."""
+    engine = side / "engine"
+    dest = engine / f"like-clip{at.target.index:03d}-v{version}.wav"
+    if edits.vary is not None:
+        from plugin.state import music_of
+
+        audio, sr, _ = music_of(None, (side, state))
+        return record(audio, f"the take {at.target.wav}", f"take:{at.target.wav}", None, None, VARY[edits.vary],
+                      dest, sr)
+    if edits.like is not None:
+        from plugin.timeline import read_timeline
+
+        tl = read_timeline(scored_path) if edits.like.startswith("track:") else None
+        strength = edits.like_strength if edits.like_strength is not None else (
+            state.like.strength if state.like else LIKE_STRENGTH)
+        return prepare(edits.like, tl, strength, dest, state.sample_rate, state.request.duration_s)
+    if edits.like_strength is not None and state.like is not None:
+        return state.like.model_copy(update={"strength": edits.like_strength})
+    return None
+
+
+def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None, edits: _Edits,
+             like: LikeRecord | None = None) -> RegenerateRequest:
     """The score's request again, for the clip's span with a new seed (and any hit points added, the
     editor's new curve in place of the score's)."""
     base = state.request
@@ -127,6 +166,8 @@ def _request(state: Sidecar, at: _Where, seed: int, hits_s: list[float] | None, 
     if hits_s is not None:
         on_frames = (RationalTime.from_seconds(float(h), at.target.rate).round().to_seconds() for h in hits_s)
         base.hits_s = sorted({round(h, 6) for h in [*base.hits_s, *on_frames] if 0 <= h <= base.duration_s})
+    if like is not None:
+        base = base.model_copy(update={"like": like_request(like, Path(base.output_dir))})
     return RegenerateRequest(**base.model_dump(exclude={"kind", "settings", "dialogue"}),
                              settings=base.settings.model_copy(update={"seed": seed}), window=at.window,
                              region_start_s=at.region[0], region_end_s=at.region[1],
@@ -144,16 +185,17 @@ def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_
     new_seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
     if new_seed == state.request.settings.seed:  # the score's own seed would sample the same take again
         new_seed += 1
-    req = _request(state, at, new_seed, hits_s, edits)
     takes = [v for p in side.glob("*.wav") if same_segment(p.name, target.wav) and (v := take_version(p.name))]
     version = 1 + max(takes, default=0)
     out_path = _output_path(scored_path, out_path, version, force)
-    engine_dir = Path(req.output_dir)
+    engine_dir = Path(state.request.output_dir)
     before = set(engine_dir.iterdir()) if engine_dir.is_dir() else set()
     landed: list[bool] = []
     try:
+        like = _reference(scored_path, side, state, at, version, edits)
+        req = _request(state, at, new_seed, hits_s, edits, like)
         return _take(scored_path, scored, side, state, at, new_seed, version, out_path,
-                     run_job(client, req, on_progress), landed, edits)
+                     run_job(client, req, on_progress), landed, edits, like)
     except BaseException:  # an attempt whose take the sidecar does not record leaves none of its files
         if not landed:
             new = (set(engine_dir.iterdir()) if engine_dir.is_dir() else set()) - before
@@ -164,7 +206,7 @@ def _regenerate(scored_path: Path, scored, clip: str, client: EngineClient, out_
 
 
 def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, version, out_path, result,
-          landed: list, edits: _Edits) -> RegenerateResult:
+          landed: list, edits: _Edits, like: LikeRecord | None = None) -> RegenerateResult:
     """The engine's new span spliced into the clip's WAV as take `version`, recorded (then `landed`
     holds True), written out."""
     target, rate, sr = at.target, at.target.rate, state.sample_rate
@@ -182,15 +224,15 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
     replaced, target.wav = target.wav, wav.name
     _new_beats(side, state, at, edits.beat_markers)
     state.history.append(Regeneration(clip=target.index, seed=new_seed, window=at.window, span_s=list(at.span),
-                                      replaced=replaced, wav=wav.name, latents=new_w.latents))
+                                      replaced=replaced, wav=wav.name, latents=new_w.latents, like=like))
     state.save(side)
     landed.append(True)
     _write_regenerated(scored_path, scored, side / replaced, wav, out_path, state, target.name)
     return RegenerateResult(out=out_path, wav=wav, clip=target.index, name=target.name, seed=new_seed,
-                            window=at.window)
+                            window=at.window, like=like)
 
 
-def _new_beats(side: Path, state: Sidecar, at: _Where, markers: bool | None) -> None:
+def _new_beats(side: Path, state: Sidecar, at: _Where, markers: BeatMarkers | None) -> None:
     """The sidecar's beats with the clip's own tracked again in the music as it now plays (the other
     clips' beats, and their markers, stay)."""
     from plugin.beats import track_beats
@@ -201,7 +243,7 @@ def _new_beats(side: Path, state: Sidecar, at: _Where, markers: bool | None) -> 
     a, b = at.rng.start_time.to_seconds(), at.rng.end_time_exclusive().to_seconds()
     old = state.beats
     state.beats = (old.replaced(a, b, new) if old is not None else new).model_copy(
-        update={"markers": (old.markers if old is not None else True) if markers is None else markers})
+        update={"markers": (old.markers if old is not None else "downbeats") if markers is None else markers})
 
 
 def _output_path(scored_path: Path, out_path: str | Path | None, version: int, force: bool) -> Path:

@@ -19,17 +19,18 @@ import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
 from pydantic import Field
 
-from core.api import AudioSpan, ClipSpan, JobStatus, ScoreRequest, Settings, WindowResult, WindowSpec
+from core.api import AudioSpan, ClipSpan, JobStatus, Like, ScoreRequest, Settings, WindowResult, WindowSpec
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
-from plugin.beats import Beats
+from plugin.beats import BeatMarkers, Beats
 from plugin.dialogue import dialogue_spans
 from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
 from plugin.ending import Ending
 from plugin.finish import Finishing
 from plugin.formats import writable
+from plugin.like import LIKE_STRENGTH, LikeRecord, prepare
 from plugin.names import STATE_FILE, take_name
 from plugin.plan import Plan, make_plan
 from plugin.render import (
@@ -65,7 +66,10 @@ class ScoreOptions(Settings):
     # second (the panel's energy lane; None where the prediction stands); checked against the model
     rhythm_file: str | None = None
     rhythm: list[float | None] = Field(default_factory=list)
-    beat_markers: bool = True  # the music's beats and downbeats as markers on its clips (plugin/beats.py)
+    beat_markers: BeatMarkers = "downbeats"  # which of the music's beats are markers on its clips (plugin/beats.py)
+    # a reference the music follows (plugin/like.py): an audio file or `track:NAME`; None: none
+    like: str | None = None
+    like_strength: float = Field(default=LIKE_STRENGTH, ge=0, le=1)
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(include=set(Settings.model_fields)))
@@ -87,6 +91,7 @@ class ScoreResult:
     windows: list[WindowResult]
     ducking: Ducking | None = None  # the envelope under the speech found (None: none found, or --duck off)
     beats: Beats | None = None  # the music's beats and downbeats (markers when beats.markers)
+    like: LikeRecord | None = None  # the reference followed (`--like`)
 
 
 def default_model() -> tuple[str, str | None]:
@@ -98,7 +103,8 @@ def default_model() -> tuple[str, str | None]:
 
 
 def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path,
-                  dialogue: list[AudioSpan] | None = None, rhythm: list[float | None] | None = None) -> ScoreRequest:
+                  dialogue: list[AudioSpan] | None = None, rhythm: list[float | None] | None = None,
+                  like: LikeRecord | None = None) -> ScoreRequest:
     tl = plan.timeline
     clips = [ClipSpan(index=c.index, name=c.name, start_s=c.range.start_time.to_seconds(),
                       duration_s=c.range.duration.to_seconds(),
@@ -109,7 +115,15 @@ def build_request(plan: Plan, model: str, settings: Settings, output_dir: Path,
                         windows=[WindowSpec(start_s=w.start.to_seconds(), duration_s=w.duration.to_seconds(),
                                             overlap_s=w.overlap.to_seconds()) for w in plan.windows],
                         settings=settings, output_dir=str(output_dir.resolve()), dialogue=dialogue or [],
-                        rhythm=rhythm or [])
+                        rhythm=rhythm or [], like=like_request(like, output_dir))
+
+
+def like_request(like: LikeRecord | None, engine_dir: Path) -> Like | None:
+    """What the engine is told of a reference (its WAV in the engine's folder); None at strength 0,
+    where the music is what it is without one."""
+    if like is None or like.strength <= 0:
+        return None
+    return Like(audio=str((engine_dir / like.audio).resolve()), strength=like.strength)
 
 
 def picture_segments(tl: Timeline, tail: RationalTime | None = None) -> list[tuple[str, int, str, TimeRange]]:
@@ -171,7 +185,12 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
     work.mkdir()
     try:
         dialogue = dialogue_spans(tl, relink) if opts.duck_db is not None else []
-        req = build_request(plan, model, opts.settings(), work / "engine", dialogue, rhythm)
+        like = None
+        if opts.like:
+            (work / "engine").mkdir()
+            like = prepare(opts.like, tl, opts.like_strength, work / "engine" / "like.wav", opts.sample_rate,
+                           end.to_seconds(), relink)
+        req = build_request(plan, model, opts.settings(), work / "engine", dialogue, rhythm, like)
         result = run_job(client, req, on_progress)
         notices.extend(result.warnings)
         music = render_music(_windows_audio(result.windows), result.sample_rate, end, opts.sample_rate)
@@ -182,7 +201,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
                         model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
-                        ending=ending, ducking=ducking, beats=beats,
+                        ending=ending, ducking=ducking, beats=beats, like=like,
                         segments=records)
         _commit_sidecar(state, work, side)
         fmt = writable(out_path, timeline_path)
@@ -193,7 +212,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
             shutil.rmtree(work)
     return ScoreResult(out=out_path, sidecar=side, segments=len(records), model=model, gain_db=gain, notices=notices,
                        cuts_s=[c.to_seconds() for c in tl.cuts], music=music, sample_rate=opts.sample_rate,
-                       windows=state.windows, ducking=ducking, beats=beats)
+                       windows=state.windows, ducking=ducking, beats=beats, like=like)
 
 
 def _finishing(tl: Timeline, opts: ScoreOptions, tail: RationalTime, ducking: Ducking | None) -> Finishing:

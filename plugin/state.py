@@ -28,6 +28,7 @@ from plugin.ducking import Ducking
 from plugin.ending import Ending
 from plugin.finish import HitSync
 from plugin.formats import Format, writable
+from plugin.like import LikeRecord
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
 from plugin.render import read_wav
 from plugin.timeline import music_track, read_timeline, wav_path
@@ -84,6 +85,7 @@ class Regeneration(_Record):
     replaced: str
     wav: str
     latents: str
+    like: LikeRecord | None = None  # the reference this take followed, when not the score's (`--like`, `--vary`)
 
 
 class Choice(_Record):
@@ -114,6 +116,7 @@ class Sidecar(_Record):
     history: list[Regeneration] = []
     choices: list[Choice] = []
     conform: ConformRecord | None = None  # this music conformed from an earlier score (plugin/conform.py)
+    like: LikeRecord | None = None  # the reference the score followed (plugin/like.py; its WAV in engine/)
 
     def clips(self) -> list[SegmentRecord]:
         return [s for s in self.segments if s.kind == "clip"]
@@ -140,6 +143,8 @@ class Sidecar(_Record):
             w.audio = str(new / Path(w.audio).relative_to(old.resolve()))
             w.latents = str(new / Path(w.latents).relative_to(old.resolve()))
         self.request.output_dir = str(new.resolve())
+        if self.request.like is not None:
+            self.request.like.audio = str(new / Path(self.request.like.audio).relative_to(old.resolve()))
 
 
 def upgrade(data: dict) -> dict:
@@ -220,10 +225,10 @@ def segments_of(side: Path, state: Sidecar, fmt: Format) -> list[Segment]:
     # keys go out as keyframes when the WAVs are at full level; WAVs already ducked (an .otio score)
     # carry it themselves, and a format without keyframes (OTIO) records the keys beside them
     keys_out = d is not None and (not d.baked or not fmt.gain_keyframes)
-    b = state.beats if state.beats is not None and state.beats.markers else None
+    b = state.beats
     return [Segment(s.kind, s.index, s.name, s.range, side / s.wav,
                     d.clip_keys(s.range.start_time.to_seconds(), s.range.duration.to_seconds()) if keys_out else [],
-                    bool(d and d.baked), b.in_range(s.range) if b else [])
+                    bool(d and d.baked), b.marked(s.range) if b else [])
             for s in state.segments]
 
 

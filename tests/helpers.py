@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import opentimelineio as otio
 import pytest
-from opentimelineio.opentime import RationalTime
+from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.api import JobResult, JobStatus, WindowResult
 from tests import kdenlive_app, kdenlive_root
@@ -106,3 +106,41 @@ def kdenlive26_prefix():
     if reason:
         pytest.fail(f"Kdenlive 26.08 root: {reason}")  # CI must run these: fail, in one line
     return kdenlive_root.prefix(kdenlive_root.build())
+
+
+def tone(path: Path, seconds: float = 10.0, freq: float = 440.0, amp: float = 0.4, sr: int = 48000,
+         channels: int = 2) -> Path:
+    """A sine WAV."""
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, np.stack([amp * np.sin(2 * np.pi * freq * t)] * channels).T, sr)
+    return path
+
+
+def temp_track_timeline(tmp_path: Path) -> Path:
+    """FCP7 XML (the fcp_xml adapter's writing, then two lines an editor's application writes): a
+    picture clip over 6 s, and an audio track of three 2 s clips of one 440 Hz tone: A as it is, B with
+    Audio Levels at 0.5 (-6 dB), C disabled (muted)."""
+    wav = tone(tmp_path / "tone.wav")
+    tl = otio.schema.Timeline("temp")
+    v, a = otio.schema.Track("V1", kind="Video"), otio.schema.Track("", kind="Audio")
+    vid = otio.schema.ExternalReference(target_url=(ROOT / "resources" / "demo" / "testvideo.mp4").as_uri(),
+                                        available_range=TimeRange(RationalTime(0, 25), RationalTime(500, 25)))
+    v.append(otio.schema.Clip("pic", media_reference=vid, source_range=TimeRange(RationalTime(0, 25), RationalTime(150, 25))))
+    for i, name in enumerate("ABC"):
+        ref = otio.schema.ExternalReference(target_url=wav.as_uri(), available_range=TimeRange(RationalTime(0, 25), RationalTime(250, 25)))
+        a.append(otio.schema.Clip(name, media_reference=ref, source_range=TimeRange(RationalTime(25 * i, 25), RationalTime(50, 25))))
+    tl.tracks.extend([v, a])
+    path = tmp_path / "temp.xml"
+    otio.adapters.write_to_file(tl, str(path), adapter_name="fcp_xml")
+    text = path.read_text()
+    levels = ("<filter><effect><name>Audio Levels</name><effectid>audiolevels</effectid>"
+              "<effectcategory>audiolevels</effectcategory><effecttype>audiolevels</effecttype>"
+              "<mediatype>audio</mediatype><parameter><parameterid>level</parameterid><name>Level</name>"
+              "<valuemin>0</valuemin><valuemax>3.98109</valuemax><value>0.5</value></parameter></effect></filter>")
+    assert text.count("<name>B</name>") == 1 and text.count("<name>C</name>") == 1
+    text = text.replace("<name>B</name>", "<name>B</name>" + levels).replace("<name>C</name>",
+                                                                             "<name>C</name><enabled>FALSE</enabled>")
+    path.write_text(text)
+    return path

@@ -97,8 +97,10 @@ def test_lua_launcher_scores_onto_the_right_frames(tmp_path, rate_s):
     want = [[i + 1, f, color, name, "cutscore-beat"] for i, seg in enumerate(state["segments"])
             for f, color, name in names.resolve_beat_marks(side, seg["wav"], rate)]
     assert len(want) >= 3 and rec["audio"][1]["markers"] == want
-    beats = [t for t in state["beats"]["times_s"] if round(t * rate) < sum(durations)]
-    assert len(want) == len(beats)  # one marker a beat (within one frame of its time)
+    assert state["beats"]["markers"] == "downbeats"  # the default: one marker a bar
+    beats = [t for t, down in zip(state["beats"]["times_s"], state["beats"]["downbeat"])
+             if down and round(t * rate) < sum(durations)]
+    assert len(want) == len(beats)  # one marker a downbeat (within one frame of its time)
 
 
 def test_lua_launcher_regenerates_the_take_under_a_drop_frame_playhead(tmp_path):

@@ -22,7 +22,7 @@ from core.model_config import ModelConfig, default_vae_config, load_config
 from core.paths import installed_model
 from engine.model.diffusion import DiffV2M
 from engine.model.encoders import Features
-from engine.model.sampling import Callback, Inpaint, get_sampler, schedule
+from engine.model.sampling import Callback, Inpaint, from_reference, get_sampler, schedule
 from engine.model.vae import VAE
 
 
@@ -173,11 +173,12 @@ class Pipeline:
     def generate(self, w: WindowFeatures, seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  sampler: str | None = None, callback: Callback | None = None,
                  inpaint: tuple[torch.Tensor, float, float] | None = None, ablate: frozenset = frozenset(),
-                 trim: bool = False) -> Generation:
+                 trim: bool = False, like: tuple[torch.Tensor, float] | None = None) -> Generation:
         """Music for one window. inpaint=(latents, t0, t1) regenerates only seconds [t0, t1) of the
         window and holds every other latent frame of `latents` fixed. ablate may hold "rhythm"
         (condition on zeros instead of the predicted rhythm) and "scene" (no scene onsets), for
-        measuring what those conditions contribute.
+        measuring what those conditions contribute. like=(reference latents, strength): the sampling
+        starts from the reference noised to the strength's level (sampling.from_reference).
 
         The editor's rhythm (w.rhythm) changes only the seconds it edits: where they are part of
         what is sampled, the window is sampled on the prediction first, then the edited seconds are
@@ -193,7 +194,7 @@ class Pipeline:
             cond, pred = self.model.condition(f, zero_rhythm="rhythm" in ablate)
         # 4. seeded noise; 5. sample with classifier-free guidance (one batched forward)
         start = self._start(w, seed, inpaint, trim)
-        latents = self._sample(f, w, cond, start, steps, guidance, sampler, callback, "rhythm" in ablate).float()
+        latents = self._sample(f, w, cond, start, steps, guidance, sampler, callback, "rhythm" in ablate, like).float()
         # 6. decode and cut to the exact duration
         audio = self.decode(latents, w.duration_s)[0]
         return Generation(audio=audio.float().cpu().numpy(), latents=latents.cpu(),
@@ -216,16 +217,22 @@ class Pipeline:
         return x, self._frames(frames, [(t0, t1)]), known[..., :frames].to(self.device), held_noise
 
     def _sample(self, f: Features, w: WindowFeatures, cond, start, steps: int, guidance: float, sampler: str,
-                callback: Callback | None, no_edit: bool) -> torch.Tensor:
+                callback: Callback | None, no_edit: bool, like: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
         """The sampled latents: one pass, or, where the editor's curve covers part of what is
         sampled, a pass on the prediction and one of the edited frames on the curve, the rest held."""
         x, free, known, held_noise = start
         sample_fn = get_sampler(sampler)
+        ts = schedule(steps, self.device)
+        if like is not None:
+            ref = torch.zeros_like(x)
+            n = min(x.shape[-1], like[0].shape[-1])
+            ref[..., :n] = like[0][..., :n].to(x)
+            x, ts = from_reference(x, ref, like[1], steps)
 
         def sample(c, sampled: torch.Tensor, held, cb):
             hold = None if sampled.all() else Inpaint((~sampled).to(self.device)[None, None], held, held_noise)
             with self._autocast():
-                return sample_fn(self.model.denoiser(c, guidance), x, schedule(steps, self.device), cb, hold)
+                return sample_fn(self.model.denoiser(c, guidance), x, ts, cb, hold)
 
         edited = self._frames(len(free), self._edited_seconds(w)) & free
         if no_edit or not edited.any():
@@ -236,6 +243,15 @@ class Pipeline:
             return sample(cond_edit, free, known, callback)
         base = sample(cond, free, known, None if callback is None else lambda k, n: callback(k, 2 * n))
         return sample(cond_edit, edited, base, None if callback is None else lambda k, n: callback(n + k, 2 * n))
+
+    @torch.no_grad()
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        """Audio at the model's rate (channels, samples) -> latents (1, C, frames): the VAE's
+        posterior mean, the audio mixed to the VAE's channels first."""
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+        if x.shape[1] != self.vae.channels:
+            x = x.mean(1, keepdim=True).expand(-1, self.vae.channels, -1)
+        return self.vae.encode(x.to(self.device, next(self.vae.parameters()).dtype)).float()
 
     def decode(self, latents: torch.Tensor, duration_s: float) -> torch.Tensor:
         """6. latents (B, C, frames) -> audio (B, channels, samples) cut to the exact duration."""

@@ -13,6 +13,7 @@ regenerated while its neighbours stay bit-identical.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -29,11 +30,28 @@ class Inpaint(NamedTuple):
     noise: torch.Tensor  # (B, C, T) fixed noise for the known region's forward process
 
 
-def schedule(steps: int, device=None) -> torch.Tensor:
-    """t = linspace(1, 0, steps + 1): the paper's uniform schedule (steps + 1 points)."""
+def schedule(steps: int, device=None, start: float = 1.0) -> torch.Tensor:
+    """t = linspace(start, 0, steps + 1): the paper's uniform schedule (steps + 1 points); a start
+    below 1 is the tail of it that a sampling from a noised reference runs (from_reference)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    return torch.linspace(1, 0, steps + 1, device=device)
+    return torch.linspace(start, 0, steps + 1, device=device)
+
+
+def from_reference(noise: torch.Tensor, reference: torch.Tensor, strength: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDEdit (Meng et al. 2022; stable-audio-tools' init audio and init noise level, diffusers'
+    img2img strength): (the starting latents, the schedule) for a sampling that follows `reference`:
+    the reference noised to t0 = 1 - strength with the seed's own noise, sampled over the last
+    ceil(steps * t0) steps of the schedule. strength 0 starts from the noise alone at t = 1 (as without
+    a reference); strength 1 returns the reference (no step)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    t0 = 1.0 - strength
+    if t0 <= 0.0:
+        return reference.clone(), torch.zeros(1, device=noise.device)
+    a, s = alpha_sigma(torch.tensor(t0, dtype=torch.float64))
+    x = (float(a) * reference + float(s) * noise) if strength > 0 else noise
+    return x, schedule(max(1, math.ceil(steps * t0 - 1e-9)), noise.device, start=t0)
 
 
 def _hold(x: torch.Tensor, t: torch.Tensor, inpaint: Inpaint | None) -> torch.Tensor:

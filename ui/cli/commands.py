@@ -56,32 +56,42 @@ def cmd_plan(args) -> int:
     plan = make_plan(tl, window_s=window)
     for w in tl.warnings:
         _err(f"cutscore: warning: {w}")
-    rhythm = _scored_rhythm(args.timeline, tl)
+    state = _scored(args.timeline, tl)
+    rhythm = _scored_rhythm(state)
+    like = state.like if state is not None else None
     if args.json:
-        _out(json.dumps({**plan.to_dict(), "rhythm": rhythm}, indent=2))
+        _out(json.dumps({**plan.to_dict(), "rhythm": rhythm, "like": like.model_dump() if like else None}, indent=2))
     else:
         _out(plan.describe())
         if rhythm is not None:
             edited = sum(rhythm["edited"])
             _out("  rhythm (per second): " + " ".join(f"{v:+.2f}" for v in rhythm["values"])
                  + (f"  ({edited} s edited)" if edited else ""))
+        if like is not None:
+            _out(f"  reference: {like.describe()}")
     return 0
 
 
-def _scored_rhythm(path, tl) -> dict | None:
-    """A scored timeline's rhythm (plugin/rhythm.py curve_doc: the prediction and the editor's curve),
-    the form `--rhythm FILE` reads; None for a timeline not scored."""
-    from plugin.rhythm import curve_doc
-    from plugin.state import load_state, predicted_rhythm
+def _scored(path, tl):
+    """A scored timeline's sidecar record; None for a timeline not scored."""
+    from plugin.state import load_state
     from plugin.timeline import music_track
 
     if music_track(tl.otio) is None:
         return None
     try:
-        _, state = load_state(path, tl.otio)
+        return load_state(path, tl.otio)[1]
     except CutscoreError:
         return None
-    return curve_doc(predicted_rhythm(state), state.request.rhythm)
+
+
+def _scored_rhythm(state) -> dict | None:
+    """A scored timeline's rhythm (plugin/rhythm.py curve_doc: the prediction and the editor's curve),
+    the form `--rhythm FILE` reads; None for a timeline not scored."""
+    from plugin.rhythm import curve_doc
+    from plugin.state import predicted_rhythm
+
+    return None if state is None else curve_doc(predicted_rhythm(state), state.request.rhythm)
 
 
 def cmd_demo(args) -> int:
@@ -144,7 +154,7 @@ def cmd_score(args) -> int:
                         hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
                         sequence=args.sequence, ending=args.ending, tail_s=args.tail, duck_db=args.duck,
                         duck_attack_s=args.duck_attack, duck_release_s=args.duck_release, rhythm_file=args.rhythm,
-                        beat_markers=args.beat_markers == "on")
+                        beat_markers=args.beat_markers, like=args.like, like_strength=args.like_strength)
     client = connect(args.engine)
     r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
                        on_progress=_Progress(), limits=_limits(args))
@@ -155,7 +165,16 @@ def cmd_score(args) -> int:
     if r.ducking is not None:
         _out(f"{r.ducking.report()}")
     _out(f"music: {_shown(r.sidecar)}")
+    _rights(r.like)
     return 0
+
+
+def _rights(like) -> None:
+    if like is not None:
+        from plugin.like import RIGHTS
+
+        _out("cutscore: " + RIGHTS.format(what=f"track {like.track!r}" if like.track else like.source,
+                                          strength=like.strength))
 
 
 def cmd_regenerate(args) -> int:
@@ -164,8 +183,10 @@ def cmd_regenerate(args) -> int:
 
     r = regenerate_clip(args.scored, args.clip, connect(args.engine), out_path=args.output, seed=args.seed,
                         force=args.force, on_progress=_Progress(), rhythm_file=args.rhythm,
-                        beat_markers=None if args.beat_markers is None else args.beat_markers == "on")
+                        beat_markers=args.beat_markers, like=args.like, like_strength=args.like_strength,
+                        vary=args.vary)
     _out(f"regenerated clip {r.clip} {r.name!r} (seed {r.seed}): {r.wav}")
+    _rights(r.like if args.like else None)
     _out(f"wrote {_shown(r.out)}")
     return 0
 

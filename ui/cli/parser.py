@@ -9,6 +9,7 @@ from core.api import SAMPLER_NAMES
 from core.paths import DEFAULT_CLIP, DEFAULT_PORT, ROOT
 from core.terminal import one_line as _one_line
 from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S
+from plugin.like import LIKE_STRENGTH, VARY
 from ui.cli.commands import (
     cmd_conform,
     cmd_demo,
@@ -21,6 +22,7 @@ from ui.cli.commands import (
     engine_command,
 )
 from ui.cli.types import (
+    _beat_markers,
     _duck,
     _duck_time,
     _finite,
@@ -34,6 +36,7 @@ from ui.cli.types import (
     _seconds_list,
     _seed,
     _steps,
+    _strength,
     _tail,
     _window_s,
 )
@@ -123,10 +126,15 @@ def _edit_commands(add) -> None:
     sp.add_argument("--duck-release", type=_duck_time, default=RELEASE_S, metavar="S",
                     help=f"seconds it takes to come back after speech (default {RELEASE_S:g})")
     _rhythm_opts(sp)
+    _like_opts(sp)
     sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
     sp.add_argument("--sample-rate", type=_sample_rate, default=48000, help="WAV sample rate, 8000..192000 (default 48000)")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
+    _regenerate_command(add)
+
+
+def _regenerate_command(add) -> None:
     sp = add("regenerate", cmd_regenerate, "Regenerate the music under one clip of a scored timeline.")
     sp.add_argument("scored", help="a timeline written by `cutscore score`")
     sp.add_argument("--clip", required=True, help="clip index (from `cutscore plan`) or name")
@@ -134,7 +142,23 @@ def _edit_commands(add) -> None:
     sp.add_argument("--seed", type=_seed, help="random seed (default: a new one)")
     sp.add_argument("--engine", help="engine URL, or `local`")
     _rhythm_opts(sp, regenerate=True)
+    _like_opts(sp, regenerate=True)
+    sp.add_argument("--vary", choices=list(VARY),
+                    help="a new take that keeps the current take's feel: the take itself as the reference, subtle "
+                         f"(strength {VARY['subtle']:g}) or strong ({VARY['strong']:g}); not with --like")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+
+
+def _like_opts(sp, regenerate: bool = False) -> None:
+    """A reference the music follows (plugin/like.py)."""
+    keep = " (default: the score's reference, if it had one)" if regenerate else ""
+    sp.add_argument("--like", metavar="SOURCE",
+                    help="music like this: an audio file (WAV, FLAC, OGG, MP3...) laid from the first frame, or "
+                         f"track:NAME, the timeline's own audio track (its temp music) as it plays{keep}; you need "
+                         "the rights to it")
+    sp.add_argument("--like-strength", type=_strength, default=None if regenerate else LIKE_STRENGTH, metavar="X",
+                    help="how closely the music follows the reference: 0 (not at all) to 1 (the reference as it is; "
+                         + ("default: the score's)" if regenerate else f"default {LIKE_STRENGTH:g})"))
 
 
 def _conform_command(add) -> None:
@@ -157,9 +181,10 @@ def _rhythm_opts(sp, regenerate: bool = False) -> None:
     sp.add_argument("--rhythm", metavar="FILE",
                     help="the rhythm to follow: a CSV (seconds,value) or JSON ({\"seconds\": [...], \"values\": [...]}, "
                          f"as `cutscore plan SCORED --json` prints it); an empty value keeps the prediction{keep}")
-    sp.add_argument("--beat-markers", choices=["on", "off"], default=None if regenerate else "on",
-                    help="write the music's beats and downbeats as markers on its clips "
-                         + ("(default: as the score did)" if regenerate else "(default on)"))
+    sp.add_argument("--beat-markers", type=_beat_markers, default=None if regenerate else "downbeats",
+                    metavar="{downbeats,all,off}",
+                    help="which of the music's beats to write as markers on its clips: the downbeats (the bars), "
+                         "every beat, or none " + ("(default: as the score did)" if regenerate else "(default downbeats)"))
 
 
 def _engine_commands(add) -> None:

@@ -141,3 +141,21 @@ def _seconds_up_to(limit: float, what: str):
 
 _duck_time = _seconds_up_to(5, "a duck's attack or release may take")
 _tail = _seconds_up_to(30, "a ring may run past the last frame")
+
+
+def _beat_markers(text: str) -> str:
+    """downbeats, all or off (`on`, before downbeats were the default, is `all`)."""
+    from plugin.beats import BEAT_MARKERS
+
+    v = {"on": "all"}.get(text, text)
+    if v not in BEAT_MARKERS:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose downbeats, all or off")
+    return v
+
+
+def _strength(text: str) -> float:
+    """A reference's strength: 0 (none) to 1 (the reference as it is)."""
+    v = _finite(text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{v:g} is outside 0..1 (0: no reference, 1: the reference as it is)")
+    return v

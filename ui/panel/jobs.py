@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import (
 
 from core.errors import CutscoreError
 from plugin.formats import output_suffixes
+from ui.panel.state import read_music
 
 
 class Task(QObject):
@@ -90,12 +91,16 @@ class JobsPart:
         opts = ScoreOptions(**s.model_dump(exclude={"output_format", "force", "hits_s", "rhythm", "rhythm_file"}),
                             force=True, hits_s=list(st.user_hits), rhythm=st.edited_rhythm())
         client = self.client()
-        self._start(lambda emit: score_timeline(st.path, out, client, opts, on_progress=emit), self._generated)
+        def job(emit):
+            r = score_timeline(st.path, out, client, opts, on_progress=emit)
+            return r, read_music(Path(r.out))
 
-    def _generated(self, result) -> None:
-        st = self.state
+        self._start(job, self._generated)
+
+    def _generated(self, done) -> None:
+        st, (result, music) = self.state, done
         st.scored_path = Path(result.out)
-        st.load_music()
+        st.use_music(music)
         st.busy, st.stage, st.progress = False, "done", 1.0
         st.message = f"wrote {st.scored_path}"
         self.info.setText(f"Scored timeline: {st.scored_path}\nMusic: {result.sidecar}"
@@ -104,7 +109,8 @@ class JobsPart:
         self._sync()
         self.generated.emit()
 
-    def regenerate(self) -> None:
+    def regenerate(self, vary: str | None = None) -> None:
+        """A new take of the selected clip: a new seed; vary "subtle" / "strong": like the current take."""
         from plugin.regenerate import regenerate_clip
 
         st, s = self.state, self._settings()
@@ -114,12 +120,16 @@ class JobsPart:
         rhythm = st.edited_rhythm()  # the lane as it is now ([]: the prediction everywhere)
         seed = s.new_seed()
         self.seed.setValue(seed)
-        self._start(lambda emit: regenerate_clip(scored, clip, client, out_path=scored, seed=seed, force=True,
-                                                 on_progress=emit, hits_s=hits, rhythm=rhythm), self._regenerated)
+        def job(emit):
+            r = regenerate_clip(scored, clip, client, out_path=scored, seed=seed, force=True, on_progress=emit,
+                                hits_s=hits, rhythm=rhythm, vary=vary)
+            return r, read_music(scored)
 
-    def _regenerated(self, result) -> None:
-        st = self.state
-        st.load_music()
+        self._start(job, self._regenerated)
+
+    def _regenerated(self, done) -> None:
+        st, (result, music) = self.state, done
+        st.use_music(music)
         st.busy, st.stage, st.progress = False, "done", 1.0
         st.message = f"clip {result.clip} {result.name!r}: {result.wav.name}"
         self._player = None
@@ -203,7 +213,9 @@ class JobsPart:
         """Visual beats per second of the timeline, from each clip's media (no CLIP needed), computed
         by the engine's own process (engine/tools.py visual-beats)."""
         from core.client import tool_json
+        from plugin.finish import warm
 
+        warm()  # the first Generate's finishing then holds no lock the window needs to redraw
         st = self.state
         beats = np.zeros(int(np.ceil(st.duration_s)), np.float32)
         clips = [c for c in st.clips if c.media_found]

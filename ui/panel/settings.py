@@ -1,5 +1,6 @@
 """The settings an editor sets before Generate: the model, seed, sampler, steps, guidance (the model's
-own shown until changed), loudness, ducking under the dialogue, the ending, beat markers and output
+own shown until changed), the reference the music follows (Like: a file or one of the timeline's audio
+tracks, and its strength), loudness, ducking under the dialogue, the ending, beat markers and output
 format.
 
 A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelState).
@@ -7,17 +8,22 @@ A part of ui/panel/window.py's PanelWindow (a mixin over its widgets and PanelSt
 
 from __future__ import annotations
 
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
+    QSlider,
     QSpinBox,
 )
 
+from plugin.beats import BEAT_MARKERS
 from plugin.ducking import DUCK_DB
 from plugin.ending import ENDINGS
 from ui.panel.state import OUTPUT_FORMATS, SAMPLERS, weights_missing
@@ -47,8 +53,8 @@ class SettingsPart:
         self.ending.addItems(list(ENDINGS))
         self.ending.setCurrentText(s.ending)
         self.ending.setToolTip("ring: decays to silence by the last frame; fade: the last 2 s; cut: as generated")
-        self.beat_markers = QCheckBox("on the music clips", checked=s.beat_markers)
-        self.beat_markers.setToolTip("the music's beats and downbeats as markers to snap to (`--beat-markers`)")
+        self.beat_markers = self._build_beat_markers()
+        like_row, strength_row = self._build_like()
         self.fmt = QComboBox()
         self.fmt.addItems(OUTPUT_FORMATS)
         self.weights_btn = QPushButton("Get real weights", clicked=self.get_weights)
@@ -66,11 +72,67 @@ class SettingsPart:
         duck_row.addWidget(self.duck_db)
         self._sync_weights_button()
         for label, w in (("Model", model_row), ("Seed", seed_row), ("Sampler", self.sampler), ("Steps", self.steps),
-                         ("Guidance", self.guidance), ("Loudness", self.loudness), ("Duck", duck_row),
+                         ("Guidance", self.guidance), ("Like", like_row), ("Strength", strength_row),
+                         ("Loudness", self.loudness), ("Duck", duck_row),
                          ("Ending", self.ending), ("Beat markers", self.beat_markers), ("Output", self.fmt)):
             form.addRow(label, w)
 
         return form
+
+    def _build_beat_markers(self) -> QComboBox:
+        box = QComboBox()
+        box.addItems(list(BEAT_MARKERS))
+        box.setCurrentText(self.state.settings.beat_markers)
+        box.currentTextChanged.connect(self._show_beat_grid)
+        box.setToolTip("which of the music's beats are markers on its clips to snap to, and the beat grid shows: "
+                       "the downbeats (the bars), every beat, or none (`--beat-markers`)")
+        return box
+
+    def _build_like(self) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """Like: none, a file, or one of the timeline's audio tracks (track:NAME); its strength."""
+        s = self.state.settings
+        self.like = QComboBox(editable=True)
+        self.like.lineEdit().setPlaceholderText("none: a file, or one of the timeline's audio tracks")
+        self.like.setToolTip("music like this (`--like`): the temp music you cut to, or any audio file; you need "
+                             "the rights to it")
+        self.like.setEditText(s.like or "")
+        browse = QPushButton("File…", clicked=self._choose_like_file)
+        self.like_strength = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100,
+                                     value=round(s.like_strength * 100))
+        self.like_strength.setToolTip("0: not at all; 1: the reference as it is (`--like-strength`)")
+        shown = QLabel(f"{s.like_strength:.2f}")
+        self.like_strength.valueChanged.connect(lambda v: shown.setText(f"{v / 100:.2f}"))
+        row, strength = QHBoxLayout(), QHBoxLayout()
+        row.addWidget(self.like, 1)
+        row.addWidget(browse)
+        strength.addWidget(self.like_strength, 1)
+        strength.addWidget(shown)
+        return row, strength
+
+    def _choose_like_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Music like this", "",
+                                              "Audio (*.wav *.flac *.ogg *.mp3 *.m4a *.aif *.aiff);;All files (*)")
+        if path:
+            self.like.setEditText(path)
+
+    def _sync_like_tracks(self) -> None:
+        """The Like list offers the open timeline's audio tracks (not cutscore's own)."""
+        from plugin.timeline import music_track
+
+        text = self.like.currentText()
+        self.like.clear()
+        self.like.addItem("")
+        plan = self.state.plan
+        if plan is not None:
+            tracks = plan.timeline.otio.audio_tracks()
+            ours = music_track(plan.timeline.otio)
+            self.like.addItems([f"track:{t.name or f'A{i + 1}'}" for i, t in enumerate(tracks) if t is not ours])
+        self.like.setEditText(text)
+
+    def _show_beat_grid(self, which: str) -> None:
+        """The music lane's beat grid follows the Beat markers switch."""
+        self.state.settings.beat_markers = which
+        self.view.refresh()
 
     def _sync_weights_button(self) -> None:
         """"Get real weights" shows while the model named is one cutscore fetches and it is not here."""
@@ -96,5 +158,7 @@ class SettingsPart:
         s.loudness, s.output_format = self.loudness.value(), self.fmt.currentText()
         s.duck_db = self.duck_db.value() if self.duck.isChecked() else None
         s.ending = self.ending.currentText()
-        s.beat_markers = self.beat_markers.isChecked()
+        s.beat_markers = self.beat_markers.currentText()
+        s.like = self.like.currentText().strip() or None
+        s.like_strength = self.like_strength.value() / 100
         return s

@@ -50,6 +50,20 @@ class Settings(ScoreOptions):
         return {k: own[k] if getattr(self, k) is None else getattr(self, k) for k in own}
 
 
+def read_music(scored_path: Path, loaded: tuple[Path, Sidecar] | None = None) -> dict:
+    """A scored timeline's music as the panel plays it (ducked where the format's keyframes would
+    duck it), its predicted rhythm, its ducking, beats and the clips' takes."""
+    from plugin.state import load_state, music_of, takes_of
+
+    loaded = loaded or load_state(scored_path)
+    music, rate, rhythm = music_of(scored_path, loaded)
+    ducking = loaded[1].ducking
+    if ducking is not None and not ducking.baked:  # the format's keyframes duck it when played
+        music = ducking.apply(music, 0, rate)
+    return {"music": music, "rate": rate, "rhythm": np.asarray(rhythm, np.float32), "ducking": ducking,
+            "beats": loaded[1].beats, "takes": takes_of(scored_path, loaded)}
+
+
 @functools.lru_cache(maxsize=8)
 def _rhythm_bounds(model: str) -> tuple[float, float]:
     from core.model_config import model_window_s, rhythm_range
@@ -152,16 +166,12 @@ class PanelState:
 
     def load_music(self, loaded: tuple[Path, Sidecar] | None = None) -> None:
         """The scored music, its predicted rhythm and the clips' takes, from the sidecar (read once)."""
-        from plugin.state import load_state, music_of, takes_of
+        self.use_music(read_music(self.scored_path, loaded))
 
-        loaded = loaded or load_state(self.scored_path)
-        self.music, self.music_rate, rhythm = music_of(self.scored_path, loaded)
-        self.ducking = loaded[1].ducking
-        if self.ducking is not None and not self.ducking.baked:  # the format's keyframes duck it when played
-            self.music = self.ducking.apply(self.music, 0, self.music_rate)
-        self.rhythm = np.asarray(rhythm, np.float32)
-        self.music_beats = loaded[1].beats
-        self.takes = takes_of(self.scored_path, loaded)
+    def use_music(self, m: dict) -> None:
+        """What read_music read (off the UI thread, after a job: reading a score's WAVs stalls a frame)."""
+        self.music, self.music_rate, self.rhythm = m["music"], m["rate"], m["rhythm"]
+        self.ducking, self.music_beats, self.takes = m["ducking"], m["beats"], m["takes"]
 
     # -- the energy lane: the editor's rhythm over the prediction -----------------------------------
     @property

@@ -385,12 +385,14 @@ class TimelineView(QWidget):
         self._ducking(p, top, h)
 
     def _beat_grid(self, p: QPainter, top: float, h: float) -> None:
-        """The music's beats (faint, the lane's lower half) and downbeats (orange, its height); only
-        the downbeats where beats would be under 4 pixels apart."""
-        b = self.state.music_beats
-        if b is None or not b.times_s:
+        """The music's beats (faint, the lane's lower half) and downbeats (orange, its height), as the
+        Beat markers switch says (downbeats: those only; off: none); only the downbeats where beats
+        would be under 4 pixels apart."""
+        b, which = self.state.music_beats, self.state.settings.beat_markers
+        if b is None or not b.times_s or which == "off":
             return
-        dense = len(b.times_s) > 1 and (b.times_s[-1] - b.times_s[0]) / (len(b.times_s) - 1) * self.px_per_s < 4
+        dense = which != "all" or (len(b.times_s) > 1 and
+                                   (b.times_s[-1] - b.times_s[0]) / (len(b.times_s) - 1) * self.px_per_s < 4)
         for t, down in zip(b.times_s, b.downbeat):
             x = self.x_of(t)
             if down:

@@ -123,7 +123,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
 
     def _build_buttons(self) -> None:
         self.generate_btn = QPushButton("Generate", clicked=self.generate)
-        self.regen_btn = QPushButton("Regenerate clip", clicked=self.regenerate)
+        self.regen_btn = QPushButton("Regenerate clip", clicked=lambda: self.regenerate())
         self.cancel_btn = QPushButton("Cancel", clicked=self.cancel)
         self.play_btn = QPushButton("Play", clicked=self.toggle_play)
         self.export_btn = QPushButton("Export", clicked=self.export)
@@ -141,6 +141,10 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
         self.takes.setMaximumHeight(110)
         self.takes.itemClicked.connect(lambda item: self.audition(item.data(Qt.ItemDataRole.UserRole)))
         self.use_take_btn = QPushButton("Use this take", clicked=self.use_take)
+        self.vary_subtle_btn = QPushButton("Vary subtle", clicked=lambda: self.regenerate(vary="subtle"))
+        self.vary_strong_btn = QPushButton("Vary strong", clicked=lambda: self.regenerate(vary="strong"))
+        for b, how in ((self.vary_subtle_btn, "close to"), (self.vary_strong_btn, "further from")):
+            b.setToolTip(f"a new take {how} the current take's feel (`cutscore regenerate --vary`)")
 
 
     def _build_layout(self, form: QFormLayout, scroll: QScrollArea) -> None:
@@ -159,7 +163,10 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
         side.addLayout(err_row)
         side.addWidget(self.takes_label)
         side.addWidget(self.takes)
-        side.addWidget(self.use_take_btn)
+        take_row = QHBoxLayout()
+        for b in (self.use_take_btn, self.vary_subtle_btn, self.vary_strong_btn):
+            take_row.addWidget(b)
+        side.addLayout(take_row)
         side.addLayout(self._build_conform())
         side.addWidget(self.info)
         side.addStretch(1)
@@ -205,6 +212,8 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
         has = st.plan is not None
         self.generate_btn.setEnabled(has and not st.busy)
         self.regen_btn.setEnabled(has and not st.busy and st.scored_path is not None and st.selected_clip is not None)
+        for b in (self.vary_subtle_btn, self.vary_strong_btn):
+            b.setEnabled(self.regen_btn.isEnabled())
         self.cancel_btn.setEnabled(st.busy)
         self.export_btn.setEnabled(st.scored_path is not None and not st.busy)
         self.play_btn.setEnabled(st.music is not None)
@@ -256,6 +265,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
         self.view.zoom_to_fit(self.scroll.viewport().width())
         self.monitor.show_time(0.0)
         self._player = None
+        self._sync_like_tracks()
         self._sync()
         self._start(self._compute_lanes, self._lanes_done, busy=False)
         return True
