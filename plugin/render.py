@@ -128,7 +128,7 @@ def blend_edges(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
 
 
 CORR_N = 480  # the local energies a crossfade compensates are measured over this many samples (10 ms at 48 kHz)
-MAX_FADE_GAIN = 3.0  # the compensation never lifts a fade by more than 9.5 dB
+MAX_FADE_GAIN = 2.0  # the compensation never lifts a fade by more than 6 dB
 
 
 def crossfade(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
