@@ -4,11 +4,11 @@ length: core.model_config.model_window_s.)"""
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import sys
 
+from core.errors import CutscoreError
 from core.paths import DEMO_MODEL, installed_model
 
 
@@ -31,10 +31,12 @@ def find_weights() -> dict[str, str]:
 def runtime_info() -> dict:
     import torch
 
-    if torch.cuda.is_available():
-        device = f"CUDA ({torch.cuda.get_device_name(0)})"
-    else:
-        device = f"CPU ({os.cpu_count()} cores, no GPU found)"
+    from engine.device import describe, pick
+
+    try:
+        device = describe(pick())
+    except CutscoreError as e:
+        device = str(e)
     return {"python": platform.python_version() + f" ({sys.executable})", "torch": torch.__version__,
             "device": device, "weights": find_weights(),
             "tools": {t: shutil.which(t) for t in ("ffmpeg", "melt")}}

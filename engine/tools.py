@@ -117,6 +117,12 @@ def visual_beats(args) -> int:
 def serve(args) -> int:
     from engine.service.server import serve
 
+    if args.device:
+        import os
+
+        from engine.device import ENV, pick
+
+        os.environ[ENV] = pick(args.device)  # refused here, in one line, when absent
     serve(host=args.host, port=args.port, model=args.model, store=args.store, announce=out, compile=args.compile)
     return 0
 

@@ -30,7 +30,9 @@ def load_clip(model_name: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_
     from engine.hub import cached_file, online
 
     open_clip.add_model_config(LOCAL_CONFIGS)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from engine.device import pick
+
+    device = pick(device)
     if pretrained and not Path(pretrained).is_file():
         hub = (open_clip.get_pretrained_cfg(model_name, pretrained) or {}).get("hf_hub", "").strip("/")
         if hub:

@@ -88,9 +88,10 @@ class Pipeline:
              **options) -> Pipeline:
         """A model folder (ours, see checkpoint.py), or a preset name: `debug` builds a random-init
         model for tests (seeded, so every process builds the same one). options: compile, decode_chunk."""
+        from engine.device import pick
         from engine.model.checkpoint import load_model
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = pick(device)
         p = installed_model(str(name_or_dir)) or Path(name_or_dir)  # `cutscore weights get official` made it
         if p.is_dir():
             model, vae = load_model(p, device)

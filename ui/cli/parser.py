@@ -222,6 +222,9 @@ def _engine_commands(add) -> None:
     sp.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others print a warning)")
     sp.add_argument("--model", help="model folder or preset to load before the first job")
     sp.add_argument("--store", help="the SQLite job store (default: jobs.sqlite3 in the user's config folder)")
+    sp.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"],
+                    help="where the model runs (default auto: CUDA, then Apple's Metal, then the CPU; or "
+                         "CUTSCORE_DEVICE)")
     sp.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
                     help="torch.compile the DiT (GPU; reduce-overhead adds CUDA graphs: 2.8x faster sampling steps "
                          "of the paper-size model on an H200 after about a minute of compiling)")
