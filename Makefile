@@ -6,7 +6,7 @@ STAMP := $(VENV)/.cutscore-installed
 export QT_QPA_PLATFORM ?= offscreen
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench lint wheel clean
 
 install: $(STAMP)
 
@@ -38,5 +38,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports  # the layers: pyproject.toml [tool.importlinter]
 
+# the wheel editors install with pipx or uv (README): the demo model, presets and demo timeline inside
+wheel: install
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
+	@rm -rf build
+	@ls dist/cutscore-*.whl
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

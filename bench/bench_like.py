@@ -38,7 +38,7 @@ from core.paths import DEMO_MODEL, ROOT  # noqa: E402
 from plugin.hitsync import onset_floor, strongest_onset  # noqa: E402
 from plugin.like import LIKE_STRENGTH, VARY  # noqa: E402
 from plugin.regenerate import regenerate_clip  # noqa: E402
-from plugin.render import read_wav  # noqa: E402
+from plugin.render import read_wav, resample  # noqa: E402
 from plugin.score import ScoreOptions, score_timeline  # noqa: E402
 from plugin.state import load_state  # noqa: E402
 
@@ -111,11 +111,14 @@ def tempo_error(a: float, b: float) -> float:
     return min(abs(a * k / b - 1) for k in (0.5, 1.0, 2.0))
 
 
-def mrstft(a: np.ndarray, b: np.ndarray) -> float:
-    """Multi-resolution STFT distance (spectral convergence + log-magnitude L1, FFT 512/1024/2048)."""
+def mrstft(a: np.ndarray, b: np.ndarray, sr: int, band_sr: int) -> float:
+    """Multi-resolution STFT distance (spectral convergence + log-magnitude L1, FFT 512/1024/2048) of
+    the two at the model's rate (the band the model makes at all) and the same RMS (the score's
+    loudness target is not the reference's)."""
     import librosa
 
-    x, y = _mono(a), _mono(b)
+    x, y = (resample(_mono(v)[None].astype(np.float32), sr, band_sr)[0] for v in (a, b))
+    x, y = x / max(np.sqrt(np.mean(x ** 2)), 1e-9), y / max(np.sqrt(np.mean(y ** 2)), 1e-9)
     n = min(len(x), len(y))
     out = 0.0
     for fft in (512, 1024, 2048):
@@ -147,6 +150,7 @@ def run_edit(name: str, edit: Path, refs: dict[str, Path], seeds: int, eng) -> t
                 wall = time.monotonic() - t
                 side, state = load_state(out)
                 like, sr = read_wav(side / "engine" / state.like.audio)
+                band = state.model_sample_rate
                 music = r.music[:, :like.shape[1]]
                 if strength == 0:
                     plain[seed] = r.music
@@ -154,7 +158,7 @@ def run_edit(name: str, edit: Path, refs: dict[str, Path], seeds: int, eng) -> t
                     keep[strength] = (r.music, r.sample_rate)
                 acc.append({"chroma": float(np.corrcoef(chroma_profile(music, sr), chroma_profile(like, sr))[0, 1]),
                             "tempo": tempo(music, sr), "ref_tempo": tempo(like, sr),
-                            "to_ref": mrstft(music, like), "to_plain": mrstft(r.music, plain[seed]),
+                            "to_ref": mrstft(music, like, sr, band), "to_plain": mrstft(r.music, plain[seed], sr, band),
                             "hits": hit_median_ms(r.music, sr, r.cuts_s), "per_window": wall / len(r.windows)})
                 shutil.rmtree(side)
             row = {"edit": name, "ref": ref_name, "strength": strength,
@@ -172,12 +176,13 @@ def run_vary(edit: Path, seeds: int, eng) -> list[tuple[str, float]]:
     side, state = load_state(scored)
     seg = state.clip(1)
     take, sr = read_wav(side / seg.wav)
+    band = state.model_sample_rate
     out = []
     for how in ("subtle", "strong", None):
         d = []
         for seed in range(seeds):
             r = regenerate_clip(scored, "1", eng, edit.with_name(f"vary-{how}-{seed}.otio"), seed=100 + seed, vary=how)
-            d.append(mrstft(read_wav(r.wav)[0], take))
+            d.append(mrstft(read_wav(r.wav)[0], take, sr, band))
         out.append((f"vary {how} ({VARY[how]:g})" if how else "a new seed", float(np.mean(d))))
     return out
 

@@ -8,9 +8,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "resources" / "configs"  # the model presets (demo, paper, official, debug) and CLIP configs
-DEMO_MODEL = ROOT / "resources" / "models" / "demo"  # the embedded default model
+ROOT = Path(__file__).resolve().parent.parent  # the checkout, or the site-packages of an installed wheel
+
+
+def _resources() -> Path:
+    """resources/ of the checkout, else the installed wheel's `cutscore_resources` package data."""
+    if (ROOT / "pyproject.toml").is_file() and (ROOT / "resources").is_dir():
+        return ROOT / "resources"
+    from importlib.util import find_spec
+
+    spec = find_spec("cutscore_resources")  # a data-only (namespace) package: its folder
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("cutscore's resources are missing: reinstall cutscore")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+RESOURCES = _resources()
+CONFIG_DIR = RESOURCES / "configs"  # the model presets (demo, paper, official, debug) and CLIP configs
+DEMO_MODEL = RESOURCES / "models" / "demo"  # the embedded default model
+DEMO_TIMELINE = RESOURCES / "demo" / "demo.otio"  # the bundled demo edit (`cutscore demo`, `make demo`)
 DEFAULT_CLIP = ("ViT-B-32-quickgelu", "openai")  # open_clip model and pretrained tag the paper's features use
 DEFAULT_PORT = 8765  # the engine's loopback HTTP port
 

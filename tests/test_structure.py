@@ -97,3 +97,14 @@ def test_a_version_1_sidecar_loads_through_the_upgrade_and_others_are_one_line(s
         with pytest.raises(CutscoreError) as e:
             load_state(out)
         assert says in str(e.value) and "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_the_wheel_lists_every_package():
+    """pyproject.toml names the packages one by one (resources/ is mapped to `cutscore_resources`):
+    a package folder it does not name would be missing from the installed wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {str(p.parent.relative_to(ROOT)).replace("/", ".") for top in ("core", "engine", "plugin", "ui")
+             for p in (ROOT / top).rglob("__init__.py")}
+    assert listed == found | {"cutscore_resources"}

@@ -11,13 +11,11 @@ import sys
 from pathlib import Path
 
 from core.errors import CutscoreError
-from core.paths import DEMO_MODEL, ROOT
+from core.paths import DEMO_MODEL, DEMO_TIMELINE, ROOT
 from core.terminal import err as _err
 from core.terminal import out as _out
 from core.terminal import shown as _shown
 from plugin.names import TRACK_NAME
-
-DEMO_TIMELINE = ROOT / "resources" / "demo" / "demo.otio"
 
 
 def cmd_doctor(args) -> int:

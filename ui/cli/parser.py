@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from core.api import SAMPLER_NAMES
-from core.paths import DEFAULT_CLIP, DEFAULT_PORT, ROOT
+from core.paths import DEFAULT_CLIP, DEFAULT_PORT
 from core.terminal import one_line as _one_line
 from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S
 from plugin.like import LIKE_STRENGTH, VARY
@@ -91,7 +92,7 @@ def _engine_opts(sp) -> None:
 def _edit_commands(add) -> None:
     """The editor's commands: demo, plan, score, regenerate."""
     sp = add("demo", cmd_demo, "Score the bundled demo timeline (resources/demo) with the demo model.")
-    sp.add_argument("-o", "--output", default=str(ROOT / "out" / "demo"), help="output folder (default ./out/demo)")
+    sp.add_argument("-o", "--output", default=str(Path("out") / "demo"), help="output folder (default ./out/demo)")
     sp.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     sp.add_argument("--engine", help="engine URL, or `local` (default: in-process)")
 
