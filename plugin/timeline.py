@@ -254,7 +254,7 @@ def enabled(item) -> bool:
 def _visible_track(track: otio.schema.Track, path: Path) -> otio.schema.Track:
     """A copy of a video track as the viewer sees it: disabled clips become gaps, the track's own
     trim (source_range) applied; a negative duration is refused."""
-    out = track.clone()
+    out = _nests_inlined(track.clone(), path)
     for i, item in enumerate(list(out)):
         if isinstance(item, otio.schema.Transition):
             continue
@@ -269,6 +269,37 @@ def _visible_track(track: otio.schema.Track, path: Path) -> otio.schema.Track:
         trim = out.source_range
         out.source_range = None
         out = otio.algorithms.track_trimmed_to_range(out, trim)
+    return out
+
+
+def _nests_inlined(track: otio.schema.Track, path: Path) -> otio.schema.Track:
+    """A nested sequence on a track (an Avid nest, an FCP compound clip: a Track or a Stack item) as
+    the viewer sees it: its own picture, trimmed to the part the outer track uses, in its place (the
+    AAF adapter keeps a nest as a Track inside the track; read as one item it was black with false
+    cuts at its edges and its real cuts lost)."""
+    if not any(isinstance(item, (otio.schema.Track, otio.schema.Stack)) for item in track):
+        return track
+    out = track.clone()
+    while len(out):
+        out.pop()
+    for item in track:
+        if not isinstance(item, (otio.schema.Track, otio.schema.Stack)):
+            out.append(item.clone())
+            continue
+        rng = item.trimmed_range()
+        if not enabled(item):
+            out.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rng.duration.rate), rng.duration)))
+            continue
+        inner = item.clone()
+        inner.source_range = None
+        if isinstance(inner, otio.schema.Stack):
+            tracks = [_visible_track(t, path) for t in inner if isinstance(t, otio.schema.Track)
+                      and t.kind == otio.schema.TrackKind.Video and enabled(t)]
+            inner = otio.algorithms.flatten_stack(tracks) if tracks else otio.schema.Track()
+        else:
+            inner = _visible_track(inner, path)
+        for piece in list(otio.algorithms.track_trimmed_to_range(inner, rng)):
+            out.append(piece.clone())
     return out
 
 

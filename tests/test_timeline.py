@@ -367,3 +367,23 @@ def test_fcpxml_spine_offsets_count_from_the_sequence_start_timecode():
         [pytest.approx((float(a), float(d))) for a, d, _, _ in spine]
     assert [h.to_seconds() for h in tl.hits] == [pytest.approx(float(marker))]
     assert tl.otio.global_start_time.to_seconds() == 3600
+
+
+def test_an_avid_nest_is_read_as_its_own_picture():
+    """An AAF whose track holds a nested sequence (the adapter keeps it as a Track inside the
+    track). The truth, by OTIO's own time transforms and not cutscore's flattening: every clip the
+    track holds at any depth, placed on the timeline (transformed_time_range), in order; a cut
+    wherever the next clip does not continue the same file's frames."""
+    tl_otio = otio.adapters.read_from_file(str(REAL / "aaf_nesting_test.aaf"))
+    track = tl_otio.video_tracks()[0]
+    placed = sorted(((c.transformed_time_range(c.trimmed_range(), track), c) for c in track.find_clips()),
+                    key=lambda p: p[0].start_time.to_seconds())
+    truth = [a[0].start_time.to_seconds() for a, b in zip(placed[1:], placed) if not (
+        a[1].media_reference.target_url == b[1].media_reference.target_url
+        and a[1].trimmed_range().start_time == b[1].trimmed_range().end_time_exclusive())]
+    assert len(placed) == 4 and truth == [1.0]  # four pieces, two shots: the nest's edges are through edits
+    tl = read_timeline(REAL / "aaf_nesting_test.aaf")
+    assert [c.to_seconds() for c in tl.cuts] == truth and len(tl.clips) == 2
+    firsts = [placed[0][1]] + [a[1] for a, b in zip(placed[1:], placed) if a[0].start_time.to_seconds() in truth]
+    from_file = [(c.trimmed_range().start_time - c.media_reference.available_range.start_time).to_seconds() for c in firsts]
+    assert [round(c.file_range.start_time.to_seconds(), 6) for c in tl.clips] == [round(t, 6) for t in from_file]
