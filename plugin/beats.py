@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from plugin.onsets import onset_strength, tempo
+
 BEATS_PER_BAR = 4
 # which beats are written as markers (`--beat-markers`): every beat is one marker every half second or
 # so (305 on a two-minute Kdenlive project), more than an editor reads; the downbeats by default
@@ -74,24 +76,22 @@ def track_beats(music: np.ndarray, sr: int, markers: BeatMarkers = "downbeats") 
     y = np.asarray(music, np.float32)
     y = y.mean(axis=0) if y.ndim == 2 else y
     hop = 512
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
-    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, trim=False)
+    env = onset_strength(y, sr, hop)  # librosa's, a chunk at a time (plugin/onsets.py)
+    bpm = tempo(env, sr, hop)  # librosa's estimate, its tempogram a chunk at a time
+    tempo_bpm, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, trim=False, bpm=bpm)
     frames = np.asarray(frames, int)
     times = librosa.frames_to_time(frames, sr=sr, hop_length=hop)
     down = _downbeats(y, sr, hop, frames)
     return Beats(times_s=[round(float(t), 6) for t in times], downbeat=down,
-                 tempo_bpm=round(float(np.atleast_1d(tempo)[0]), 2), markers=markers)
+                 tempo_bpm=round(float(np.atleast_1d(tempo_bpm)[0]), 2), markers=markers)
 
 
 def _downbeats(y: np.ndarray, sr: int, hop: int, frames: np.ndarray) -> list[bool]:
     """The bar phase whose beats have the strongest low-band (< 200 Hz) onsets: bars of four beats."""
-    import librosa
 
     if len(frames) < BEATS_PER_BAR:
         return [i == 0 for i in range(len(frames))]
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=hop, n_mels=64, fmax=min(8000, sr / 2))
-    freqs = librosa.mel_frequencies(n_mels=64, fmax=min(8000, sr / 2))
-    low = librosa.onset.onset_strength(S=librosa.power_to_db(mel[freqs < 200] + 1e-10), sr=sr, hop_length=hop)
+    low = onset_strength(y, sr, hop, n_mels=64, fmax=min(8000, sr / 2), below_hz=200, offset=1e-10)
     at = low[np.clip(frames, 0, len(low) - 1)]
     phase = int(np.argmax([at[p::BEATS_PER_BAR].mean() for p in range(BEATS_PER_BAR)]))
     return [(i - phase) % BEATS_PER_BAR == 0 for i in range(len(frames))]

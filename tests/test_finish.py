@@ -81,3 +81,37 @@ def test_a_fade_between_two_takes_out_of_phase_holds_its_level():
     assert levels(out[:, :n]).min() > floor - 1.5
     assert np.array_equal(out[:, 0], a[:, 0].astype(np.float32)) and np.array_equal(out[:, -1], a[:, -1].astype(np.float32))
     assert np.allclose(crossfade(a[:, :n], a[:, :n], ramp), a[:, :n])
+
+
+def test_the_onset_strength_a_chunk_at_a_time_is_librosas():
+    """Beats and hit sync read the piece's onset strength, and the beats its tempo, a chunk of frames
+    at a time (memory flat in the piece's length): the onset strength is librosa's over the whole
+    piece to float32 rounding (the FFT batches differ), the tempo librosa's, the beats the same."""
+    import librosa
+
+    from plugin.onsets import onset_strength, tempo
+
+    sr, rng = 48000, np.random.default_rng(5)
+    t = np.arange(40 * sr) / sr
+    y = 0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.3 * t))  # a swelling chord
+    for k in np.arange(0.3, 40, 60 / 117):  # a kick every beat at 117 BPM, louder on each fourth
+        n = int(k * sr)
+        y[n:n + 2400] += (0.8 if int(round((k - 0.3) * 117 / 60)) % 4 == 0 else 0.4) * rng.standard_normal(2400) * \
+            np.exp(-np.arange(2400) / 400)
+    y = y.astype(np.float32)
+    for hop in (512, 256):
+        ref = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
+        got = onset_strength(y, sr, hop, chunk=300)  # a dozen chunks and more
+        assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-5 * max(1.0, float(ref.max()))
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=512, n_mels=64, fmax=8000)
+    low = librosa.onset.onset_strength(S=librosa.power_to_db(mel[librosa.mel_frequencies(n_mels=64, fmax=8000) < 200]
+                                                               + 1e-10), sr=sr, hop_length=512)
+    got = onset_strength(y, sr, 512, n_mels=64, fmax=8000, below_hz=200, offset=1e-10, chunk=300)
+    assert np.abs(got - low).max() <= 1e-5 * max(1.0, float(low.max()))
+    whole = librosa.onset.onset_strength(y=y, sr=sr, hop_length=512)
+    env = onset_strength(y, sr, 512, chunk=300)
+    bpm = tempo(env, sr, 512, chunk=300)  # the tempogram's mean a chunk of columns at a time
+    assert bpm == float(librosa.feature.tempo(onset_envelope=whole, sr=sr, hop_length=512)[0])
+    beats = [librosa.beat.beat_track(onset_envelope=whole, sr=sr, hop_length=512, trim=False)[1],
+             librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=512, trim=False, bpm=bpm)[1]]
+    assert len(beats[0]) > 60 and np.array_equal(*beats)
