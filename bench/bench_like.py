@@ -177,11 +177,15 @@ def run_vary(edit: Path, seeds: int, eng) -> list[tuple[str, float]]:
     seg = state.clip(1)
     take, sr = read_wav(side / seg.wav)
     band = state.model_sample_rate
+    pristine = side.with_name("pristine.cutscore")
+    shutil.copytree(side, pristine)
     out = []
     for how in ("subtle", "strong", None):
         d = []
         for seed in range(seeds):
-            r = regenerate_clip(scored, "1", eng, edit.with_name(f"vary-{how}-{seed}.otio"), seed=100 + seed, vary=how)
+            shutil.rmtree(side)  # each take varies the score's own take (a regenerate makes its take current)
+            shutil.copytree(pristine, side)
+            r = regenerate_clip(scored, "1", eng, edit.with_name("vary.otio"), seed=100 + seed, vary=how, force=True)
             d.append(mrstft(read_wav(r.wav)[0], take, sr, band))
         out.append((f"vary {how} ({VARY[how]:g})" if how else "a new seed", float(np.mean(d))))
     return out

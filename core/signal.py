@@ -21,7 +21,7 @@ def loudness_gain_db(audio: np.ndarray, sr: int, target_lufs: float, peak_limit:
 
     if audio.shape[1] < int(0.4 * sr) or not np.any(audio):
         return 0.0
-    loud = pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
+    loud = integrated_loudness(audio, sr, pyloudnorm.Meter(sr))
     if not np.isfinite(loud):
         return 0.0
     gain = target_lufs - loud
@@ -29,6 +29,65 @@ def loudness_gain_db(audio: np.ndarray, sr: int, target_lufs: float, peak_limit:
     if peak * 10 ** (gain / 20) > peak_limit:
         gain = 20 * np.log10(peak_limit / peak)
     return float(gain)
+
+
+def integrated_loudness(audio: np.ndarray, sr: int, meter, chunk: int = 1 << 20) -> float:
+    """pyloudnorm's Meter.integrated_loudness (ITU-R BS.1770-4) of audio (channels, samples), the
+    same number, a chunk of samples at a time: the K-weighting filters run with their state carried
+    across chunks (the same samples as over the whole) and each 400 ms block's mean square is taken
+    over the same samples as pyloudnorm's, whose float64 copies of the whole piece were the largest
+    part of a long score's loudness step."""
+    from scipy.signal import lfilter
+
+    channels, n = audio.shape
+    if n < meter.block_size * sr:
+        raise ValueError("Audio must have length greater than the block size.")
+    stages = list(meter._filters.values())
+    state = [[np.zeros(max(len(f.a), len(f.b)) - 1) for f in stages] for _ in range(channels)]
+    t_g, step = meter.block_size, 1.0 - meter.overlap
+    blocks = int(np.round((n / sr - t_g) / (t_g * step))) + 1
+    bounds = [(int(t_g * (j * step) * sr), int(t_g * (j * step + 1) * sr)) for j in range(blocks)]
+    z = np.zeros((channels, blocks))
+    keep = np.zeros((channels, 0))  # the filtered samples a block still needs, from sample `start`
+    start, j = 0, 0
+    for a in range(0, n, chunk):
+        x = audio[:, a:min(n, a + chunk)].astype(np.float64)
+        for ch in range(channels):
+            for k, f in enumerate(stages):
+                y, state[ch][k] = lfilter(f.b, f.a, x[ch], zi=state[ch][k])
+                x[ch] = f.passband_gain * y
+        keep = np.concatenate([keep, x], axis=1)
+        end = start + keep.shape[1]
+        while j < blocks and bounds[j][1] <= end:
+            lo, hi = bounds[j]
+            for ch in range(channels):
+                z[ch, j] = (1.0 / (t_g * sr)) * np.sum(np.square(keep[ch, lo - start:hi - start]))
+            j += 1
+        drop = (bounds[j][0] if j < blocks else end) - start
+        keep, start = keep[:, drop:], start + drop
+    while j < blocks:  # blocks past the end (pyloudnorm's rounding): the samples there are
+        lo, hi = bounds[j]
+        for ch in range(channels):
+            z[ch, j] = (1.0 / (t_g * sr)) * np.sum(np.square(keep[ch, max(lo - start, 0):hi - start]))
+        j += 1
+    return _gated(z, channels)
+
+
+def _gated(z: np.ndarray, channels: int) -> float:
+    """pyloudnorm's gating of the blocks' mean squares (absolute -70 LKFS, relative -10 LU)."""
+    import warnings
+
+    g = [1.0, 1.0, 1.0, 1.41, 1.41]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        levels = [-0.691 + 10.0 * np.log10(np.sum([g[i] * z[i, j] for i in range(channels)])) for j in range(z.shape[1])]
+        kept = [j for j, v in enumerate(levels) if v >= -70.0]
+        avg = [np.mean([z[i, j] for j in kept]) for i in range(channels)]
+        relative = -0.691 + 10.0 * np.log10(np.sum([g[i] * avg[i] for i in range(channels)])) - 10.0
+        kept = [j for j, v in enumerate(levels) if v > relative and v > -70.0]
+        avg = np.nan_to_num(np.array([np.mean([z[i, j] for j in kept]) for i in range(channels)]))
+    with np.errstate(divide="ignore"):
+        return float(-0.691 + 10.0 * np.log10(np.sum([g[i] * avg[i] for i in range(channels)])))
 
 
 def normalise_loudness(audio: np.ndarray, sr: int, target_lufs: float = -23.0, peak_limit: float = 0.99) -> np.ndarray:

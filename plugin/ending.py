@@ -71,9 +71,14 @@ class Ending:
         g[t >= silent_from] = 0.0
         return g.astype(np.float32)
 
-    def apply(self, audio: np.ndarray, start_sample: int, sr: int) -> np.ndarray:
-        """audio (channels, samples) starting at `start_sample` of the timeline, shaped."""
-        return (audio * self.gains(start_sample, audio.shape[1], sr)[None, :]).astype(np.float32)
+    def apply(self, audio: np.ndarray, start_sample: int, sr: int, chunk: int = 1 << 20) -> np.ndarray:
+        """audio (channels, samples) starting at `start_sample` of the timeline, shaped (a chunk of
+        samples at a time: the envelope's float64 times are 8 bytes a sample of the whole piece)."""
+        out = np.empty(audio.shape, np.float32)
+        for a in range(0, audio.shape[1], chunk):
+            b = min(audio.shape[1], a + chunk)
+            out[:, a:b] = audio[:, a:b] * self.gains(start_sample + a, b - a, sr)[None, :]
+        return out
 
 
 def ending_report(audio: np.ndarray, sr: int, frame_s: float, hop_s: float = 0.05) -> dict:

@@ -109,3 +109,14 @@ def test_a_tail_is_refused_for_an_ending_on_the_last_frame(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["score", str(DEMO), "-o", str(tmp_path / "g.otio"), "--tail", "31"])
     assert e.value.code == 2 and "longer than the 30 s" in capsys.readouterr().err
+
+
+def test_the_ending_is_applied_a_chunk_at_a_time_bit_for_bit():
+    """Ending.apply shapes a long piece a chunk of samples at a time (memory flat in its length):
+    the same samples as the whole envelope at once."""
+    from plugin.ending import Ending
+
+    e = Ending.plan("ring", 30.0, 1 / 25, [22.0, 27.0])
+    x = np.random.default_rng(0).standard_normal((2, 30 * 8000)).astype(np.float32)
+    whole = (x * e.gains(0, x.shape[1], 8000)[None, :]).astype(np.float32)
+    assert np.array_equal(e.apply(x, 0, 8000, chunk=7777), whole) and np.array_equal(e.apply(x, 0, 8000), whole)

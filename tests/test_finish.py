@@ -115,3 +115,19 @@ def test_the_onset_strength_a_chunk_at_a_time_is_librosas():
     beats = [librosa.beat.beat_track(onset_envelope=whole, sr=sr, hop_length=512, trim=False)[1],
              librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=512, trim=False, bpm=bpm)[1]]
     assert len(beats[0]) > 60 and np.array_equal(*beats)
+
+
+def test_the_loudness_a_chunk_at_a_time_is_pyloudnorms():
+    """The score's loudness is measured a chunk of samples at a time (the K-weighting filters' state
+    carried, each 400 ms block over the same samples): pyloudnorm's number, bit for bit."""
+    import pyloudnorm
+
+    from core.signal import integrated_loudness
+
+    sr, rng = 48000, np.random.default_rng(7)
+    t = np.arange(23 * sr + 4321) / sr
+    x = np.stack([0.3 * np.sin(2 * np.pi * 110 * t) * (t > 3), 0.05 * rng.standard_normal(t.size)]).astype(np.float32)
+    x[:, 9 * sr:11 * sr] = 0  # a silent stretch the gates drop
+    ref = pyloudnorm.Meter(sr).integrated_loudness(x.T.astype(np.float64))
+    for chunk in (1 << 20, 30011, 4096):
+        assert integrated_loudness(x, sr, pyloudnorm.Meter(sr), chunk=chunk) == ref
