@@ -9,7 +9,8 @@ from __future__ import annotations
 import opentimelineio as otio
 
 from core.api import AudioSpan
-from plugin.timeline import enabled, media_of, music_track, resolve_media
+from plugin.picture import enabled, media_of
+from plugin.timeline import music_track, resolve_media
 
 
 def dialogue_spans(tl, relink=None) -> list[AudioSpan]:

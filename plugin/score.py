@@ -32,6 +32,7 @@ from plugin.finish import Finishing
 from plugin.formats import writable
 from plugin.like import LIKE_STRENGTH, LikeRecord, prepare
 from plugin.names import STATE_FILE, take_name
+from plugin.picture import unique_sorted
 from plugin.plan import Plan, make_plan
 from plugin.render import (
     StitchWindow,
@@ -41,7 +42,7 @@ from plugin.render import (
     write_wav,
 )
 from plugin.state import SegmentRecord, Sidecar, segments_of, sidecar_dir
-from plugin.timeline import Limits, Timeline, read_timeline, unique_sorted
+from plugin.timeline import Limits, Timeline, read_timeline
 from plugin.writeback import write_timeline
 
 
