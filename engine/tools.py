@@ -117,7 +117,7 @@ def visual_beats(args) -> int:
 def serve(args) -> int:
     from engine.service.server import serve
 
-    if args.device:
+    if getattr(args, "device", None):  # the panel starts `serve` with its own namespace
         import os
 
         from engine.device import ENV, pick

@@ -57,15 +57,29 @@ class SineEngine:
 
 
 def otio_cuts(tl: otio.schema.Timeline) -> list:
-    """Independently: OTIO's flatten, then the running sum of the items' own durations."""
-    tracks = [t for t in tl.video_tracks() if t.enabled]
+    """Independently: OTIO's flatten, then the running sum of the items' own durations; a nested
+    composition (an FCPX compound clip, an Avid nest) adds its own cuts, found the same way inside it,
+    that fall within the part the outer track shows."""
+    cuts, end = _flat_cuts([t for t in tl.video_tracks() if t.enabled])
+    return sorted(set(round(c, 9) for c in cuts if 0 < c < end))
+
+
+def _flat_cuts(tracks: list) -> tuple[list, float]:
     flat = otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0]
-    pos, cuts = RationalTime(0, flat.duration().rate), []
-    items = [i for i in flat if not isinstance(i, otio.schema.Transition)]
-    for item in items[:-1]:
-        pos = pos + item.duration()
-        cuts.append(pos.to_seconds())
-    return sorted(set(c for c in cuts if 0 < c < flat.duration().to_seconds()))
+    pos, cuts = 0.0, []
+    for item in [i for i in flat if not isinstance(i, otio.schema.Transition)]:
+        if isinstance(item, (otio.schema.Stack, otio.schema.Track)) and item.enabled:
+            inner = item.clone()
+            inner.source_range = None
+            shown = item.trimmed_range()
+            a, b = shown.start_time.to_seconds(), shown.end_time_exclusive().to_seconds()
+            nested = ([t for t in inner if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Video
+                       and t.enabled] if isinstance(inner, otio.schema.Stack) else [inner])
+            if nested:
+                cuts += [pos + c - a for c in _flat_cuts(nested)[0] if a < c < b]
+        pos += item.duration().to_seconds()
+        cuts.append(pos)
+    return cuts, flat.duration().to_seconds()
 
 
 def kdenlive_project(tmp_path: Path, name: str) -> Path:

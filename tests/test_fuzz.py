@@ -216,6 +216,7 @@ def _run_case(case: dict, root: Path) -> dict:
     return {"name": case["name"], "rc": rc, "problems": problems, "error": errors[0] if errors else ""}
 
 
+@pytest.mark.slow  # 97 s on 2 cores: the default run must stay under 15 minutes
 def test_fuzz_the_command_line(tmp_path):
     cases = build_cases(tmp_path)
     assert len(cases) >= 200

@@ -268,6 +268,7 @@ def test_evaluate_cli_reports_unavailable_backbones(tmp_path, capsys, monkeypatc
     assert table["onset F (cuts, +-100 ms)"] > 0.6  # the reference music hits its own cuts
 
 
+@pytest.mark.slow  # 30 s on 2 cores: the default run must stay under 15 minutes
 def test_evaluate_computes_fad_fd_kl_with_the_real_networks(tmp_path, monkeypatch):
     """VGGish (torchvggish) and CNN14 (panns_inference) with random weights saved in each network's
     published format: evaluate loads them and computes the maths on their embeddings."""
