@@ -151,7 +151,10 @@ def _reference(scored_path: Path, side: Path, state: Sidecar, at: _Where, versio
         strength = edits.like_strength if edits.like_strength is not None else (
             state.like.strength if state.like else LIKE_STRENGTH)
         return prepare(edits.like, tl, strength, dest, state.sample_rate, state.request.duration_s)
-    if edits.like_strength is not None and state.like is not None:
+    if edits.like_strength is not None:
+        if state.like is None:
+            raise CutscoreError(f"{scored_path}: --like-strength without a reference: the score followed none; "
+                                "give --like SOURCE")
         return state.like.model_copy(update={"strength": edits.like_strength})
     return None
 

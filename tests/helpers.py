@@ -67,7 +67,8 @@ def otio_cuts(tl: otio.schema.Timeline) -> list:
 def _flat_cuts(tracks: list) -> tuple[list, float]:
     flat = otio.algorithms.flatten_stack(tracks) if len(tracks) > 1 else tracks[0]
     pos, cuts = 0.0, []
-    for item in [i for i in flat if not isinstance(i, otio.schema.Transition)]:
+    items = [i for i in flat if not isinstance(i, otio.schema.Transition)]
+    for k, item in enumerate(items):
         if isinstance(item, (otio.schema.Stack, otio.schema.Track)) and item.enabled:
             inner = item.clone()
             inner.source_range = None
@@ -78,7 +79,8 @@ def _flat_cuts(tracks: list) -> tuple[list, float]:
             if nested:
                 cuts += [pos + c - a for c in _flat_cuts(nested)[0] if a < c < b]
         pos += item.duration().to_seconds()
-        cuts.append(pos)
+        if k < len(items) - 1:  # the boundaries between items; the last item's end is the edit's
+            cuts.append(pos)
     return cuts, flat.duration().to_seconds()
 
 
