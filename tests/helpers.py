@@ -56,6 +56,20 @@ class SineEngine:
         return st
 
 
+class RecordingClient:
+    """A real engine, with the requests sent to it kept for the test to read."""
+
+    def __init__(self, engine):
+        self.engine, self.requests = engine, []
+
+    def submit(self, request, key=None):
+        self.requests.append(request)
+        return self.engine.submit(request, key)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
 def otio_cuts(tl: otio.schema.Timeline) -> list:
     """Independently: OTIO's flatten, then the running sum of the items' own durations; a nested
     composition (an FCPX compound clip, an Avid nest) adds its own cuts, found the same way inside it,

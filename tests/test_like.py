@@ -18,7 +18,7 @@ from plugin.score import ScoreOptions, score_timeline
 from plugin.state import load_state
 from plugin.timeline import read_timeline
 from tests.conftest import ROOT
-from tests.helpers import temp_track_timeline, tone
+from tests.helpers import RecordingClient, temp_track_timeline, tone
 
 SR = 48000
 
@@ -93,20 +93,6 @@ def test_strength_0_is_the_score_without_a_reference_and_the_sidecar_records_it(
     assert load_state(tmp_path / "zero.otio")[1].request.like is None
 
 
-class _Recording:
-    """The local engine, keeping each request it is sent."""
-
-    def __init__(self, engine):
-        self.engine, self.requests = engine, []
-
-    def submit(self, request, key=None):
-        self.requests.append(request)
-        return self.engine.submit(request, key)
-
-    def wait(self, *a, **kw):
-        return self.engine.wait(*a, **kw)
-
-
 def test_a_regenerate_follows_the_recorded_reference_and_vary_takes_differ(tmp_path, local_engine):
     src, ref = _demo(tmp_path), tone(tmp_path / "ref.wav", 30.0)
     score_timeline(src, tmp_path / "s.otio", local_engine, _opts(like=str(ref), like_strength=0.5))
@@ -116,7 +102,7 @@ def test_a_regenerate_follows_the_recorded_reference_and_vary_takes_differ(tmp_p
     for f in ("s.otio", "testvideo.mp4"):
         shutil.move(tmp_path / f, moved / f)
     shutil.move(side, moved / "s.cutscore")
-    eng = _Recording(local_engine)
+    eng = RecordingClient(local_engine)
     regenerate_clip(moved / "s.otio", "1", eng, moved / "r.otio", seed=9)
     like = eng.requests[-1].like
     assert like is not None and like.strength == 0.5 and like.audio == str(moved / "s.cutscore" / "engine" / "like.wav")
@@ -199,7 +185,7 @@ def test_the_panels_like_and_vary_drive_the_requests(qtbot, local_engine, tmp_pa
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from ui.panel.window import PanelWindow
 
-    rec = _Recording(local_engine)
+    rec = RecordingClient(local_engine)
     panel = PanelWindow(client_factory=lambda: rec)
     qtbot.addWidget(panel)
     panel.show()

@@ -16,6 +16,7 @@ from PyQt6.QtCore import QTimer  # noqa: E402
 from plugin.plan import make_plan  # noqa: E402
 from plugin.timeline import read_timeline  # noqa: E402
 from tests.conftest import FIXTURES, ROOT, SHARED  # noqa: E402
+from tests.helpers import RecordingClient  # noqa: E402
 from ui.panel.window import PanelWindow  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -199,20 +200,6 @@ def test_keyboard_moves_the_playhead_and_places_and_removes_hit_points(panel, qt
     markers_before = list(panel.state.plan.timeline.hits)
     qtbot.keyClick(panel, Qt.Key.Key_Delete)  # nothing selected: the timeline's own markers stay
     assert panel.state.plan.timeline.hits == markers_before
-
-
-class RecordingClient:
-    """The real engine, with the requests the panel sends kept for the test to read."""
-
-    def __init__(self, engine):
-        self.engine, self.requests = engine, []
-
-    def submit(self, request, key=None):
-        self.requests.append(request)
-        return self.engine.submit(request, key)
-
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
 
 
 def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
