@@ -199,7 +199,7 @@ def spectrograms(keep: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [s for s in (0.0, LIKE_STRENGTH, 1.0) if s in keep]
+    shown = [s for s in (0.0, LIKE_STRENGTH, 1.0) if s in keep] or sorted(keep)
     fig, axes = plt.subplots(len(shown), 1, figsize=(11, 3 * len(shown)), sharex=True)
     for ax, s in zip(np.atleast_1d(axes), shown):
         music, sr = keep[s]

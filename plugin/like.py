@@ -25,7 +25,7 @@ from plugin.dialogue import track_spans
 from plugin.render import resample, write_wav
 from plugin.timeline import music_track
 
-LIKE_STRENGTH = 0.6  # the default strength, chosen from bench/bench_like.py (see the README)
+LIKE_STRENGTH = 0.4  # the default strength, chosen from bench/bench_like.py (see the README)
 VARY = {"subtle": 0.7, "strong": 0.45}  # `--vary`: the take itself as the reference at these strengths
 SILENT_DBFS = -60.0  # a reference whose peak is below this is refused as silent
 RIGHTS = ("the music follows {what} at strength {strength:g}: you need the rights to the reference "
