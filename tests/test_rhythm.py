@@ -137,7 +137,7 @@ def score_span(client, out_dir, seed: int, span: tuple[int, int], value: float |
         r[k] = value
     res = score_timeline(DEMO, out_dir / f"s{seed}-{value}.otio", client,
                          ScoreOptions(seed=seed, force=True, rhythm=r if value is not None else [], duck_db=None,
-                                      hit_sync=False, beat_markers=False))
+                                      hit_sync=False, beat_markers="off"))
     return res.music.mean(0) / 10 ** (res.gain_db / 20), res.sample_rate, res
 
 
