@@ -10,18 +10,25 @@ category; Resolve: customData "cutscore-beat"), so a later score or regenerate r
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from plugin.onsets import onset_strength, tempo
 
 BEATS_PER_BAR = 4
+
+
+def _from_bool(v):  # sidecars and options before downbeats: True (every beat) or False
+    return {True: "all", False: "off"}[v] if isinstance(v, bool) else v
+
+
 # which beats are written as markers (`--beat-markers`): every beat is one marker every half second or
 # so (305 on a two-minute Kdenlive project), more than an editor reads; the downbeats by default
-BeatMarkers = Literal["downbeats", "all", "off"]
-BEAT_MARKERS: tuple[str, ...] = ("downbeats", "all", "off")
+_Which = Literal["downbeats", "all", "off"]
+BeatMarkers = Annotated[_Which, BeforeValidator(_from_bool)]
+BEAT_MARKERS: tuple[str, ...] = get_args(_Which)
 NAMES = {"beat": "cutscore beat", "downbeat": "cutscore downbeat"}
 # Kdenlive's marker categories of cutscore (added to the project's own, kdenlive:docproperties.guidesCategories)
 KDENLIVE_CATEGORIES = {"downbeat": ("cutscore downbeat", "#e0552e"), "beat": ("cutscore beat", "#e0b02e")}
@@ -36,11 +43,6 @@ class Beats(BaseModel):
     downbeat: list[bool]
     tempo_bpm: float
     markers: BeatMarkers = "downbeats"  # which are written as markers (`--beat-markers`)
-
-    @field_validator("markers", mode="before")
-    @classmethod
-    def _was_bool(cls, v):  # sidecars before `downbeats`: on (every beat) or off
-        return {True: "all", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     def within(self, start_s: float, duration_s: float, rate: float) -> list[tuple[float, str]]:
         """(seconds from start_s, "beat" | "downbeat") of the beats whose nearest frame at the

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from core.api import AudioSpan, ClipSpan, JobStatus, Like, ScoreRequest, Settings, WindowResult, WindowSpec
 from core.client import EngineClient, run_job
@@ -71,11 +71,6 @@ class ScoreOptions(Settings):
     # a reference the music follows (plugin/like.py): an audio file or `track:NAME`; None: none
     like: str | None = None
     like_strength: float = Field(default=LIKE_STRENGTH, ge=0, le=1)
-
-    @field_validator("beat_markers", mode="before")
-    @classmethod
-    def _was_bool(cls, v):  # before downbeats: True (every beat) or False
-        return {True: "all", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(include=set(Settings.model_fields)))
