@@ -137,6 +137,13 @@ def track_audio(tl, name: str, sample_rate: int, end_s: float, relink=None) -> n
     return out
 
 
+def track_sources(tl) -> list[str]:
+    """`track:NAME` for each of the timeline's audio tracks but cutscore's own (`A<n>`, the n-th audio
+    track, where it has no name): what the panel's Like list offers."""
+    ours = music_track(tl.otio)
+    return [f"track:{t.name or f'A{i + 1}'}" for i, t in enumerate(tl.otio.audio_tracks()) if t is not ours]
+
+
 def find_track(tl, name: str):
     """The audio track `track:NAME` names: by its name, else `A<n>`; never cutscore's own."""
     tracks = tl.otio.audio_tracks()

@@ -117,16 +117,13 @@ class SettingsPart:
 
     def _sync_like_tracks(self) -> None:
         """The Like list offers the open timeline's audio tracks (not cutscore's own)."""
-        from plugin.timeline import music_track
+        from plugin.like import track_sources
 
         text = self.like.currentText()
         self.like.clear()
         self.like.addItem("")
-        plan = self.state.plan
-        if plan is not None:
-            tracks = plan.timeline.otio.audio_tracks()
-            ours = music_track(plan.timeline.otio)
-            self.like.addItems([f"track:{t.name or f'A{i + 1}'}" for i, t in enumerate(tracks) if t is not ours])
+        if self.state.plan is not None:
+            self.like.addItems(track_sources(self.state.plan.timeline))
         self.like.setEditText(text)
 
     def _show_beat_grid(self, which: str) -> None:
