@@ -5,7 +5,8 @@ with pydantic). The same types travel in-process (LocalEngine) and as JSON over 
 A score request carries the plan (windows with their continuous start times), the picture clips
 with their media ranges, the cuts and hit points, the settings and seed, and the folder the engine
 may write to. A regenerate request names one window of an earlier result, the time region to
-re-sample, and the latents file to hold the rest fixed.
+re-sample, and the latents file to hold the rest fixed. A listen request asks only for the speech
+in some of the timeline's sound (a conform listens to the seconds whose sound is new).
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ class Like(_Model):
     strength: float = Field(ge=0, le=1)  # 0: no reference (pure noise, as without one); 1: the reference as it is
 
 
+def _absolute_dir(v: str) -> str:
+    if not Path(v).is_absolute():
+        raise ValueError("output_dir must be an absolute path")
+    return v
+
+
 class _TimelineRequest(_Model):
     model: str = "debug"
     duration_s: float = Field(gt=0)
@@ -90,12 +97,7 @@ class _TimelineRequest(_Model):
     rhythm: list[float | None] = []
     like: Like | None = None
 
-    @field_validator("output_dir")
-    @classmethod
-    def _absolute(cls, v: str) -> str:
-        if not Path(v).is_absolute():
-            raise ValueError("output_dir must be an absolute path")
-        return v
+    _absolute = field_validator("output_dir")(_absolute_dir)
 
     @field_validator("cuts_s", "hits_s")
     @classmethod
@@ -155,7 +157,19 @@ class RegenerateRequest(_TimelineRequest):
         return self
 
 
-Request = ScoreRequest | RegenerateRequest
+class ListenRequest(_Model):
+    """Only the speech in these spans of the timeline's sound (JobResult.speech_s): what a conform
+    asks for the seconds whose sound the old score never heard. Nothing is sampled or written."""
+
+    kind: Literal["listen"] = "listen"
+    duration_s: float = Field(gt=0)  # the timeline's, the spans lie inside it
+    dialogue: list[AudioSpan] = Field(min_length=1)
+    output_dir: str  # absolute; the engine writes nothing there (a job's files are looked for in it)
+
+    _absolute = field_validator("output_dir")(_absolute_dir)
+
+
+Request = ScoreRequest | RegenerateRequest | ListenRequest
 
 
 class WindowResult(_Model):
@@ -170,7 +184,7 @@ class WindowResult(_Model):
 
 
 class JobResult(_Model):
-    kind: Literal["score", "regenerate"]
+    kind: Literal["score", "regenerate", "listen"]
     model: str
     sample_rate: int
     windows: list[WindowResult]
@@ -193,4 +207,6 @@ def parse_request(data: dict) -> Request:
         return ScoreRequest.model_validate(data)
     if kind == "regenerate":
         return RegenerateRequest.model_validate(data)
+    if kind == "listen":
+        return ListenRequest.model_validate(data)
     raise ValueError(f"unknown request kind: {kind!r}")

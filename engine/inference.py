@@ -20,7 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core.api import JobResult, RegenerateRequest, Request, WindowResult, WindowSpec
+from core.api import (
+    JobResult,
+    ListenRequest,
+    RegenerateRequest,
+    Request,
+    ScoreRequest,
+    WindowResult,
+    WindowSpec,
+)
 from core.errors import CutscoreError
 from core.files import atomic_write
 
@@ -37,12 +45,14 @@ def check_paths(req: Request) -> None:
     if ".." in Path(req.output_dir).parts:
         raise CutscoreError(f"{req.output_dir}: the output folder must not climb out with '..'")
     out = Path(req.output_dir).resolve()
+    for d in req.dialogue if isinstance(req, ScoreRequest | ListenRequest) else []:
+        if not Path(d.media).is_absolute():
+            raise CutscoreError(f"dialogue: media path must be absolute: {d.media}")
+    if isinstance(req, ListenRequest):
+        return
     for c in req.clips:
         if c.media is not None and not Path(c.media).is_absolute():
             raise CutscoreError(f"clip {c.index}: media path must be absolute: {c.media}")
-    for d in getattr(req, "dialogue", []):
-        if not Path(d.media).is_absolute():
-            raise CutscoreError(f"dialogue: media path must be absolute: {d.media}")
     if req.like is not None and not (Path(req.like.audio).is_absolute() and Path(req.like.audio).is_file()):
         raise CutscoreError(f"{req.like.audio}: the reference must be an absolute path to a WAV that exists")
     if isinstance(req, RegenerateRequest):
@@ -213,8 +223,16 @@ def reference(req: Request, w: WindowSpec, pipe):
 
 def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn,
              cancelled: threading.Event) -> JobResult:
-    """The request's windows (a regenerate: its one window), written as window<i>-<stem>.wav/.npy."""
+    """The request's windows (a regenerate: its one window), written as window<i>-<stem>.wav/.npy;
+    a listen request: only the speech in its sound."""
     check_paths(req)
+    if isinstance(req, ListenRequest):
+        from engine.features.speech import SPEECH_SR, VAD
+
+        warnings: list[str] = []
+        speech = _speech(req, progress, warnings)
+        progress("done", 1.0, "done")
+        return JobResult(kind="listen", model=VAD, sample_rate=SPEECH_SR, windows=[], warnings=warnings, speech_s=speech)
     out = Path(req.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     progress("features", 0.0, "loading the model")
@@ -261,7 +279,8 @@ def _check_rhythm(req: Request, window_s: float) -> None:
 
 
 def _speech(req: Request, progress: ProgressFn, warnings: list[str]) -> list[tuple[float, float]]:
-    """The speech in a score's dialogue (engine/features/speech.py), for the music's ducking."""
+    """The speech in a score's (or a listen request's) dialogue (engine/features/speech.py), for the
+    music's ducking."""
     if isinstance(req, RegenerateRequest) or not req.dialogue:
         return []
     from engine.features.speech import detect_speech

@@ -5,13 +5,17 @@ frames. A new clip is `unchanged` (the same source frames at the same place), `m
 source frames elsewhere), `trimmed` (some of its source frames were in the old clip, some not: a head
 or tail changed, a slip) or `new`; old clips no new clip keeps are deleted. A clip split in two, or
 a shot used twice, matches use by use. plugin/conform.py keeps the music by it.
+
+The sound is matched the same way (`heard_before`): each span of the new edit's dialogue against
+the old score's, by media file and source seconds, so the speech the old score heard moves with the
+sound it was heard in and only the seconds of sound it never heard are listened to again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.api import ClipSpan
+from core.api import AudioSpan, ClipSpan
 from plugin.timeline import Timeline
 
 
@@ -106,7 +110,7 @@ def changes_of(old: list[_Use], new: list[_Use], rate: float) -> tuple[list[Chan
     return changes, sorted(o.index for o in old if o.index not in used)
 
 
-def _minus(span: tuple[int, int], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _minus(span: tuple, taken: list[tuple]) -> list[tuple]:
     """The parts of span not in any of taken."""
     parts = [span]
     for a, b in taken:
@@ -114,3 +118,30 @@ def _minus(span: tuple[int, int], taken: list[tuple[int, int]]) -> list[tuple[in
     return parts
 
 
+
+
+def heard_before(old: list[AudioSpan], speech: list[tuple[float, float]],
+                 new: list[AudioSpan]) -> tuple[list[tuple[float, float]], list[AudioSpan]]:
+    """The old score's speech regions (timeline seconds of the old edit, heard in its dialogue `old`)
+    where the new edit plays the same seconds of the same media, and the parts of the new dialogue
+    the old score never heard (to be listened to)."""
+    moved: set[tuple[float, float]] = set()
+    unheard = []
+    for n in new:
+        heard = []
+        for o in old:
+            if _file_name(o.media) != _file_name(n.media):
+                continue
+            x0 = max(n.source_start_s, o.source_start_s)
+            x1 = min(n.source_start_s + n.duration_s, o.source_start_s + o.duration_s)
+            if x1 - x0 < 1e-3:
+                continue
+            at, was = n.start_s + x0 - n.source_start_s, o.start_s + x0 - o.source_start_s
+            heard.append((at, at + x1 - x0))
+            moved |= {(round(at + max(a, was) - was, 4), round(at + min(b, was + x1 - x0) - was, 4))
+                      for a, b in speech if min(b, was + x1 - x0) > max(a, was)}
+        for a, b in _minus((n.start_s, n.start_s + n.duration_s), heard):
+            if b - a >= 1e-3:
+                unheard.append(n.model_copy(update={"start_s": a, "duration_s": b - a,
+                                                    "source_start_s": n.source_start_s + a - n.start_s}))
+    return sorted(moved), unheard

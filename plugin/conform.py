@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from core.api import JobStatus, RegenerateRequest, WindowResult
+from core.api import JobStatus, ListenRequest, RegenerateRequest, WindowResult
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from plugin.beats import track_beats
-from plugin.changes import Change, changes_of, new_uses, old_uses
-from plugin.ducking import Ducking
+from plugin.changes import Change, changes_of, heard_before, new_uses, old_uses
+from plugin.dialogue import dialogue_spans
+from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
 from plugin.ending import Ending
 from plugin.finish import Finishing
 from plugin.formats import writable
@@ -216,13 +217,10 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
                             work / "engine", rhythm=moved_rhythm(state.request.rhythm, p.picture, p.music.shape[1] / state.sample_rate),
                             like=state.like)
         lat = _moved_latents(state, req, p.kept)
-        ducking = moved_ducking(state.ducking, p.picture, (tl.duration + p.tail).to_seconds())
+        ducking = _ducking(state, tl, p, out_path, work / "engine", client, on_progress, notices)
         targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if state.hit_sync else []
         chain = Finishing(state.sample_rate, targets, p.ending, state.gain_db, state.loudness_lufs, ducking)
         _make(client, req, lat, p, chain, state, on_progress)
-        if ducking is not None and any(c.kind == "new" for c in p.changes):
-            notices.append("the speech under new clips is not listened to by a conform: the music ducks under the "
-                           "dialogue of the kept picture only; score the new edit to duck under all of it")
         result = ConformResult(out_path, side_out, p.changes, p.deleted, p.kept, p.generated, notices, p.music,
                                state.sample_rate)
         new_state = state.model_copy(update={
@@ -273,18 +271,31 @@ def moved_rhythm(old: list[float | None], picture: list[tuple[float, float, floa
     return out
 
 
-def moved_ducking(old: Ducking | None, picture: list[tuple[float, float, float]], new_end: float) -> Ducking | None:
-    """The old score's ducking under the speech it found, the speech moved with the picture it came
-    with (the kept picture's sync sound); the WAVs carry it as they did (baked) or not (keyframes)."""
-    if old is None:
+def _ducking(state: Sidecar, tl: Timeline, p: _Plan, out_path: Path, work: Path, client: EngineClient,
+             on_progress, notices: list[str]) -> Ducking | None:
+    """The new edit's ducking: the speech the old score heard, moved with the sound it was heard in
+    (plugin/changes.py heard_before); the seconds of sound the old score never heard listened to now
+    (a listen job over only those). The depth and timing as the score had them; the WAVs carry it as
+    they did (baked) or not (keyframes)."""
+    old = state.ducking
+    if old is None and not state.request.dialogue:
+        return None  # --duck off, or the old edit had no sound to listen to
+    moved, unheard = heard_before(state.request.dialogue, old.regions if old else [], dialogue_spans(tl))
+    heard: list[tuple[float, float]] = []
+    if unheard:
+        res = run_job(client, ListenRequest(duration_s=p.music.shape[1] / state.sample_rate, dialogue=unheard, output_dir=str(work.resolve())),
+                      on_progress)
+        heard = [tuple(r) for r in res.speech_s]
+        notices += res.warnings
+    baked = old.baked if old else not writable(out_path).gain_keyframes
+    if baked and heard:
+        notices += [f"speech at {a:.2f}-{b:.2f} s is new under music the conform kept: the WAVs keep that music "
+                    "as it was (not ducked there); a format with gain keyframes (Kdenlive, FCP7 XML) ducks it"
+                    for a, b in heard if any(min(b, y) > max(a, x) for x, y, _ in p.kept)]
+    if not moved and not heard:
         return None
-    regions = []
-    for ra, rb in old.regions:
-        for a, b, o in picture:
-            x, y = max(ra, o), min(rb, o + (b - a))
-            if y > x:
-                regions.append((a + x - o, a + y - o))
-    return Ducking.plan(sorted(regions), new_end, old.depth_db, old.attack_s, old.release_s, baked=old.baked)
+    depth, attack, release = (old.depth_db, old.attack_s, old.release_s) if old else (DUCK_DB, ATTACK_S, RELEASE_S)
+    return Ducking.plan(sorted(moved + heard), (tl.duration + p.tail).to_seconds(), depth, attack, release, baked=baked)
 
 
 def _window_s(state: Sidecar) -> float:

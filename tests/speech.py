@@ -134,3 +134,31 @@ def dialogue_project(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
     out = folder / "dialogue.kdenlive"
     out.write_text(text, encoding="utf-8")
     return out, known
+
+
+NEW_LINE = "A gull cried over the empty harbour."
+
+
+def with_insert(src: Path, folder: Path) -> tuple[Path, float, list[tuple[float, float]]]:
+    """`dialogue_timeline`'s edit re-edited: 3 s of footage the edit never used inserted before its
+    third shot ("rock", at 9.009 s), everything after rippled, the dialogue moved with it, and a new
+    line spoken over the insert. Returns the new .otio, the ripple (s) and the new line's known speech."""
+    tl = otio.adapters.read_from_file(str(src))
+    v = tl.video_tracks()[0]
+    clips = [c for c in v if isinstance(c, otio.schema.Clip)]
+    rate = clips[0].source_range.duration.rate
+    insert = clips[0].clone()
+    insert.name = "insert"
+    insert.source_range = TimeRange(RationalTime(round(40 * rate), rate), RationalTime(90, rate))
+    at, shift = clips[2].range_in_parent().start_time.to_seconds(), 90 / rate
+    v.insert(v.index(clips[2]), insert)
+    placed, _muted, _known = lines(folder)
+    new = say(NEW_LINE, folder / "new_line.wav")
+    moved = [(t + shift if t >= at else t, w) for t, w in placed] + [(at + 0.5, new)]
+    dialogue = next(t for t in tl.tracks if t.name == "Dialogue")
+    tl.tracks[tl.tracks.index(dialogue)] = _track("Dialogue", sorted(moved), rate)
+    y, sr = sf.read(str(new), dtype="float32")
+    start = round((at + 0.5) * rate) / rate
+    out = folder / "dialogue-insert.otio"
+    otio.adapters.write_to_file(tl, str(out))
+    return out, shift, [(start + a, start + b) for a, b in active(y, sr)]

@@ -6,6 +6,7 @@ changed, a regenerate and a second conform on a conformed timeline, and the one-
 import copy
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio
@@ -172,15 +173,24 @@ def test_conform_refuses_in_one_line(scored, tmp_path, local_engine):
     assert not (tmp_path / "o.otio").exists() and not (tmp_path / "o.cutscore").exists()
 
 
-def test_moved_ducking_follows_the_picture():
-    from plugin.conform import moved_ducking
-    from plugin.ducking import Ducking
+def test_the_speech_heard_moves_with_its_sound_and_only_new_sound_is_listened_to():
+    from core.api import AudioSpan
+    from plugin.changes import heard_before
 
-    old = Ducking.plan([(10.0, 11.0)], 20.0, -12.0, 0.15, 0.4, baked=False)
-    # old 9.5 s on plays 0.4 s earlier now; old 4-8.6 s is gone
-    moved = moved_ducking(old, [(0.0, 4.0, 0.0), (9.1, 19.6, 9.5)], 19.6)
-    assert moved.regions == [pytest.approx((9.6, 10.6))] and not moved.baked and moved.depth_db == -12.0
-    assert moved_ducking(old, [(0.0, 4.0, 0.0)], 4.0).regions == []
+    # the old edit: a line at 10-11 s of the timeline, in vo.wav's seconds 2-3 (the clip at 8 s from 0)
+    old = [AudioSpan(media="/old/place/vo.wav", start_s=8.0, duration_s=5.0),
+           AudioSpan(media="/old/place/room.wav", start_s=0.0, duration_s=8.0)]
+    # the new edit: vo.wav's seconds 1-5 at 7 s (its seconds 2-3, the line, now play at 8-9 s),
+    # room.wav gone, a new clip of take2.wav at 12-14 s
+    new = [AudioSpan(media="/moved/vo.wav", start_s=7.0, duration_s=4.0, source_start_s=1.0),
+           AudioSpan(media="/moved/take2.wav", start_s=12.0, duration_s=2.0, source_start_s=3.0)]
+    moved, unheard = heard_before(old, [(10.0, 11.0), (1.0, 2.0)], new)
+    assert moved == [pytest.approx((8.0, 9.0))]  # room.wav's speech went with it
+    assert [(Path(s.media).name, s.start_s, s.duration_s, s.source_start_s) for s in unheard] == [("take2.wav", 12.0, 2.0, 3.0)]
+    # vo.wav extended past what was heard (its seconds 5-7): only those seconds are listened to
+    longer = [AudioSpan(media="/moved/vo.wav", start_s=7.0, duration_s=6.0, source_start_s=1.0)]
+    assert [(s.start_s, s.duration_s, s.source_start_s) for s in heard_before(old, [], longer)[1]] == [
+        pytest.approx((11.0, 2.0, 5.0))]
 
 
 @pytest.mark.slow  # a score of its own; the default run stays under 15 minutes on 2 cores

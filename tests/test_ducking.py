@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio
@@ -166,6 +167,41 @@ def test_fcp7_xml_carries_audio_levels_keyframes(scored):
             near = r.ducking.db_at(np.linspace(t - 0.5 / rate, t + 0.5 / rate, 11))
             assert near.min() - 0.01 <= 20 * np.log10(gain) <= near.max() + 0.01, (name, frame, gain)
         pos += clip.source_range.duration.to_seconds()
+
+
+def test_a_conform_listens_only_to_the_sound_it_never_heard(scored, local_engine, tmp_path):
+    """Issue 44: the edit re-cut after scoring (3 s inserted before the third shot, the rest rippled
+    with its dialogue, a new line spoken over the insert). The conform sends the engine only the new
+    line to listen to; the old lines' speech moves with them; the new line is heard, and the music
+    under it gets the score's ducking (FCP7 XML: Audio Levels keyframes 12 dB down)."""
+    from plugin.conform import conform
+    from plugin.state import load_state
+    from tests.helpers import RecordingClient
+
+    src, known, out = scored
+    new, shift, known_new = speech.with_insert(src, tmp_path)
+    eng = RecordingClient(local_engine)
+    r = conform(out[".xml"].out, new, tmp_path / "conformed.xml", eng)
+    listens = [q for q in eng.requests if q.kind == "listen"]
+    assert len(listens) == 1 and [Path(s.media).name for s in listens[0].dialogue] == ["new_line.wav"]
+    assert abs(listens[0].dialogue[0].start_s - known_new[0][0]) < 0.1
+    at = 9.009  # where the insert went: the old speech after it plays 3 s later
+    old = out[".xml"].ducking.regions
+    expect = [(a + shift, b + shift) if a >= at else (a, b) for a, b in old]
+    ducking = load_state(r.out)[1].ducking
+    # the old regions as they were moved (the VAD's 30 ms pad before a clip's first sample is not kept)
+    assert _recall(ducking.regions, expect) >= 0.97 and _recall(ducking.regions, known_new) >= 0.9, ducking.regions
+    speech_s = sum(b - a for a, b in ducking.regions)
+    assert speech_s < sum(b - a for a, b in old) + 1.3 * sum(b - a for a, b in known_new)
+    mid = (known_new[0][0] + known_new[-1][1]) / 2
+    assert ducking.db_at([mid])[0] == DUCK_DB and not ducking.baked
+    rate = otio.adapters.read_from_file(str(new)).duration().rate
+    pos, keys = 0.0, []  # the Audio Levels the XML plays: (timeline s, dB), straight lines between
+    for (_name, kf), clip in zip(_fcp_keys(r.out), otio.adapters.read_from_file(str(r.out)).audio_tracks()[-1].find_clips()):
+        keys += [(pos + f / rate, 20 * np.log10(g)) for f, g in kf]
+        pos += clip.source_range.duration.to_seconds()
+    t = np.linspace(known_new[0][0] + 0.2, known_new[-1][1] - 0.2, 9)
+    assert np.allclose(np.interp(t, *zip(*keys)), DUCK_DB, atol=0.01), keys
 
 
 def test_regenerate_keeps_the_ducking(scored, local_engine, tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 from core.api import AudioSpan
 from core.errors import CutscoreError
 
+VAD = "silero-vad"  # what listens (a listen job's result names it as its model)
 SPEECH_SR = 16000  # Silero VAD's rate
 THRESHOLD = 0.5  # Silero's speech probability threshold (its default)
 MIN_SPEECH_MS = 250  # shorter bursts (a cough, a door) are not dialogue
