@@ -6,7 +6,7 @@ engine/model/sampling.py `from_reference`).
 
 SOURCE is an audio file (WAV, FLAC, OGG: soundfile; anything else ffmpeg decodes), `track:NAME` (the
 timeline's own audio track of that name as the timeline plays it: muted clips and tracks silent, FCP7
-XML's Audio Levels applied), or a take of the music itself (`--vary`). The sidecar records what it was
+XML's Audio Levels and Kdenlive's volume effects, fades and track fader applied), or a take of the music itself (`--vary`). The sidecar records what it was
 (LikeRecord, with the sha256 of the decoded samples as provenance): the user needs the rights to it.
 """
 
@@ -132,8 +132,12 @@ def track_audio(tl, name: str, sample_rate: int, end_s: float, relink=None) -> n
         if a >= out.shape[1]:
             continue
         y = decode(Path(span.media), sample_rate, span.source_start_s, span.duration_s) * clip_level(clip)
+        avail = getattr(clip.media_reference, "available_range", None)
+        t = (avail.start_time.to_seconds() if avail else 0.0) + span.source_start_s + np.arange(y.shape[1]) / sample_rate
+        y *= volume_gains(clip, t)[None, :]
         n = min(y.shape[1], out.shape[1] - a, round(span.duration_s * sample_rate))
         out[:, a:a + n] += y[:, :n]
+    out *= volume_gains(track, np.arange(out.shape[1]) / sample_rate)[None, :]
     return out
 
 
@@ -177,3 +181,17 @@ def clip_level(clip) -> float:
             values = [float(k.get("value")) for k in keys if hasattr(k, "get") and k.get("value") is not None]
             gain *= float(np.mean(values)) if values else float(p.get("value", 1.0))
     return gain
+
+
+def volume_gains(item, t: np.ndarray) -> np.ndarray:
+    """The linear gain MLT's volume filters on a Kdenlive clip or track play at times `t` (the clip's
+    source seconds; the track's timeline seconds): plugin/kdenlive/adapter.py `_volumes` keeps them.
+    Each filter acts inside its in..out only; their gains multiply."""
+    gain = np.ones(len(t))
+    for f in (item.metadata.get("kdenlive") or {}).get("volume") or []:
+        x0, x1 = f["range"] if f["range"] else (0.0, np.inf)
+        kt, kv = zip(*f["keys"])
+        v = np.interp(t - x0, kt, kv)
+        g = 10 ** (v / 20) if f["db"] else v
+        gain *= np.where((t >= x0) & (t < x1), g, 1.0)
+    return gain.astype(np.float32)

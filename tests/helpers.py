@@ -174,3 +174,41 @@ def temp_track_timeline(tmp_path: Path) -> Path:
                                                                              "<name>C</name><enabled>FALSE</enabled>")
     path.write_text(text)
     return path
+
+
+def kdenlive_temp_track(tmp_path: Path) -> Path:
+    """A Kdenlive 22.12 project (tests/fixtures/timelines/short_edit.kdenlive, 12 s at 30000/1001)
+    with an audio track "Temp" of three 2.5 s clips of one 440 Hz tone at 3 s intervals, written by
+    cutscore's Kdenlive writer (whose tracks the real Kdenlive keeps) and renamed, then given what an
+    editor adds in Kdenlive: on the second clip the Volume effect keyframed from -12 dB to 0 over its
+    first 2 s; the third clip starting 1 s into its file with a 1 s fade in (MLT's gain 0 -> end 1 over
+    the filter's in..out, source frames); the track's mixer fader at -3 dB."""
+    from plugin.kdenlive.writer import MusicClip, patch_project
+    from plugin.names import BIN_NAME, TRACK_NAME
+
+    wav = tone(tmp_path / "tone.wav")
+    shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", tmp_path)
+    rate = 30000 / 1001
+    text = (TL / "short_edit.kdenlive").read_text(encoding="utf-8")
+    text = patch_project(text, [MusicClip(round(i * 3 * rate), round(2.5 * rate), wav, f"t{i}") for i in range(3)])
+    text = (text.replace(f">{TRACK_NAME}<", ">Temp<").replace(f">{BIN_NAME}<", ">Temp music<")
+            .replace("cutscore_", "temp_"))
+    text = text.replace('<entry producer="temp_producer2" in="0" out="74">', '<entry producer="temp_producer2" in="30" out="104">')
+
+    def filt(fid: str, props: dict, span: str = "") -> str:
+        body = "".join(f'<property name="{k}">{v}</property>' for k, v in {"mlt_service": "volume", **props}.items())
+        return f'<filter id="{fid}"{span}>{body}</filter>'
+
+    def inside(text: str, start: str, end: str, what: str) -> str:
+        i = text.index(start)
+        j = text.index(end, i)
+        return text[:j] + what + text[j:]
+
+    text = inside(text, '<entry producer="temp_producer1"', "</entry>",
+                  filt("t1", {"kdenlive_id": "volume", "level": "00:00:00.000=-12;00:00:02.000=0"}))
+    text = inside(text, '<entry producer="temp_producer2"', "</entry>",
+                  filt("t2", {"kdenlive_id": "fadein", "gain": "0", "end": "1"}, ' in="30" out="59"'))
+    text = inside(text, '<tractor id="temp_tractor0"', "</tractor>", filt("t3", {"internal_added": "237", "level": "-3"}))
+    out = tmp_path / "temp.kdenlive"
+    out.write_text(text, encoding="utf-8")
+    return out

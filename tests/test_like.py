@@ -17,8 +17,9 @@ from plugin.render import read_wav
 from plugin.score import ScoreOptions, score_timeline
 from plugin.state import load_state
 from plugin.timeline import read_timeline
+from tests import tools
 from tests.conftest import ROOT
-from tests.helpers import RecordingClient, temp_track_timeline, tone
+from tests.helpers import RecordingClient, kdenlive_temp_track, temp_track_timeline, tone
 
 SR = 48000
 
@@ -139,6 +140,39 @@ def test_track_reads_the_temp_music_as_cut_levels_and_muted_clips(tmp_path):
     # the same track's seconds as the file: A plays the tone from its first sample
     src, _ = read_wav(tmp_path / "tone.wav")
     assert np.allclose(y[:, 1000:2000], src[:, 1000:2000], atol=1e-4)
+
+
+@tools.needs("melt")
+def test_track_reads_a_kdenlive_temp_track_as_melt_plays_it(tmp_path):
+    """Kdenlive's Volume effect (keyframed), a fade in on a clip that starts inside its file, and the
+    track's mixer fader: `track:Temp` against the same track as melt (Kdenlive's engine) renders the
+    project (its picture has no sound), in 250 ms frames."""
+    import subprocess
+
+    import soundfile as sf
+
+    project = kdenlive_temp_track(tmp_path)
+    tl = read_timeline(project)
+    ours = prepare("track:Temp", tl, 0.5, tmp_path / "like.wav", SR, tl.duration.to_seconds())
+    assert ours.track == "Temp"
+    y, _ = read_wav(tmp_path / "like.wav")
+    subprocess.run(["melt", str(project), "-consumer", f"avformat:{tmp_path / 'melt.wav'}", "acodec=pcm_f32le",
+                    f"ar={SR}", "channels=2", "video_off=1"], check=True, capture_output=True, timeout=120)
+    m, _ = sf.read(tmp_path / "melt.wav", dtype="float32", always_2d=True)
+    hop = SR // 4
+    n = min(y.shape[1], m.shape[0]) // hop
+
+    def db(x):
+        return 10 * np.log10(np.mean(x[:, :n * hop].reshape(2, n, hop) ** 2, axis=(0, 2)) + 1e-12)
+
+    a, b = db(y), db(m.T)
+    loud = b > db(np.full((2, n * hop), 0.4 / np.sqrt(2))) - 9 - 3  # within 9 dB of the tone at the fader
+    assert loud.sum() >= 20 and np.max(np.abs(a - b)[loud]) < 0.3, np.c_[a, b][loud]
+    assert np.array_equal(a < -100, b < -100)  # silent where melt is: between the clips, after the last
+    # what each effect does, so a reading that skipped one would be seen: the fader everywhere, the
+    # volume ramp on the second clip, the fade on the third
+    full = 20 * np.log10(0.4 / np.sqrt(2))
+    assert abs(a[1] - (full - 3)) < 0.05 and a[12] < full - 3 - 9 and a[24] < full - 3 - 9
 
 
 def test_the_refusals_are_one_line_each(tmp_path):

@@ -12,6 +12,8 @@ playlist; a track is audio when it carries kdenlive:audio_track or hides its vid
 Clips (MLT `out` is inclusive), blanks Gaps, the sequence's guides become markers on the stack.
 Clip names come from the bin producer's kdenlive:clipname, else the resource's file name; a bin clip's
 markers (kdenlive:markers, source frames) become markers on each timeline clip whose range shows them.
+The volume filters MLT plays on a clip (Kdenlive's Volume effect, its fades) and on a track (the audio
+mixer's fader) are kept in the clip's and track's metadata["kdenlive"]["volume"] (`_volumes`).
 
 Writing is done by patching the original project (plugin/writeback.py), so that every element
 Kdenlive wrote stays as it was; write_to_file here refuses with a message that says so.
@@ -20,6 +22,7 @@ Kdenlive wrote stays as it was; write_to_file here refuses with a message that s
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
@@ -55,6 +58,41 @@ def _clip_markers(src: str) -> list[tuple[int, str]]:
         return [(int(m["pos"]), str(m.get("comment", ""))) for m in json.loads(src)]
     except (ValueError, KeyError, TypeError):
         return []  # markers are decoration: a malformed list must not stop reading the edit
+
+
+_KEY = re.compile(r"^([0-9:.,]+)[^0-9=]*=(.*)$")  # an animated key: time, its interpolation's sign, value
+
+
+def _volumes(el: ET.Element, rate: float) -> list[dict]:
+    """The enabled MLT `volume` filters on an entry (in source seconds) or a track's tractor (in
+    timeline seconds), as MLT's filter plays them: `level` in dB, animated (keys relative to the
+    filter's in point, straight lines in dB), else `gain` going to `end` in a straight line of linear
+    gain over the filter's length; limited to the filter's in..out where it has them.
+    [{"range": [in_s, out_s] | None, "keys": [[s, value], ...], "db": bool}] (smooth keys are read as
+    straight lines)."""
+    out = []
+    for f in el.findall("filter"):
+        p = _props(f)
+        if p.get("mlt_service") != "volume" or p.get("disable") == "1":
+            continue
+        a, b = f.get("in"), f.get("out")
+        rng = [_time(a, rate).to_seconds(), (_time(b, rate) + RationalTime(1, rate)).to_seconds()] if a and b else None
+        length = rng[1] - rng[0] if rng else 0.0
+        try:
+            if p.get("level"):
+                keys = [[0.0, float(p["level"])]] if "=" not in p["level"] else [
+                    [_time(m[1], rate).to_seconds(), float(m[2])]
+                    for m in (_KEY.match(k.strip()) for k in p["level"].split(";")) if m]
+                out.append({"range": rng, "keys": keys, "db": True})
+            elif p.get("gain"):
+                g = p["gain"].strip()
+                db = g.lower().endswith("db")
+                start = float(g[:-2]) if db else float(g)
+                keys = [[0.0, start]] if not p.get("end") or not length else [[0.0, start], [length, float(p["end"])]]
+                out.append({"range": rng, "keys": keys, "db": db and len(keys) == 1})
+        except ValueError:
+            continue  # a level Kdenlive would not write: the clip plays as if it were not there
+    return out
 
 
 def _mix_trims(sub: ET.Element, playlists: list[ET.Element], rate: float) -> dict[str, dict[int, tuple[int, int]]]:
@@ -172,7 +210,7 @@ def _entry_items(el: ET.Element, doc: _Doc, head: int, tail: int) -> list:
     name = doc.bin_names.get(kid) or pp.get("kdenlive:clipname") or Path(resource).name or service
     clip = otio.schema.Clip(name=name, media_reference=_media_reference({**pp, "_rate": rate}, doc.root),
                             source_range=TimeRange(start, dur))
-    clip.metadata["kdenlive"] = {"producer": el.get("producer"), "mlt_service": service}
+    clip.metadata["kdenlive"] = {"producer": el.get("producer"), "mlt_service": service, "volume": _volumes(el, rate)}
     for pos, comment in doc.bin_markers.get(kid, []):  # source frames; shown where the clip uses them
         if start.value <= pos < start.value + dur.value:
             clip.markers.append(otio.schema.Marker(
@@ -259,6 +297,7 @@ def read_from_string(input_str: str, base_dir: str | Path | None = None, sequenc
                     continue
                 track = _build_track(pl, name if i == 0 else f"{name} (2)", audio, doc, trims.get(pl.get("id")))
                 track.enabled = not off
+                track.metadata["kdenlive"] = {"volume": _volumes(sub, rate)}
                 if i == 0 or len(track):
                     tl.tracks.append(track)
         elif pid in playlists:
