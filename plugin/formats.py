@@ -3,8 +3,8 @@ only place a file suffix is spelled. Reading goes through the record's OTIO adap
 (plugin/timeline.py); writing through plugin/writeback.py `write_timeline`, which asks the record how
 the format points at media, whether it bundles them, whether its clips carry gain keyframes, and
 which module holds its specifics (`specifics`: a module with any of `before_read(path)` (a refusal
-the adapter would word unclearly) and `after_read(path, otio_timeline)` (what the adapter reads
-wrongly, read right); `prepare(otio_timeline)` run before OTIO writes the file and `finish(path,
+the adapter would word unclearly), `read(path, **kwargs)` (a pre-pass of its own, then the adapter)
+and `after_read(path, otio_timeline)` (what the adapter reads wrongly, read right); `prepare(otio_timeline)` run before OTIO writes the file and `finish(path,
 gain_keys, rate)` after; or, for a format written by patching the input project,
 `write_project(text, segments, rate, sequence, retake)`).
 

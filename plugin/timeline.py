@@ -3,8 +3,8 @@ flattened into one picture, every boundary between consecutive items a cut (a sc
 for Diff-V2M), every marker a musical hit point, every clip's source media resolved.
 
 Formats: .otio/.otioz/.otiod (OTIO core), FCP7 .xml (otio-fcp-adapter), Final Cut Pro X .fcpxml
-(otio-fcpx-xml-adapter), Avid .aaf (otio-aaf-adapter), CMX 3600 .edl (otio-cmx3600-adapter; an EDL
-carries no rate, so one must be given) and .kdenlive (cutscore's own adapter, plugin/kdenlive/adapter.py,
+(otio-fcpx-xml-adapter), Avid .aaf (otio-aaf-adapter), CMX 3600 .edl (otio-cmx3600-adapter after
+plugin/edl.py's pre-pass for what Avid and FCP write; an EDL carries no rate, so one must be given) and .kdenlive (cutscore's own adapter, plugin/kdenlive/adapter.py,
 registered through plugin_manifest.json; the registry's otio-kdenlive-adapter is deprecated upstream
 and reads same-track mixes one frame off).
 
@@ -161,7 +161,10 @@ def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limi
             raise CutscoreError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. --rate 24 or --rate 29.97)")
         kwargs["rate"] = _exact_rate(rate)
     try:
-        result = otio.adapters.read_from_file(str(path), adapter_name=fmt.adapter, **kwargs)
+        if hasattr(specifics, "read"):  # the format's own pre-pass before its OTIO adapter reads
+            result = specifics.read(path, **kwargs)
+        else:
+            result = otio.adapters.read_from_file(str(path), adapter_name=fmt.adapter, **kwargs)
     except CutscoreError:
         raise
     except SequenceError as e:
