@@ -201,9 +201,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=100)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--kills", type=int, default=2)
+    ap.add_argument("--time-limit", type=float, default=1200.0, help="seconds the run may take")
+    ap.add_argument("--json", type=Path, help="also write the run's record here (tests/test_soak.py reads it)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="cutscore-soak-") as tmp:
-        r = run_soak(Path(tmp), args.jobs, args.clients, args.kills)
+        r = run_soak(Path(tmp), args.jobs, args.clients, args.kills, time_limit=args.time_limit)
+    if args.json:
+        args.json.write_text(json.dumps(r, default=str))
     print(f"soak: {r['jobs']} jobs, {args.clients} clients, {r['cancel_asked']} cancels asked, "
           f"{r.get('restarts', 0)} SIGKILL restarts, {r['elapsed_s']:.0f} s")
     print("| jobs/min (done) | GET /jobs/{id} p50 ms | p95 ms | polls | RSS after 10 jobs MB | RSS at end MB | ratio |")

@@ -22,6 +22,7 @@ from plugin.score import ScoreOptions, score_timeline
 from plugin.state import load_state, music_of
 from plugin.timeline import read_timeline
 from tests.conftest import ROOT
+from tests.helpers import RecordingClient
 
 
 def _reedit(src, kind: str, out):
@@ -91,22 +92,8 @@ def test_the_change_list_names_every_kind(scored, tmp_path, kind):
         assert [c.old_clip for c in changes] == [0, 2, 1, 3, 4]
 
 
-class Recording:
-    """The engine, with the requests it was sent."""
-
-    def __init__(self, engine):
-        self.engine, self.requests = engine, []
-
-    def submit(self, req, *a, **k):
-        self.requests.append(req)
-        return self.engine.submit(req, *a, **k)
-
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
-
 def test_nothing_changed_samples_nothing_and_writes_the_same_music(scored, tmp_path, local_engine):
-    eng = Recording(local_engine)
+    eng = RecordingClient(local_engine)
     r = conform(scored, scored.parent / "demo.otio", tmp_path / "same.otio", eng)
     assert eng.requests == [] and r.generated == [] and abs(r.kept_s - 20.02) < 1e-3
     old, new = music_of(scored)[0], music_of(r.out)[0]
@@ -115,7 +102,7 @@ def test_nothing_changed_samples_nothing_and_writes_the_same_music(scored, tmp_p
 
 def test_a_trim_keeps_the_music_sample_for_sample_and_samples_only_the_seams(scored, tmp_path, local_engine, capsys):
     new = _reedit(scored.parent / "demo.otio", "trim_tail", tmp_path / "trim.otio")
-    eng = Recording(local_engine)
+    eng = RecordingClient(local_engine)
     r = conform(scored, new, tmp_path / "c.otio", eng)
     old, music = music_of(scored)[0], music_of(r.out)[0]
     sr = load_state(r.out)[1].sample_rate
