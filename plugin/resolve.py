@@ -4,7 +4,8 @@ track of the SAME timeline (Resolve 18.5+, Workspace > Scripts > Edit > cutscore
 Two kinds of launcher, both written by `cutscore resolve install`: Lua ones (plugin/resolve_launcher.lua;
 Resolve 21.1's free edition lists only Lua scripts in that menu) and Python ones (this module; Resolve
 Studio, and the free edition before 21.1). The Lua launcher makes the Resolve calls and hands the rest
-to `cutscore resolve run` (ui/cli/commands.py), which uses the helpers here (`placements`, `segment_for_wav`).
+to `cutscore resolve run` (ui/cli/commands.py), which scores through plugin/score.py and uses the helpers
+here (`SidecarView`, `placements`, `segment_for_wav`).
 
 This module runs inside Resolve's own Python (3.7+), so it uses the standard library only and
 reaches cutscore through its command line in cutscore's environment. The Resolve calls are the
@@ -40,14 +41,96 @@ from pathlib import Path
 
 from plugin.names import (  # standard library only, as this module
     BIN_NAME,
-    RESOLVE_MARKER,
     STATE_FILE,
     TRACK_NAME,
-    read_segments,
-    resolve_beat_marks,
-    resolve_ducking_note,
     same_segment,
 )
+
+RESOLVE_MARKER = {"custom_data": "cutscore-beat", "beat": ("Lemon", "cutscore beat"),
+                  "downbeat": ("Yellow", "cutscore downbeat")}  # plugin/beats.py's names, Resolve's colours
+
+
+class Segment:
+    """One music segment as DaVinci Resolve's launchers place it (the sidecar's SegmentRecord,
+    plugin/state.py, read with the standard library): frames at `rate` from the timeline's start."""
+
+    __slots__ = ("kind", "index", "name", "start", "duration", "rate", "wav")
+
+    def __init__(self, kind: str, index: int, name: str, start: float, duration: float, rate: float, wav: str):
+        self.kind, self.index, self.name, self.start, self.duration, self.rate, self.wav = (
+            kind, index, name, start, duration, rate, wav)
+
+    @classmethod
+    def of(cls, record: dict) -> Segment:
+        return cls(*(record[k] for k in cls.__slots__))
+
+
+class SidecarView:
+    """What DaVinci Resolve's launchers need of a sidecar (the scored timeline, the segments, the
+    beats, the ducking), read once with the standard library: Resolve's own Python has no pydantic
+    (plugin/state.py is the typed sidecar). `of` takes the sidecar's JSON as a dict (a typed state
+    dumped, with no second read)."""
+
+    def __init__(self, side, data: dict):
+        self.side = side
+        self.scored = str(data.get("scored", ""))
+        self.segments = [Segment.of(s) for s in data["segments"]]
+        self.beats = data.get("beats") or {}
+        self.ducking = data.get("ducking")
+
+    @classmethod
+    def read(cls, side) -> SidecarView:
+        """Raises ValueError for a file no cutscore wrote."""
+        import json
+        from pathlib import Path
+
+        path = Path(side) / STATE_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not readable ({e}); score the timeline again") from None
+        if not isinstance(data, dict) or data.get("version", 1) not in (1, 2) or not data.get("segments"):
+            raise ValueError(f"{path}: not a cutscore state file this version reads; score the timeline again")
+        try:
+            return cls(Path(side), data)
+        except (KeyError, TypeError):
+            raise ValueError(f"{path}: not a cutscore state file this version reads; score the timeline again") from None
+
+    def segment(self, wav_name: str) -> Segment | None:
+        """The segment whose take (any version) `wav_name` is."""
+        return next((s for s in self.segments if same_segment(s.wav, wav_name)), None)
+
+    def beat_marks(self, wav_name: str, timeline_rate: float) -> list[tuple[int, str, str]]:
+        """(frame from the item's first frame, colour, name) of cutscore's beat markers on the Resolve
+        timeline item playing the segment whose take is `wav_name` (TimelineItem:AddMarker with
+        customData "cutscore-beat", so a later run deletes only those); [] when the score wrote none."""
+        seg = next((s for s in self.segments if s.wav == wav_name), None)
+        which = {True: "all", False: "off"}.get(self.beats.get("markers", "all"), self.beats.get("markers"))
+        if which == "off" or seg is None:  # (a bool: a score from before downbeats)
+            return []
+        a = seg.start / seg.rate
+        n = round(seg.duration * timeline_rate / seg.rate)
+        out, used = [], set()
+        for t, down in zip(self.beats.get("times_s", []), self.beats.get("downbeat", [])):
+            if which == "downbeats" and not down:
+                continue
+            f = round((t - a) * timeline_rate)
+            if 0 <= f < n and f not in used:  # Resolve keeps one marker a frame
+                used.add(f)
+                color, name = RESOLVE_MARKER["downbeat" if down else "beat"]
+                out.append((f, color, name))
+        return out
+
+    def ducking_note(self) -> str | None:
+        """The one line DaVinci Resolve's launchers print when the music was ducked under the dialogue:
+        Resolve's scripting API sets no volume keyframes on timeline items, so the ducking is in the
+        WAVs themselves."""
+        if not self.ducking:
+            return None
+        return (f"cutscore: the music is ducked {self.ducking['depth_db']:g} dB under {len(self.ducking['regions'])} "
+                "speech regions in the WAVs themselves (Resolve's scripting API sets no volume keyframes); score "
+                "with --duck off for music at full level")
+
 
 LAUNCHERS = {"cutscore.py": "score", "cutscore - regenerate clip under playhead.py": "regenerate",
              "cutscore.lua": "score", "cutscore - regenerate clip under playhead.lua": "regenerate"}
@@ -207,44 +290,44 @@ def _frames(value: float, rate: float, timeline_rate: float) -> int:
     return int(round(value * timeline_rate / rate))
 
 
-def placements(segments: list[dict], side: Path, start_frame: int,
-               timeline_rate: float) -> list[tuple[Path, int, int, int]]:
-    """(WAV, startFrame, endFrame inclusive, recordFrame) of every music segment (the sidecar's
-    records) on a timeline that starts at `start_frame` (GetStartFrame) and runs at `timeline_rate`."""
+def placements(view: SidecarView, start_frame: int, timeline_rate: float) -> list[tuple[Path, int, int, int]]:
+    """(WAV, startFrame, endFrame inclusive, recordFrame) of every music segment of the sidecar on a
+    timeline that starts at `start_frame` (GetStartFrame) and runs at `timeline_rate`."""
     out = []
-    for seg in segments:
-        dur = _frames(seg["duration"], seg["rate"], timeline_rate)
+    for seg in view.segments:
+        dur = _frames(seg.duration, seg.rate, timeline_rate)
         if dur > 0:
-            out.append((side / seg["wav"], 0, dur - 1, start_frame + _frames(seg["start"], seg["rate"], timeline_rate)))
+            out.append((Path(view.side) / seg.wav, 0, dur - 1, start_frame + _frames(seg.start, seg.rate, timeline_rate)))
     return out
 
 
-def clip_infos(segments: list[dict], side: Path, items: dict, track: int, start_frame: int,
-               timeline_rate: float) -> list[dict]:
+def clip_infos(view: SidecarView, items: dict, track: int, start_frame: int, timeline_rate: float) -> list[dict]:
     return [{"mediaPoolItem": items[os.path.normpath(str(wav))], "startFrame": first, "endFrame": last,
              "mediaType": 2, "trackIndex": track, "recordFrame": record}
-            for wav, first, last, record in placements(segments, side, start_frame, timeline_rate)]
+            for wav, first, last, record in placements(view, start_frame, timeline_rate)]
 
 
-def _segments(side: Path) -> tuple[str, list[dict]]:
-    """The sidecar's scored path and segments, as Resolve's own Python reads them (names.read_segments)."""
+def read_view(side: Path) -> SidecarView:
+    """The sidecar of `side`, read once (ResolveError with the reason when no cutscore wrote it)."""
+    if not (Path(side) / STATE_FILE).exists():
+        raise ResolveError(f"cutscore: no music was written ({Path(side) / STATE_FILE} is missing)")
     try:
-        return read_segments(side)
+        return SidecarView.read(side)
     except ValueError as e:
         raise ResolveError(f"cutscore: {e}") from None
 
 
-def segment_for_wav(wav: Path) -> tuple[Path, str, dict]:
-    """(sidecar folder, the scored timeline, the segment) of a music WAV on a Resolve timeline."""
+def segment_for_wav(wav: Path) -> tuple[SidecarView, Segment]:
+    """(the sidecar, the segment) of a music WAV on a Resolve timeline."""
     side = wav.parent
     if not (side / STATE_FILE).exists():
         raise ResolveError(f"cutscore: {wav} is not cutscore music (no {STATE_FILE} beside it)")
-    scored, segments = _segments(side)
-    seg = next((s for s in segments if same_segment(s["wav"], wav.name)), None)
-    if seg is None or seg["kind"] != "clip":
+    view = read_view(side)
+    seg = view.segment(wav.name)
+    if seg is None or seg.kind != "clip":
         raise ResolveError("cutscore: the music under the playhead lies under a gap in the picture; put the "
                            "playhead on music under a clip")
-    return side, scored, seg
+    return view, seg
 
 
 def music_track_index(timeline) -> int | None:
@@ -254,33 +337,32 @@ def music_track_index(timeline) -> int | None:
     return None
 
 
-def import_music(project, timeline, side: Path) -> list:
+def import_music(project, timeline, view: SidecarView) -> list:
     """The scored music onto a new "cutscore music" audio track of `timeline` (any earlier cutscore
     track is left alone: the editor deletes it when the new one is right)."""
-    _, segments = _segments(side)
     pool = project.GetMediaPool()
-    items = _import(pool, [side / s["wav"] for s in segments])
+    items = _import(pool, [Path(view.side) / s.wav for s in view.segments])
     if not timeline.AddTrack("audio", "stereo"):
         raise ResolveError("cutscore: Resolve refused to add an audio track to the timeline (is it locked?)")
     track = int(timeline.GetTrackCount("audio"))
     timeline.SetTrackName("audio", track, TRACK_NAME)
-    infos = clip_infos(segments, side, items, track, int(timeline.GetStartFrame()), frame_rate(timeline))
+    infos = clip_infos(view, items, track, int(timeline.GetStartFrame()), frame_rate(timeline))
     placed = pool.AppendToTimeline(infos) or []
     if len(placed) != len(infos):
         raise ResolveError(f"cutscore: Resolve placed {len(placed)} of {len(infos)} music clips; "
                            "see Workspace > Console for its reason")
     rate = frame_rate(timeline)
-    for item, wav in zip(placed, [p[0] for p in placements(segments, side, 0, rate)]):
-        mark_beats(item, side, wav.name, rate)
+    for item, wav in zip(placed, [p[0] for p in placements(view, 0, rate)]):
+        mark_beats(item, view, wav.name, rate)
     return placed
 
 
-def mark_beats(item, side: Path, wav_name: str, timeline_rate: float) -> int:
+def mark_beats(item, view: SidecarView, wav_name: str, timeline_rate: float) -> int:
     """cutscore's beat markers on a music item: its earlier ones (customData "cutscore-beat") deleted,
     the sidecar's added; the editor's own markers are not touched. Returns how many were added."""
     item.DeleteMarkerByCustomData(RESOLVE_MARKER["custom_data"])
     n = 0
-    for frame, color, name in resolve_beat_marks(side, wav_name, timeline_rate):
+    for frame, color, name in view.beat_marks(wav_name, timeline_rate):
         n += bool(item.AddMarker(frame, color, name, "", 1, RESOLVE_MARKER["custom_data"]))
     return n
 
@@ -307,11 +389,11 @@ def _timecode_frames(tc: str, rate: float, drop: bool = False) -> int:
 def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
     """After `cutscore regenerate`: the music item playing old_wav plays its newest take instead,
     same track and position; the old take stays in the bin."""
-    _, segments = _segments(side)
-    seg = next((s for s in segments if same_segment(s["wav"], old_wav.name)), None)
+    view = read_view(side)  # as the regenerate left it
+    seg = view.segment(old_wav.name)
     if seg is None:
         raise ResolveError(f"cutscore: {old_wav.name} is not a segment of {side / STATE_FILE}")
-    new_wav = side / seg["wav"]
+    new_wav = side / seg.wav
     pool = project.GetMediaPool()
     items = _import(pool, [new_wav])
     record, track = item.GetStart(), None
@@ -326,7 +408,7 @@ def replace_take(project, timeline, side: Path, old_wav: Path, item) -> object:
                                      "recordFrame": record}]) or []
     if len(placed) != 1:
         raise ResolveError("cutscore: Resolve did not place the new take; it is in the 'cutscore' bin")
-    mark_beats(placed[0], side, new_wav.name, frame_rate(timeline))
+    mark_beats(placed[0], view, new_wav.name, frame_rate(timeline))
     return placed[0]
 
 
@@ -360,9 +442,10 @@ def score_current(resolve, python: str, work: Path, panel: bool = False, extra: 
     side = out.with_name(out.stem + ".cutscore")
     if not (side / STATE_FILE).exists():
         raise ResolveError("cutscore: no music was written (the panel was closed before Generate?)")
-    placed = import_music(project, timeline, side)
+    view = read_view(side)
+    placed = import_music(project, timeline, view)
     log(f"cutscore: {len(placed)} music clips on the '{TRACK_NAME}' track; the WAVs are in the '{BIN_NAME}' bin")
-    note = resolve_ducking_note(side)
+    note = view.ducking_note()
     if note:
         log(note)
     return placed
@@ -379,11 +462,11 @@ def regenerate_under_playhead(resolve, python: str, log=lambda message: None, ex
     if item is None:
         raise ResolveError(f"cutscore: no music clip under the playhead on '{TRACK_NAME}'; move the playhead onto one")
     wav = Path(item.GetMediaPoolItem().GetClipProperty("File Path"))
-    side, scored, seg = segment_for_wav(wav)
-    out = Path(scored).with_name(Path(scored).stem + "-regenerated.otio")
-    _run([python, "-m", "ui.cli", "regenerate", scored, "--clip", str(seg["index"]), "-o", str(out),
+    view, seg = segment_for_wav(wav)
+    out = Path(view.scored).with_name(Path(view.scored).stem + "-regenerated.otio")
+    _run([python, "-m", "ui.cli", "regenerate", view.scored, "--clip", str(seg.index), "-o", str(out),
           "--force", *(extra or [])], log)
-    return replace_take(project, timeline, side, wav, item)
+    return replace_take(project, timeline, Path(view.side), wav, item)
 
 
 def launch(action: str, resolve_global, root: str, python: str, argv: list[str] | None = None, log=print) -> int:

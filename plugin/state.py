@@ -5,7 +5,7 @@ unknown metadata), and is found again from the music clips' WAV paths.
 
 The names it owns (STATE_FILE, TRACK_NAME, the take naming) are spelled in plugin/names.py, which
 stays standard-library only for the one reader outside our Python: plugin/resolve.py inside
-DaVinci Resolve's own interpreter (names.read_segments). A file of an older version loads through
+DaVinci Resolve's own interpreter (plugin/resolve.py SidecarView). A file of an older version loads through
 an explicit upgrade (`upgrade`); a newer or damaged one is refused in one line.
 """
 

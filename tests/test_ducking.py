@@ -337,10 +337,10 @@ def _level_keys(text: str) -> list[list[tuple[int, float]]]:
 def test_resolve_is_told_the_ducking_is_in_the_wavs(scored):
     """Resolve imports the .otio score's WAVs (its scripting API sets no volume keyframes): its
     launchers print one line saying so, read with the standard library as Resolve's Python does."""
-    from plugin.names import resolve_ducking_note
+    from plugin.resolve import SidecarView
 
     src, known, out = scored
-    note = resolve_ducking_note(out[".otio"].sidecar)
+    note = SidecarView.read(out[".otio"].sidecar).ducking_note()
     n = len(out[".otio"].ducking.regions)
     assert note.startswith("cutscore: the music is ducked -12 dB under") and f"{n} speech regions" in note
     assert "\n" not in note

@@ -45,7 +45,7 @@ def test_music_lands_on_the_right_frames_at_every_rate_and_start(tmp_path, rate_
     side = _state(tmp_path, rate, segments)
     tl = fr.Timeline(fr.Recorder(), "cut", rate_s, start_frame)
     res = fr.Resolve(tl)
-    rs.import_music(res.project, tl, side)
+    rs.import_music(res.project, tl, rs.read_view(side))
     rec = res.rec
     assert rec.named("AddSubFolder") == [("AddSubFolder", "Master", "cutscore")]
     assert rec.named("ImportMedia")[0][1] == "cutscore"

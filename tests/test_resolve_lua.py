@@ -14,7 +14,6 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from plugin import names
 from plugin import resolve as rs
 from tests import tools
 from tests.conftest import ROOT
@@ -95,7 +94,7 @@ def test_lua_launcher_scores_onto_the_right_frames(tmp_path, rate_s):
     assert any(abs(h - n / rate) < 1e-3 for h in state["request"]["hits_s"])
     # the music's beats as markers on each item (customData "cutscore-beat"), where the sidecar has them
     want = [[i + 1, f, color, name, "cutscore-beat"] for i, seg in enumerate(state["segments"])
-            for f, color, name in names.resolve_beat_marks(side, seg["wav"], rate)]
+            for f, color, name in rs.SidecarView.read(side).beat_marks(seg["wav"], rate)]
     assert len(want) >= 3 and rec["audio"][1]["markers"] == want
     assert state["beats"]["markers"] == "downbeats"  # the default: one marker a bar
     beats = [t for t, down in zip(state["beats"]["times_s"], state["beats"]["downbeat"])
@@ -127,7 +126,7 @@ def test_lua_launcher_regenerates_the_take_under_a_drop_frame_playhead(tmp_path)
     # the new take's item carries the beats of its music
     new_marks = [m for m in rec2["audio"][1]["markers"] if m[0] == len(rec2["audio"][1]["items"])]
     assert new_marks and all(m[4] == "cutscore-beat" for m in new_marks)
-    assert [m[1] for m in new_marks] == [f for f, *_ in names.resolve_beat_marks(side, "clip001-v2.wav", rate)]
+    assert [m[1] for m in new_marks] == [f for f, *_ in rs.SidecarView.read(side).beat_marks("clip001-v2.wav", rate)]
 
 
 def _run_with_track(tmp_path: Path, cfg: dict, side: Path, items: list) -> dict:

@@ -143,19 +143,25 @@ class _Progress:
             _err(f"cutscore: {st.progress:4.0%} {st.stage}: {st.message}")
 
 
-def cmd_score(args) -> int:
-    from core.client import connect
-    from plugin.score import ScoreOptions, score_timeline
+def score_options(args, hits_s: list[float] = ()):
+    """The score's options as `cutscore score`'s flags give them (and hit points given as numbers:
+    Resolve's markers)."""
+    from plugin.score import ScoreOptions
 
-    opts = ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
+    return ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
-                        hits_s=args.hits or [], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
+                        hits_s=[*(args.hits or []), *hits_s], hit_sync=not args.no_hit_sync, at_cuts=args.at_cuts,
                         sequence=args.sequence, ending=args.ending, tail_s=args.tail, duck_db=args.duck,
                         duck_attack_s=args.duck_attack, duck_release_s=args.duck_release, rhythm_file=args.rhythm,
                         beat_markers=args.beat_markers, like=args.like, like_strength=args.like_strength)
-    client = connect(args.engine)
-    r = score_timeline(args.timeline, args.output, client, opts, rate=args.rate, relink=args.relink,
-                       on_progress=_Progress(), limits=_limits(args))
+
+
+def cmd_score(args, hits_s: list[float] = ()) -> int:
+    from core.client import connect
+    from plugin.score import score_timeline
+
+    r = score_timeline(args.timeline, args.output, connect(args.engine), score_options(args, hits_s), rate=args.rate,
+                       relink=args.relink, on_progress=_Progress(), limits=_limits(args))
     for n in r.notices:
         _err(f"cutscore: warning: {n}")
     _out(f"wrote {_shown(r.out)} with the track '{TRACK_NAME}' ({r.segments} clips, model {r.model}, "
@@ -234,61 +240,52 @@ def cmd_resolve(args) -> int:
 
 
 def _resolve_run(args) -> int:
-    """`cutscore resolve run score|regenerate`: the Lua launchers' half outside Resolve. Prints
-    "cutscore-clip\tWAV\tSTART\tEND\tRECORD" per music clip to place (score) or "cutscore-take\tWAV"
-    (regenerate), "cutscore-marker\tWAV\tFRAME\tCOLOR\tNAME" per beat marker on the item playing WAV,
-    then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
+    """`cutscore resolve run score|regenerate`: the Lua launchers' half outside Resolve. Scores (or
+    regenerates) through the plugin, with the flags the launcher passes on read by the same parser
+    as `cutscore score` (`regenerate`) and Resolve's markers as hit points, then reads the sidecar
+    once and prints "cutscore-clip\tWAV\tSTART\tEND\tRECORD" per music clip to place (score) or
+    "cutscore-take\tWAV" (regenerate), "cutscore-marker\tWAV\tFRAME\tCOLOR\tNAME" per beat marker on
+    the item playing WAV, then "cutscore-done" (plugin/resolve_launcher.lua reads them)."""
     from plugin import resolve as rs
-    from plugin.names import STATE_FILE, resolve_ducking_note
-    from plugin.state import parse, sidecar_dir
-    from ui.cli import main
+    from ui.cli.parser import build_parser
 
     extra = list(args.extra or [])
+    rate = rs.exact_rate(args.rate)
     try:
         if args.action == "score":
             src = Path(args.target)
-            rate = rs.exact_rate(args.rate)
             out = src.with_name(f"{src.stem}-scored.otio")
             if args.no_panel:
-                hits = ["--hits", ",".join(f"{f / rate:.6f}" for f in args.markers)] if args.markers else []
-                code = main(["score", str(src), "-o", str(out), "--force", *hits, *extra])
+                cmd_score(build_parser().parse_args(["score", str(src), "-o", str(out), "--force", *extra]),
+                          hits_s=[f / rate for f in args.markers])
             else:
-                code = main(["panel", str(src), *extra])  # the panel writes <stem>-scored.otio
-            if code:
-                return code
-            side = sidecar_dir(out)
-            if not (side / STATE_FILE).exists():
-                raise CutscoreError("no music was written (the panel was closed before Generate?)")
-            state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
-            segments = [s.model_dump() for s in state.segments]
-            placed = rs.placements(segments, side, args.start_frame, rate)
+                cmd_panel(build_parser().parse_args(["panel", str(src), *extra]))  # it writes <stem>-scored.otio
+            view = rs.read_view(out.with_name(out.stem + ".cutscore"))
+            placed = rs.placements(view, args.start_frame, rate)
             for wav, first, last, record in placed:
                 _out(f"cutscore-clip\t{wav}\t{first}\t{last}\t{record}")
             for wav, *_ in placed:
-                _marker_lines(side, wav, rate)
-            if note := resolve_ducking_note(side):
+                _marker_lines(view, wav, rate)
+            if note := view.ducking_note():
                 _out(note)
         else:
-            side, scored, seg = rs.segment_for_wav(Path(args.target))
-            out = Path(scored).with_name(Path(scored).stem + "-regenerated.otio")
-            code = main(["regenerate", scored, "--clip", str(seg["index"]), "-o", str(out), "--force", *extra])
-            if code:
-                return code
-            state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)
-            take = side / state.clip(seg["index"]).wav
+            view, seg = rs.segment_for_wav(Path(args.target))
+            out = Path(view.scored).with_name(Path(view.scored).stem + "-regenerated.otio")
+            cmd_regenerate(build_parser().parse_args(["regenerate", view.scored, "--clip", str(seg.index), "-o",
+                                                      str(out), "--force", *extra]))
+            view = rs.read_view(view.side)  # the regenerate's new take
+            take = view.side / view.segment(seg.wav).wav
             _out(f"cutscore-take\t{take}")
-            _marker_lines(side, take, rs.exact_rate(args.rate))
+            _marker_lines(view, take, rate)
     except rs.ResolveError as e:
         raise CutscoreError(str(e).removeprefix("cutscore: ")) from e
     _out("cutscore-done")
     return 0
 
 
-def _marker_lines(side: Path, wav: Path, rate: float) -> None:
+def _marker_lines(view, wav: Path, rate: float) -> None:
     """The beat markers of the item playing `wav`, for the Lua launcher (M.mark_beats)."""
-    from plugin.names import resolve_beat_marks
-
-    for frame, color, name in resolve_beat_marks(side, wav.name, rate):
+    for frame, color, name in view.beat_marks(wav.name, rate):
         _out(f"cutscore-marker\t{wav}\t{frame}\t{color}\t{name}")
 
 
