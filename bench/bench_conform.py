@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.client import LocalEngine  # noqa: E402
 from core.paths import DEMO_MODEL, ROOT  # noqa: E402
-from plugin.conform import EDGE_BLEND_S, conform  # noqa: E402
-from plugin.hitsync import onset_floor, strongest_onset  # noqa: E402
-from plugin.score import ScoreOptions, score_timeline  # noqa: E402
-from plugin.state import load_state, music_of  # noqa: E402
-from plugin.timeline import read_timeline  # noqa: E402
+from plugin.commands.conform import EDGE_BLEND_S, conform  # noqa: E402
+from plugin.commands.score import ScoreOptions, score_timeline  # noqa: E402
+from plugin.commands.state import load_state, music_of  # noqa: E402
+from plugin.finish.hitsync import onset_floor, strongest_onset  # noqa: E402
+from plugin.formats.timeline import read_timeline  # noqa: E402
 
 KINDS = ["none", "trim_tail", "trim_head", "delete", "insert", "swap", "move_end", "slip", "reexport"]
 

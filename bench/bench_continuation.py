@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from bench.bench_demo import timeline_for  # noqa: E402
 from core.client import LocalEngine  # noqa: E402
-from plugin.score import ScoreOptions, score_timeline  # noqa: E402
+from plugin.commands.score import ScoreOptions, score_timeline  # noqa: E402
 
 SPAN_S = 3.0
 

@@ -36,10 +36,10 @@ from core.api import Settings  # noqa: E402
 from engine.eval.metrics import chroma_entropy, detect_onsets, onset_f_measure, spectral_flatness  # noqa: E402
 from engine.inference import _clip_features, window_features  # noqa: E402
 from engine.model.pipeline import Pipeline  # noqa: E402
-from plugin.plan import make_plan  # noqa: E402
-from plugin.render import StitchWindow, stitch  # noqa: E402
-from plugin.score import build_request  # noqa: E402
-from plugin.timeline import read_timeline  # noqa: E402
+from plugin.commands.plan import make_plan  # noqa: E402
+from plugin.commands.score import build_request  # noqa: E402
+from plugin.finish.render import StitchWindow, stitch  # noqa: E402
+from plugin.formats.timeline import read_timeline  # noqa: E402
 
 FPS = 10
 
@@ -80,8 +80,8 @@ def demo_music(folder: Path) -> tuple[np.ndarray, int, list[float]]:
     """The music `make demo` wrote (its sidecar's clip WAVs in timeline order) and the demo's cuts."""
     import soundfile as sf
 
+    from plugin.commands.state import parse
     from plugin.names import STATE_FILE
-    from plugin.state import parse
 
     side = next(folder.glob("*.cutscore"))
     state = parse((side / STATE_FILE).read_text(), side / STATE_FILE)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.client import LocalEngine  # noqa: E402
 from core.paths import DEMO_MODEL, ROOT  # noqa: E402
-from plugin.score import ScoreOptions, score_timeline  # noqa: E402
-from plugin.state import load_state  # noqa: E402
+from plugin.commands.score import ScoreOptions, score_timeline  # noqa: E402
+from plugin.commands.state import load_state  # noqa: E402
 from tests import speech  # noqa: E402
 from tests.test_ducking import _apart, _music, _recall  # noqa: E402
 

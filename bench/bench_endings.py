@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.client import LocalEngine  # noqa: E402
 from core.paths import DEMO_MODEL  # noqa: E402
-from plugin.ending import ENDING_FLOOR_DB, ENDINGS, ending_report  # noqa: E402
-from plugin.score import ScoreOptions, score_timeline  # noqa: E402
-from plugin.state import load_state  # noqa: E402
+from plugin.commands.score import ScoreOptions, score_timeline  # noqa: E402
+from plugin.commands.state import load_state  # noqa: E402
+from plugin.finish.ending import ENDING_FLOOR_DB, ENDINGS, ending_report  # noqa: E402
 from tests.test_ending import DEMO, _ends_on_a_cut  # noqa: E402
 
 

@@ -3,9 +3,9 @@ and without hit sync, on the bundled demo edit (real footage) and on held-out sy
 
     .venv/bin/python bench/bench_hitsync.py [--count 5]
 
-Each timeline is scored twice through `cutscore score` (plugin.score.score_timeline, in-process
+Each timeline is scored twice through `cutscore score` (plugin.commands.score.score_timeline, in-process
 engine, the shipped demo model, seed 0): once as shipped, once with --no-hit-sync. The offset of a
-target is the strongest onset within +-250 ms (plugin.hitsync's detector, also used to warp)
+target is the strongest onset within +-250 ms (plugin.finish.hitsync's detector, also used to warp)
 minus the target; a target with no onset near counts as a miss. "dip dB": the deepest drop of a
 third-octave band (500 Hz - 4 kHz, 2048-point frames) under its own running median over 0.5 s, the
 worst of the timelines: the notches a warp cuts (the music's own level changes read about -13 dB).
@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 
 from bench.bench_demo import timeline_for  # noqa: E402
 from core.client import LocalEngine  # noqa: E402
-from plugin import hitsync  # noqa: E402
-from plugin.score import ScoreOptions, score_timeline  # noqa: E402
+from plugin.commands.score import ScoreOptions, score_timeline  # noqa: E402
+from plugin.finish import hitsync  # noqa: E402
 
 
 def offsets(result) -> list[float | None]:

@@ -35,12 +35,12 @@ from bench_conform import long_edit  # noqa: E402
 
 from core.client import LocalEngine  # noqa: E402
 from core.paths import DEMO_MODEL, ROOT  # noqa: E402
-from plugin.hitsync import onset_floor, strongest_onset  # noqa: E402
-from plugin.like import LIKE_STRENGTH, VARY  # noqa: E402
-from plugin.regenerate import regenerate_clip  # noqa: E402
-from plugin.render import read_wav, resample  # noqa: E402
-from plugin.score import ScoreOptions, score_timeline  # noqa: E402
-from plugin.state import load_state  # noqa: E402
+from plugin.commands.like import LIKE_STRENGTH, VARY  # noqa: E402
+from plugin.commands.regenerate import regenerate_clip  # noqa: E402
+from plugin.commands.score import ScoreOptions, score_timeline  # noqa: E402
+from plugin.commands.state import load_state  # noqa: E402
+from plugin.finish.hitsync import onset_floor, strongest_onset  # noqa: E402
+from plugin.finish.render import read_wav, resample  # noqa: E402
 
 STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 REAL = Path("/usr/share/games/frozen-bubble/snd/frozen-mainzik-2p.xm")

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_demo import timeline_for  # noqa: E402
 from core.client import LocalEngine  # noqa: E402
-from plugin import regenerate as rg  # noqa: E402
-from plugin import score as sc  # noqa: E402
+from plugin.commands import regenerate as rg  # noqa: E402
+from plugin.commands import score as sc  # noqa: E402
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from core.client import LocalEngine
-from plugin.score import ScoreOptions, score_timeline
+from plugin.commands.score import ScoreOptions, score_timeline
 eng = LocalEngine(device="cpu")
 t = time.monotonic()
 r = score_timeline({edit!r}, {out!r}, eng, ScoreOptions(model={model!r}, steps={steps}, seed=1))

@@ -41,3 +41,14 @@ def same_segment(a: str, b: str) -> bool:
 def take_pattern(name: str) -> re.Pattern:
     """Any take of the segment `name` is a take of: clip003-v1.wav, clip003-v2.wav, ..."""
     return re.compile(re.escape(take_stem(name)) + r"-v\d+\.wav")
+
+
+BEAT_NAMES = {"beat": "cutscore beat", "downbeat": "cutscore downbeat"}  # the beat markers (plugin/finish/beats.py)
+
+
+def is_our_marker(name: str | None, metadata: dict | None = None) -> bool:
+    """A beat marker cutscore wrote (by its metadata, or by its name where a format keeps only that):
+    never read as the editor's hit point."""
+    if metadata and isinstance(metadata.get("cutscore"), dict) and "beat" in metadata["cutscore"]:
+        return True
+    return (name or "") in BEAT_NAMES.values()

@@ -4,7 +4,7 @@ track of the SAME timeline (Resolve 18.5+, Workspace > Scripts > Edit > cutscore
 Two kinds of launcher, both written by `cutscore resolve install`: Lua ones (plugin/resolve_launcher.lua;
 Resolve 21.1's free edition lists only Lua scripts in that menu) and Python ones (this module; Resolve
 Studio, and the free edition before 21.1). The Lua launcher makes the Resolve calls and hands the rest
-to `cutscore resolve run` (ui/cli/commands.py), which scores through plugin/score.py and uses the helpers
+to `cutscore resolve run` (ui/cli/commands.py), which scores through plugin/commands/score.py and uses the helpers
 here (`SidecarView`, `placements`, `segment_for_wav`).
 
 This module runs inside Resolve's own Python (3.7+), so it uses the standard library only and
@@ -47,12 +47,12 @@ from plugin.names import (  # standard library only, as this module
 )
 
 RESOLVE_MARKER = {"custom_data": "cutscore-beat", "beat": ("Lemon", "cutscore beat"),
-                  "downbeat": ("Yellow", "cutscore downbeat")}  # plugin/beats.py's names, Resolve's colours
+                  "downbeat": ("Yellow", "cutscore downbeat")}  # plugin/finish/beats.py's names, Resolve's colours
 
 
 class Segment:
     """One music segment as DaVinci Resolve's launchers place it (the sidecar's SegmentRecord,
-    plugin/state.py, read with the standard library): frames at `rate` from the timeline's start."""
+    plugin/commands/state.py, read with the standard library): frames at `rate` from the timeline's start."""
 
     __slots__ = ("kind", "index", "name", "start", "duration", "rate", "wav")
 
@@ -68,7 +68,7 @@ class Segment:
 class SidecarView:
     """What DaVinci Resolve's launchers need of a sidecar (the scored timeline, the segments, the
     beats, the ducking), read once with the standard library: Resolve's own Python has no pydantic
-    (plugin/state.py is the typed sidecar). `of` takes the sidecar's JSON as a dict (a typed state
+    (plugin/commands/state.py is the typed sidecar). `of` takes the sidecar's JSON as a dict (a typed state
     dumped, with no second read)."""
 
     def __init__(self, side, data: dict):

@@ -1,4 +1,4 @@
-"""A format that exists only in a test (tests/test_writeback.py adds its record to plugin/formats.py):
+"""A format that exists only in a test (tests/test_writeback.py adds its record to plugin/formats/__init__.py):
 OpenTimelineIO JSON under another suffix, with specifics of its own, to show that a format is one
 record plus one module. `prepare` stamps the timeline; `finish` writes the music's gain keys into
 the written file, as a format with gain keyframes would."""

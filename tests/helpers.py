@@ -183,7 +183,7 @@ def kdenlive_temp_track(tmp_path: Path) -> Path:
     editor adds in Kdenlive: on the second clip the Volume effect keyframed from -12 dB to 0 over its
     first 2 s; the third clip starting 1 s into its file with a 1 s fade in (MLT's gain 0 -> end 1 over
     the filter's in..out, source frames); the track's mixer fader at -3 dB."""
-    from plugin.kdenlive.writer import MusicClip, patch_project
+    from plugin.formats.kdenlive.writer import MusicClip, patch_project
     from plugin.names import BIN_NAME, TRACK_NAME
 
     wav = tone(tmp_path / "tone.wav")

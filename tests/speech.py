@@ -117,7 +117,7 @@ def dialogue_project(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
     holding the first two lines as Kdenlive bin clips, and the known speech regions. The track is
     written by cutscore's Kdenlive writer (whose tracks the real Kdenlive 22.12 and 26.08 keep, see
     tests/test_kdenlive*.py) and renamed, so it is an editor's track like any other."""
-    from plugin.kdenlive.writer import MusicClip, patch_project
+    from plugin.formats.kdenlive.writer import MusicClip, patch_project
     from plugin.names import BIN_NAME, TRACK_NAME
     from tests.conftest import FIXTURES
 

@@ -16,10 +16,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from core.paths import DEMO_MODEL
-from plugin.kdenlive import document
-from plugin.kdenlive.writer import TRACK_NAME
-from plugin.state import load_state
-from plugin.timeline import read_timeline
+from plugin.commands.state import load_state
+from plugin.formats.kdenlive import document
+from plugin.formats.kdenlive.writer import TRACK_NAME
+from plugin.formats.timeline import read_timeline
 from tests import kdenlive_app, tools
 from tests.conftest import FIXTURES, ROOT
 from tests.helpers import kdenlive26_prefix as _kdenlive26
@@ -38,7 +38,7 @@ SOURCES = {"kdenlive-22.12": "kdenlive_example_v221170.kdenlive", "kdenlive-26.0
 def scores(tmp_path_factory, local_engine):
     """{format: (scored file, its sidecar's beats)}: the demo edit as FCP7 XML, the 22.12 and the 26.08
     example projects as Kdenlive projects, all by the demo model (seed 2)."""
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     out = {}
     folder = tmp_path_factory.mktemp("beats")
@@ -171,7 +171,7 @@ def _clip_markers(text: str) -> dict[str, str]:
 
 def _categories(text: str) -> list[dict]:
     """The project's marker categories (Kdenlive's nine defaults where it has none written)."""
-    from plugin.kdenlive.markers import DEFAULT_CATEGORIES
+    from plugin.formats.kdenlive.markers import DEFAULT_CATEGORIES
 
     root = ET.fromstring(text)
     main_bin = next(e for e in root if e.get("id") == "main_bin")
@@ -191,7 +191,7 @@ def _project_text(categories: list[dict] | None, types: list[int]) -> str:
 
 
 def test_cutscore_takes_two_unused_default_categories_else_adds_its_own():
-    from plugin.kdenlive.markers import DEFAULT_CATEGORIES, ensure_categories
+    from plugin.formats.kdenlive.markers import DEFAULT_CATEGORIES, ensure_categories
 
     defaults = [dict(c) for c in DEFAULT_CATEGORIES]
     text, kinds = ensure_categories(_project_text(None, []))

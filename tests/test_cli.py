@@ -15,8 +15,8 @@ SUBCOMMANDS = ["demo", "plan", "score", "regenerate", "features", "serve", "pane
 
 
 def test_layering_keeps_torch_out_of_plugin_ui_and_client():
-    code = ("import sys, plugin, ui, ui.cli, core.client, core.api, core.errors, plugin.timeline, plugin.plan, "
-            "plugin.kdenlive.adapter, plugin.score, plugin.render, plugin.writeback, ui.panel.state, ui.panel.window; bad = [m for m in ('torch', 'torchaudio', 'stable_audio_tools') if m in sys.modules]; "
+    code = ("import sys, plugin, ui, ui.cli, core.client, core.api, core.errors, plugin.formats.timeline, plugin.commands.plan, "
+            "plugin.formats.kdenlive.adapter, plugin.commands.score, plugin.finish.render, plugin.formats.writeback, ui.panel.state, ui.panel.window; bad = [m for m in ('torch', 'torchaudio', 'stable_audio_tools') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -106,8 +106,8 @@ def test_the_layer_contracts_hold_and_breaking_one_fails(tmp_path):
     for name in ("engine", "plugin", "ui"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    with open(tmp_path / "plugin" / "plan.py", "a") as f:
+    with open(tmp_path / "plugin" / "commands" / "plan.py", "a") as f:
         f.write("\nimport torch  # noqa\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     r = subprocess.run([str(lint)], cwd=tmp_path, capture_output=True, text=True, env=env)
-    assert r.returncode != 0 and "plugin.plan -> torch" in r.stdout and "BROKEN" in r.stdout, r.stdout[-1500:]
+    assert r.returncode != 0 and "plugin.commands.plan -> torch" in r.stdout and "BROKEN" in r.stdout, r.stdout[-1500:]

@@ -15,12 +15,12 @@ from opentimelineio.opentime import RationalTime as RT
 from opentimelineio.opentime import TimeRange as TR
 
 from core.errors import CutscoreError
-from plugin.changes import changes_of, new_uses, old_uses
-from plugin.conform import conform
-from plugin.regenerate import regenerate_clip
-from plugin.score import ScoreOptions, score_timeline
-from plugin.state import load_state, music_of
-from plugin.timeline import read_timeline
+from plugin.commands.changes import changes_of, new_uses, old_uses
+from plugin.commands.conform import conform
+from plugin.commands.regenerate import regenerate_clip
+from plugin.commands.score import ScoreOptions, score_timeline
+from plugin.commands.state import load_state, music_of
+from plugin.formats.timeline import read_timeline
 from tests.conftest import ROOT
 from tests.helpers import RecordingClient
 
@@ -162,7 +162,7 @@ def test_conform_refuses_in_one_line(scored, tmp_path, local_engine):
 
 def test_the_speech_heard_moves_with_its_sound_and_only_new_sound_is_listened_to():
     from core.api import AudioSpan
-    from plugin.changes import heard_before
+    from plugin.commands.changes import heard_before
 
     # the old edit: a line at 10-11 s of the timeline, in vo.wav's seconds 2-3 (the clip at 8 s from 0)
     old = [AudioSpan(media="/old/place/vo.wav", start_s=8.0, duration_s=5.0),
@@ -224,7 +224,7 @@ def test_a_kdenlive_project_whose_picture_moved_after_scoring(tmp_path, local_en
 
 
 def test_the_drawn_rhythm_moves_with_its_picture():
-    from plugin.conform import moved_rhythm
+    from plugin.commands.conform import moved_rhythm
 
     old = [None, None, 2.0, 2.0, None, -1.0, None]
     # old seconds 0-3 stay, old 4-7 now play from 3 on (a second cut out)

@@ -18,9 +18,9 @@ import opentimelineio as otio
 import pytest
 
 from core.paths import DEMO_MODEL
-from plugin.dialogue import dialogue_spans
-from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
-from plugin.render import read_wav
+from plugin.finish.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
+from plugin.finish.render import read_wav
+from plugin.formats.dialogue import dialogue_spans
 from tests import kdenlive_app, speech, tools
 
 pytestmark = [tools.needs("espeak-ng"),
@@ -76,7 +76,7 @@ def _apart(ducked, plain, sr, regions, duration) -> dict:
 def scored(tmp_path_factory, local_engine):
     """The dialogue timeline scored by the demo model (seed 3) as .otio (the ducking in the WAVs) and
     as FCP7 .xml (the ducking as keyframes, the WAVs at full level: the same music unducked)."""
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     folder = tmp_path_factory.mktemp("dialogue")
     src, known = speech.dialogue_timeline(folder)
@@ -107,14 +107,14 @@ def test_speech_is_found_on_the_dialogue_track_and_not_on_the_muted_one(scored):
     assert _recall(found, known) >= 0.95, (found, known)
     assert not any(a < speech.MUTED[0] + 1.0 and b > speech.MUTED[0] for a, b in found), found  # the muted line
     assert sum(b - a for a, b in found) < 1.3 * sum(b - a for a, b in known)  # and not the music or silence
-    from plugin.timeline import read_timeline
+    from plugin.formats.timeline import read_timeline
 
     spans = dialogue_spans(read_timeline(src))
     assert [round(s.start_s, 1) for s in spans] == [t for t, _ in speech.LINES]
 
 
 def test_the_music_is_12_db_lower_under_the_speech(scored):
-    from plugin.state import load_state
+    from plugin.commands.state import load_state
 
     src, known, out = scored
     side_o, st_o = load_state(out[".otio"].out)
@@ -174,8 +174,8 @@ def test_a_conform_listens_only_to_the_sound_it_never_heard(scored, local_engine
     with its dialogue, a new line spoken over the insert). The conform sends the engine only the new
     line to listen to; the old lines' speech moves with them; the new line is heard, and the music
     under it gets the score's ducking (FCP7 XML: Audio Levels keyframes 12 dB down)."""
-    from plugin.conform import conform
-    from plugin.state import load_state
+    from plugin.commands.conform import conform
+    from plugin.commands.state import load_state
     from tests.helpers import RecordingClient
 
     src, known, out = scored
@@ -207,8 +207,8 @@ def test_a_conform_listens_only_to_the_sound_it_never_heard(scored, local_engine
 def test_regenerate_keeps_the_ducking(scored, local_engine, tmp_path):
     """A new take under a spoken line: the .xml keeps its keyframes; the .otio's new take is ducked
     as the score was (against the same take regenerated with the ducking left out)."""
-    from plugin.regenerate import regenerate_clip
-    from plugin.state import load_state
+    from plugin.commands.regenerate import regenerate_clip
+    from plugin.commands.state import load_state
 
     src, known, out = scored
     before = _fcp_keys(out[".xml"].out)
@@ -242,7 +242,7 @@ def _kdenlive_levels(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def kdenlive_scored(tmp_path_factory, local_engine):
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     folder = tmp_path_factory.mktemp("kdenlive_dialogue")
     src, known = speech.dialogue_project(folder)
@@ -255,7 +255,7 @@ def test_kdenlive_gets_volume_keyframes_on_the_music_clips(kdenlive_scored):
     assert _recall(r.ducking.regions, known) >= 0.95
     text = r.out.read_text()
     levels = _kdenlive_levels(text)
-    from plugin.state import load_state
+    from plugin.commands.state import load_state
 
     _, state = load_state(r.out)
     ducked = [s for s in state.segments if r.ducking.clip_keys(s.range.start_time.to_seconds(),
@@ -271,7 +271,7 @@ def test_kdenlive_gets_volume_keyframes_on_the_music_clips(kdenlive_scored):
 
 
 def test_a_kdenlive_regenerate_keeps_the_volume_keyframes(kdenlive_scored, local_engine, tmp_path):
-    from plugin.regenerate import regenerate_clip
+    from plugin.commands.regenerate import regenerate_clip
 
     src, known, r = kdenlive_scored
     out = regenerate_clip(r.out, "1", local_engine, tmp_path / "regen.kdenlive", seed=21).out

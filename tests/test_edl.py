@@ -1,4 +1,4 @@
-"""CMX 3600 EDLs as editors' software writes them (plugin/edl.py: a pre-pass, then
+"""CMX 3600 EDLs as editors' software writes them (plugin/formats/edl.py: a pre-pass, then
 otio-cmx3600-adapter). The truth of each list is the format's own meaning, computed here without
 cutscore's reading code: an EDL is assembled in list order, each event recorded over the master at
 its record times (a later event replaces what it covers), so the picture changes wherever the event
@@ -12,8 +12,8 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from plugin.edl import normalized
-from plugin.timeline import read_timeline
+from plugin.formats.edl import normalized
+from plugin.formats.timeline import read_timeline
 from tests.conftest import FIXTURES
 
 REAL = FIXTURES / "timelines" / "real"

@@ -9,7 +9,7 @@ import opentimelineio as otio
 import pytest
 
 from core.paths import DEMO_MODEL
-from plugin.ending import ENDING_FLOOR_DB, Ending, ending_report
+from plugin.finish.ending import ENDING_FLOOR_DB, Ending, ending_report
 from tests.conftest import ROOT
 
 DEMO = ROOT / "resources" / "demo" / "demo.otio"
@@ -38,9 +38,9 @@ def _check(report: dict, ending: str) -> None:
 
 
 def test_the_music_rings_out_on_the_last_frame_and_starts_clean(tmp_path, local_engine):
-    from plugin.regenerate import regenerate_clip
-    from plugin.score import ScoreOptions, score_timeline
-    from plugin.state import load_state, music_of
+    from plugin.commands.regenerate import regenerate_clip
+    from plugin.commands.score import ScoreOptions, score_timeline
+    from plugin.commands.state import load_state, music_of
 
     src = _ends_on_a_cut(tmp_path)
     out = tmp_path / "scored.otio"
@@ -61,7 +61,7 @@ def test_the_music_rings_out_on_the_last_frame_and_starts_clean(tmp_path, local_
 
 @pytest.mark.parametrize("ending", ["ring", "fade", "cut"])
 def test_each_ending_on_the_demo_measures_as_promised(tmp_path, local_engine, ending):
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     r = score_timeline(DEMO, tmp_path / "s.otio", local_engine,
                        ScoreOptions(model=str(DEMO_MODEL), seed=0, ending=ending))
@@ -83,8 +83,8 @@ def test_the_envelope_is_the_same_for_any_piece_of_the_timeline():
 def test_a_tail_lets_the_ring_run_past_the_last_frame(tmp_path, local_engine):
     """--tail 3: the music is generated 3 s past the picture's end and rings out there (below the floor
     by the tail's last frame, still sounding at the picture's); it is one more music clip, "tail"."""
-    from plugin.score import ScoreOptions, score_timeline
-    from plugin.state import load_state
+    from plugin.commands.score import ScoreOptions, score_timeline
+    from plugin.commands.state import load_state
 
     r = score_timeline(DEMO, tmp_path / "t.otio", local_engine, ScoreOptions(model=str(DEMO_MODEL), seed=0, tail_s=3.0))
     tl = otio.adapters.read_from_file(str(DEMO))
@@ -114,7 +114,7 @@ def test_a_tail_is_refused_for_an_ending_on_the_last_frame(tmp_path, capsys):
 def test_the_ending_is_applied_a_chunk_at_a_time_bit_for_bit():
     """Ending.apply shapes a long piece a chunk of samples at a time (memory flat in its length):
     the same samples as the whole envelope at once."""
-    from plugin.ending import Ending
+    from plugin.finish.ending import Ending
 
     e = Ending.plan("ring", 30.0, 1 / 25, [22.0, 27.0])
     x = np.random.default_rng(0).standard_normal((2, 30 * 8000)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Final Cut Pro X XML (plugin/fcpx.py, after otio-fcpx-xml-adapter): the markers where they play.
+"""Final Cut Pro X XML (plugin/formats/fcpx.py, after otio-fcpx-xml-adapter): the markers where they play.
 The truth is written here from the XML of otio-fcpx-xml-adapter's own sample project by FCPXML's
 rule (an element's offset is in its parent's time, its markers in its own time from its `start`; a
 marker outside its element's start..start+duration is not shown), each step in a comment."""
@@ -9,7 +9,7 @@ from fractions import Fraction as F
 
 import pytest
 
-from plugin.timeline import read_timeline
+from plugin.formats.timeline import read_timeline
 from tests.conftest import FIXTURES
 
 

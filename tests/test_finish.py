@@ -1,4 +1,4 @@
-"""The finishing chain (plugin/finish.py) is written once: score runs it over the whole score and
+"""The finishing chain (plugin/finish/__init__.py) is written once: score runs it over the whole score and
 regenerate replays it over the span it samples, so a stage added to the chain reaches both."""
 
 import shutil
@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 
 from plugin import finish
-from plugin.regenerate import regenerate_clip
-from plugin.render import read_wav
-from plugin.score import ScoreOptions, score_timeline
-from plugin.state import load_state
+from plugin.commands.regenerate import regenerate_clip
+from plugin.commands.score import ScoreOptions, score_timeline
+from plugin.commands.state import load_state
+from plugin.finish.render import read_wav
 from tests.conftest import ROOT
 
 
@@ -60,7 +60,7 @@ def test_a_fade_between_two_takes_out_of_phase_holds_its_level():
     related music can be partly out of phase, and a plain fade then cancels (measured: a 6 dB hole in
     a conform seam). The fade holds the level the two signals' own levels give; identical signals
     fade as they are."""
-    from plugin.render import blend_edges, crossfade
+    from plugin.finish.render import blend_edges, crossfade
 
     sr, n = 48000, 12000
     rng = np.random.default_rng(3)
@@ -89,7 +89,7 @@ def test_the_onset_strength_a_chunk_at_a_time_is_librosas():
     piece to float32 rounding (the FFT batches differ), the tempo librosa's, the beats the same."""
     import librosa
 
-    from plugin.onsets import onset_strength, tempo
+    from plugin.finish.onsets import onset_strength, tempo
 
     sr, rng = 48000, np.random.default_rng(5)
     t = np.arange(40 * sr) / sr

@@ -304,7 +304,7 @@ def test_features_start_nan_is_one_line(tmp_path):
 
 
 def test_regenerate_with_the_clips_wav_deleted_says_which_and_leaves_nothing(tmp_path, local_engine):
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     out = tmp_path / "s.otio"
     score_timeline(ROOT / "resources/demo/demo.otio", out, local_engine, ScoreOptions(model="debug", steps=1))
@@ -319,8 +319,8 @@ def test_regenerate_with_the_clips_wav_deleted_says_which_and_leaves_nothing(tmp
 
 
 def test_an_engine_failure_mid_regenerate_leaves_no_window_files(tmp_path, local_engine, monkeypatch):
-    from plugin import regenerate
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands import regenerate
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     out = tmp_path / "s.otio"
     score_timeline(ROOT / "resources/demo/demo.otio", out, local_engine, ScoreOptions(model="debug", steps=1))

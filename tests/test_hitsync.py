@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 
-from plugin import hitsync
+from plugin.finish import hitsync
 
 SR = 48000
 
@@ -102,7 +102,7 @@ def test_a_late_hit_is_moved_by_repeating_sound_from_before_its_span():
 def test_score_records_the_offsets_and_no_hit_sync_turns_it_off(tmp_path):
     import json
 
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
     from tests.conftest import ROOT
     from tests.helpers import SineEngine
 
@@ -119,7 +119,7 @@ def test_score_records_the_offsets_and_no_hit_sync_turns_it_off(tmp_path):
 def test_a_regenerated_take_starts_and_ends_exactly_on_the_old_audio():
     """Its neighbours keep their bytes, so the new take must meet them sample-exactly at both edges
     (the end blend once ran the wrong way and ended on the new audio)."""
-    from plugin.render import blend_edges
+    from plugin.finish.render import blend_edges
 
     rng = np.random.default_rng(1)
     old, new = rng.standard_normal((2, 2, 5000)).astype(np.float32)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plugin.score import ScoreOptions, score_timeline
+from plugin.commands.score import ScoreOptions, score_timeline
 from tests.conftest import ROOT
 
 
@@ -80,7 +80,7 @@ def test_regenerate_samples_only_the_clip_and_its_margins(tmp_path, local_engine
     """Regenerate by the clip: the engine samples the clip plus REGEN_MARGIN_S either side (not the
     30 s window), so its latents are that short; the other takes keep their bytes."""
     from core.model_config import load_config
-    from plugin.regenerate import REGEN_MARGIN_S, regenerate_clip
+    from plugin.commands.regenerate import REGEN_MARGIN_S, regenerate_clip
 
     cfg = load_config("debug")
     fps = cfg.sample_rate / cfg.downsampling

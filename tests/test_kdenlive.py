@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from opentimelineio.opentime import RationalTime
 
-from plugin.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
-from plugin.regenerate import regenerate_clip
-from plugin.render import read_wav
-from plugin.score import ScoreOptions, score_timeline
-from plugin.timeline import read_timeline
+from plugin.commands.regenerate import regenerate_clip
+from plugin.commands.score import ScoreOptions, score_timeline
+from plugin.finish.render import read_wav
+from plugin.formats.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
+from plugin.formats.timeline import read_timeline
 from tests import kdenlive_app, tools
 from tests.conftest import FIXTURES, ROOT
 
@@ -154,7 +154,7 @@ def test_real_kdenlive_keeps_every_music_clip(tmp_path, local_engine, case):
         regenerate_clip(scored, "1", local_engine, tmp_path / "regen.kdenlive", seed=3)
         scored = tmp_path / "regen.kdenlive"
     if case == "conformed":  # the scored project's first clip trimmed 12 frames in the picture, then conformed
-        from plugin.conform import conform
+        from plugin.commands.conform import conform
 
         first = '<entry producer="producer1" in="00:00:01.201" out="00:00:04.171">'
         text = scored.read_text(encoding="utf-8")

@@ -14,11 +14,11 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from plugin.kdenlive import document
-from plugin.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
-from plugin.regenerate import regenerate_clip
-from plugin.score import ScoreOptions, score_timeline
-from plugin.timeline import read_timeline
+from plugin.commands.regenerate import regenerate_clip
+from plugin.commands.score import ScoreOptions, score_timeline
+from plugin.formats.kdenlive import document
+from plugin.formats.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
+from plugin.formats.timeline import read_timeline
 from tests import kdenlive_app
 from tests.conftest import FIXTURES, ROOT
 from tests.helpers import kdenlive26_prefix as _kdenlive26
@@ -253,7 +253,7 @@ def test_real_kdenlive_26_keeps_the_music_and_the_groups(tmp_path, local_engine,
 
 
 def _conformed(scored: Path, tmp_path: Path, engine) -> Path:
-    from plugin.conform import conform
+    from plugin.commands.conform import conform
 
     last = '<entry in="00:00:00.000" out="00:00:08.080" producer="producer13">'  # V2's last clip: nothing after it moves
     text = scored.read_text(encoding="utf-8")

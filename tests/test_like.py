@@ -1,6 +1,6 @@
 """Music like a reference (issue 45): SDEdit from the reference's latents (engine/model/sampling.py
 from_reference, engine/inference.py reference), the reference read from a file or from the
-timeline's own temp track as it plays (plugin/like.py), recorded in the sidecar and followed by a
+timeline's own temp track as it plays (plugin/commands/like.py), recorded in the sidecar and followed by a
 regenerate; `--vary`; the one-line refusals."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from core.errors import CutscoreError
-from plugin.like import VARY, clip_level, prepare
-from plugin.regenerate import regenerate_clip
-from plugin.render import read_wav
-from plugin.score import ScoreOptions, score_timeline
-from plugin.state import load_state
-from plugin.timeline import read_timeline
+from plugin.commands.like import VARY, clip_level, prepare
+from plugin.commands.regenerate import regenerate_clip
+from plugin.commands.score import ScoreOptions, score_timeline
+from plugin.commands.state import load_state
+from plugin.finish.render import read_wav
+from plugin.formats.timeline import read_timeline
 from tests import tools
 from tests.conftest import ROOT
 from tests.helpers import RecordingClient, kdenlive_temp_track, temp_track_timeline, tone

@@ -13,8 +13,8 @@ from tests import tools
 pytest.importorskip("pytestqt")
 from PyQt6.QtCore import QTimer  # noqa: E402
 
-from plugin.plan import make_plan  # noqa: E402
-from plugin.timeline import read_timeline  # noqa: E402
+from plugin.commands.plan import make_plan  # noqa: E402
+from plugin.formats.timeline import read_timeline  # noqa: E402
 from tests.conftest import FIXTURES, ROOT, SHARED  # noqa: E402
 from tests.helpers import RecordingClient  # noqa: E402
 from ui.panel.window import PanelWindow  # noqa: E402
@@ -208,7 +208,7 @@ def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
     v1's WAV; reopening the scored timeline shows the takes and the hit point again."""
     from PyQt6.QtCore import QPoint, Qt
 
-    from plugin.timeline import load_otio, wav_path
+    from plugin.formats.timeline import load_otio, wav_path
 
     rec = RecordingClient(engine)
     panel = PanelWindow(client_factory=lambda: rec)
@@ -417,7 +417,7 @@ def test_a_changed_picture_shows_its_change_list_and_conforms(panel, qtbot, tmp_
     import opentimelineio as otio
     from opentimelineio.opentime import RationalTime, TimeRange
 
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     src = _demo(tmp_path)
     scored = tmp_path / "demo-scored.otio"

@@ -12,7 +12,7 @@ import pytest
 from opentimelineio.opentime import RationalTime
 
 from plugin import resolve as rs
-from plugin.score import ScoreOptions, score_timeline
+from plugin.commands.score import ScoreOptions, score_timeline
 from tests import fake_resolve as fr
 from tests.conftest import ROOT
 from tests.helpers import SineEngine

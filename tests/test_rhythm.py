@@ -1,5 +1,5 @@
-"""Issue 35: the editor's rhythm (plugin/rhythm.py, `--rhythm FILE`) and the beats handed back as
-markers (plugin/beats.py). The demo-model measure (a span raised vs lowered) is `slow`."""
+"""Issue 35: the editor's rhythm (plugin/commands/rhythm.py, `--rhythm FILE`) and the beats handed back as
+markers (plugin/finish/beats.py). The demo-model measure (a span raised vs lowered) is `slow`."""
 
 import json
 import subprocess
@@ -11,10 +11,11 @@ import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
-from plugin.beats import Beats, is_ours, track_beats
-from plugin.rhythm import curve_doc, read_rhythm_file, rhythm_grid
-from plugin.timeline import music_track
-from plugin.writeback import Segment, build_track, scored_otio
+from plugin.commands.rhythm import curve_doc, read_rhythm_file, rhythm_grid
+from plugin.finish.beats import Beats, track_beats
+from plugin.formats.timeline import music_track
+from plugin.formats.writeback import Segment, build_track, scored_otio
+from plugin.names import is_our_marker as is_ours
 from tests.conftest import ROOT
 
 DEMO = ROOT / "resources" / "demo" / "demo.otio"
@@ -130,7 +131,7 @@ def score_span(client, out_dir, seed: int, span: tuple[int, int], value: float |
     """The demo timeline scored by the demo model with the editor's curve at `value` over the span's
     seconds (None: the prediction everywhere); (mono music with the loudness gain taken out, rate,
     result). Ducking, hit sync and markers off: the music as the model made it."""
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     r = [None] * 21
     for k in range(*span):

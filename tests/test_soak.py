@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from plugin.state import load_state
+from plugin.commands.state import load_state
 from tests.conftest import ROOT
 
 

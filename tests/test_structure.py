@@ -56,7 +56,7 @@ def test_no_source_file_over_500_lines_and_no_function_over_50():
 
 @pytest.fixture
 def scored(tmp_path, local_engine):
-    from plugin.score import ScoreOptions, score_timeline
+    from plugin.commands.score import ScoreOptions, score_timeline
 
     out = tmp_path / "s.otio"
     result = score_timeline(ROOT / "resources/demo/demo.otio", out, local_engine,
@@ -65,8 +65,8 @@ def scored(tmp_path, local_engine):
 
 
 def test_generation_owns_the_seed_rule_and_regenerate_never_repeats_the_score(scored, local_engine):
-    from plugin.regenerate import regenerate_clip
-    from plugin.state import load_state
+    from plugin.commands.regenerate import regenerate_clip
+    from plugin.commands.state import load_state
 
     out, result = scored
     assert [w.seed for w in result.windows] == [5 + i for i in range(len(result.windows))]
@@ -78,8 +78,8 @@ def test_generation_owns_the_seed_rule_and_regenerate_never_repeats_the_score(sc
 
 def test_a_version_1_sidecar_loads_through_the_upgrade_and_others_are_one_line(scored, local_engine):
     from core.errors import CutscoreError
-    from plugin.regenerate import regenerate_clip
-    from plugin.state import STATE_VERSION, load_state
+    from plugin.commands.regenerate import regenerate_clip
+    from plugin.commands.state import STATE_VERSION, load_state
 
     out, _ = scored
     path = out.with_name("s.cutscore") / "cutscore.json"

@@ -13,11 +13,11 @@ import pytest
 from opentimelineio.opentime import RationalTime
 
 from core.errors import CutscoreError
-from plugin.plan import make_plan
-from plugin.regenerate import regenerate_clip
-from plugin.render import StitchWindow, read_wav, stitch, to_samples
-from plugin.score import ScoreOptions, score_timeline
-from plugin.timeline import load_otio, read_timeline
+from plugin.commands.plan import make_plan
+from plugin.commands.regenerate import regenerate_clip
+from plugin.commands.score import ScoreOptions, score_timeline
+from plugin.finish.render import StitchWindow, read_wav, stitch, to_samples
+from plugin.formats.timeline import load_otio, read_timeline
 from tests import tools
 from tests.conftest import FIXTURES, ROOT, SHARED, media
 from tests.helpers import SineEngine
@@ -232,7 +232,7 @@ def test_regenerate_works_after_a_round_trip_that_drops_metadata(tmp_path):
             c.metadata.clear()
     stripped = tmp_path / "from_resolve.otio"
     otio.adapters.write_to_file(tl, str(stripped))
-    from plugin.state import find_sidecar
+    from plugin.commands.state import find_sidecar
 
     assert find_sidecar(tl, stripped) == tmp_path / "scored.cutscore"
 
@@ -276,7 +276,7 @@ def test_cli_score_and_regenerate(tmp_path, capsys):
     assert main(["score", str(src), "-o", str(out), "--engine", "local", "--steps", "2", "--relink",
                  str(ROOT / "resources" / "demo")]) == 0
     cap = capsys.readouterr()
-    from plugin.score import default_model
+    from plugin.commands.score import default_model
 
     model, notice = default_model()  # the shipped demo model, else debug with a notice
     assert f"wrote {out}" in cap.out and "sampling" in cap.err and f"model {model}" in cap.out

@@ -12,10 +12,10 @@ import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
-from plugin.regenerate import regenerate_clip
-from plugin.score import ScoreOptions, build_request, score_timeline
-from plugin.timeline import read_timeline
-from plugin.writeback import TRACK_NAME, music_track
+from plugin.commands.regenerate import regenerate_clip
+from plugin.commands.score import ScoreOptions, build_request, score_timeline
+from plugin.formats.timeline import read_timeline
+from plugin.formats.writeback import TRACK_NAME, music_track
 from tests.conftest import FIXTURES, ROOT
 from tests.helpers import SineEngine
 
@@ -32,7 +32,7 @@ def _demo(tmp_path) -> Path:
 
 
 def _takes(path) -> list[str]:
-    from plugin.timeline import load_otio
+    from plugin.formats.timeline import load_otio
 
     tl = load_otio(path)
     return [Path(c.media_reference.target_url.removeprefix("file://")).name
@@ -73,7 +73,7 @@ def test_source_timecode_is_subtracted_before_reading_the_media(tmp_path):
     back = read_timeline(xml)
     assert back.clips[0].source_range.start_time.to_seconds() == pytest.approx(14.12)
     assert [c.file_range.start_time.to_seconds() for c in back.clips] == [0.0, 4.0]
-    from plugin.plan import make_plan
+    from plugin.commands.plan import make_plan
 
     req = build_request(make_plan(back, 10.0), "debug", __import__("core.api").api.Settings(), tmp_path)
     assert [c.source_start_s for c in req.clips] == [0.0, 4.0]
@@ -97,7 +97,7 @@ def test_plan_shows_the_windows_score_will_use(capsys):
     import json
 
     from core.model_config import model_window_s
-    from plugin.score import default_model
+    from plugin.commands.score import default_model
     from ui.cli import main
 
     assert main(["plan", str(DEMO / "demo.otio"), "--json"]) == 0
@@ -266,7 +266,7 @@ ADAPTER_FILES = TL / "adapters"  # sample data of otio-aaf-adapter and otio-fcpx
 
 @pytest.mark.parametrize("name", ["simple.aaf", "multitrack.aaf", "fcpx_project.fcpxml", "fcpx_example.fcpxml"])
 def test_final_cut_pro_x_and_avid_aaf_are_read(name):
-    from plugin.timeline import load_otio
+    from plugin.formats.timeline import load_otio
     from tests.helpers import otio_cuts as _otio_cuts
 
     tl = read_timeline(ADAPTER_FILES / name)
@@ -387,7 +387,7 @@ def test_a_new_output_format_is_one_record_and_one_module(tmp_path, local_engine
     import json
 
     from plugin import formats
-    from plugin.state import export_scored, load_state
+    from plugin.commands.state import export_scored, load_state
 
     fake = formats.Format("Fake JSON", (".fakejson",), "otio_json", writable=True, gain_keyframes=True,
                           specifics="tests.fake_format")

@@ -4,7 +4,7 @@ The dialogue spans of a score request (core/api.py AudioSpan: audio clips where 
 them) are mixed, as the timeline plays them, into one mono 16 kHz signal of the timeline's length;
 Silero VAD (the `silero-vad` package, MIT; its network ships inside the package as
 silero_vad/data/silero_vad.jit, nothing is downloaded) marks the speech in it. The regions come
-back in timeline seconds; plugin/ducking.py turns them into the music's gain envelope.
+back in timeline seconds; plugin/finish/ducking.py turns them into the music's gain envelope.
 """
 
 from __future__ import annotations

@@ -38,16 +38,16 @@ def cmd_doctor(args) -> int:
 
 
 def _limits(args):
-    from plugin.timeline import Limits
+    from plugin.formats.timeline import Limits
 
     return Limits(max_hours=args.max_hours, max_clips=args.max_clips, max_file_mb=args.max_file_mb)
 
 
 def cmd_plan(args) -> int:
     from core.model_config import model_window_s
-    from plugin.plan import make_plan
-    from plugin.score import default_model
-    from plugin.timeline import read_timeline
+    from plugin.commands.plan import make_plan
+    from plugin.commands.score import default_model
+    from plugin.formats.timeline import read_timeline
 
     tl = read_timeline(args.timeline, rate=args.rate, relink=args.relink, limits=_limits(args), sequence=args.sequence)
     window = args.window if args.window is not None else model_window_s(args.model or default_model()[0])
@@ -72,8 +72,8 @@ def cmd_plan(args) -> int:
 
 def _scored(path, tl):
     """A scored timeline's sidecar record; None for a timeline not scored."""
-    from plugin.state import load_state
-    from plugin.timeline import music_track
+    from plugin.commands.state import load_state
+    from plugin.formats.timeline import music_track
 
     if music_track(tl.otio) is None:
         return None
@@ -84,10 +84,10 @@ def _scored(path, tl):
 
 
 def _scored_rhythm(state) -> dict | None:
-    """A scored timeline's rhythm (plugin/rhythm.py curve_doc: the prediction and the editor's curve),
+    """A scored timeline's rhythm (plugin/commands/rhythm.py curve_doc: the prediction and the editor's curve),
     the form `--rhythm FILE` reads; None for a timeline not scored."""
-    from plugin.rhythm import curve_doc
-    from plugin.state import predicted_rhythm
+    from plugin.commands.rhythm import curve_doc
+    from plugin.commands.state import predicted_rhythm
 
     return None if state is None else curve_doc(predicted_rhythm(state), state.request.rhythm)
 
@@ -98,9 +98,9 @@ def cmd_demo(args) -> int:
     from core.client import connect
     from core.model_config import model_window_s
     from core.signal import cut_alignment
-    from plugin.plan import make_plan
-    from plugin.score import ScoreOptions, score_timeline
-    from plugin.timeline import read_timeline
+    from plugin.commands.plan import make_plan
+    from plugin.commands.score import ScoreOptions, score_timeline
+    from plugin.formats.timeline import read_timeline
 
     t0 = time.monotonic()
     have_model = (DEMO_MODEL / "config.json").exists()
@@ -146,7 +146,7 @@ class _Progress:
 def score_options(args, hits_s: list[float] = ()):
     """The score's options as `cutscore score`'s flags give them (and hit points given as numbers:
     Resolve's markers)."""
-    from plugin.score import ScoreOptions
+    from plugin.commands.score import ScoreOptions
 
     return ScoreOptions(model=args.model, seed=args.seed, steps=args.steps, guidance=args.guidance,
                         sampler=args.sampler, loudness=args.loudness, sample_rate=args.sample_rate, force=args.force,
@@ -158,7 +158,7 @@ def score_options(args, hits_s: list[float] = ()):
 
 def cmd_score(args, hits_s: list[float] = ()) -> int:
     from core.client import connect
-    from plugin.score import score_timeline
+    from plugin.commands.score import score_timeline
 
     r = score_timeline(args.timeline, args.output, connect(args.engine), score_options(args, hits_s), rate=args.rate,
                        relink=args.relink, on_progress=_Progress(), limits=_limits(args))
@@ -175,7 +175,7 @@ def cmd_score(args, hits_s: list[float] = ()) -> int:
 
 def _rights(like) -> None:
     if like is not None:
-        from plugin.like import RIGHTS
+        from plugin.commands.like import RIGHTS
 
         _out("cutscore: " + RIGHTS.format(what=f"track {like.track!r}" if like.track else like.source,
                                           strength=like.strength))
@@ -183,7 +183,7 @@ def _rights(like) -> None:
 
 def cmd_regenerate(args) -> int:
     from core.client import connect
-    from plugin.regenerate import regenerate_clip
+    from plugin.commands.regenerate import regenerate_clip
 
     r = regenerate_clip(args.scored, args.clip, connect(args.engine), out_path=args.output, seed=args.seed,
                         force=args.force, on_progress=_Progress(), rhythm_file=args.rhythm,
@@ -199,7 +199,7 @@ def cmd_conform(args) -> int:
     import json
 
     from core.client import connect
-    from plugin.conform import conform
+    from plugin.commands.conform import conform
 
     r = conform(args.scored, args.new, args.output, connect(args.engine), seed=args.seed, force=args.force,
                 rate=args.rate, on_progress=None if args.json else _Progress())

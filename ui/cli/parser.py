@@ -9,8 +9,8 @@ from pathlib import Path
 from core.api import SAMPLER_NAMES
 from core.paths import DEFAULT_CLIP, DEFAULT_PORT
 from core.terminal import one_line as _one_line
-from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S
-from plugin.like import LIKE_STRENGTH, VARY
+from plugin.commands.like import LIKE_STRENGTH, VARY
+from plugin.finish.ducking import ATTACK_S, DUCK_DB, RELEASE_S
 from ui.cli.commands import (
     cmd_conform,
     cmd_demo,
@@ -151,7 +151,7 @@ def _regenerate_command(add) -> None:
 
 
 def _like_opts(sp, regenerate: bool = False) -> None:
-    """A reference the music follows (plugin/like.py)."""
+    """A reference the music follows (plugin/commands/like.py)."""
     keep = " (default: the score's reference, if it had one)" if regenerate else ""
     sp.add_argument("--like", metavar="SOURCE",
                     help="music like this: an audio file (WAV, FLAC, OGG, MP3...) laid from the first frame, or "
@@ -177,7 +177,7 @@ def _conform_command(add) -> None:
 
 
 def _rhythm_opts(sp, regenerate: bool = False) -> None:
-    """The editor's rhythm and the beats handed back (plugin/rhythm.py, plugin/beats.py)."""
+    """The editor's rhythm and the beats handed back (plugin/commands/rhythm.py, plugin/finish/beats.py)."""
     keep = "; default: the curve the score used" if regenerate else "; default: the prediction"
     sp.add_argument("--rhythm", metavar="FILE",
                     help="the rhythm to follow: a CSV (seconds,value) or JSON ({\"seconds\": [...], \"values\": [...]}, "

@@ -111,8 +111,8 @@ def _window_s(text: str) -> float:
 
 
 def _duck(text: str) -> float | None:
-    """--duck auto|off|DB: the music's fall under speech (auto: plugin/ducking.py DUCK_DB), None = off."""
-    from plugin.ducking import DUCK_DB
+    """--duck auto|off|DB: the music's fall under speech (auto: plugin/finish/ducking.py DUCK_DB), None = off."""
+    from plugin.finish.ducking import DUCK_DB
 
     if text.lower() == "auto":
         return DUCK_DB
@@ -145,7 +145,7 @@ _tail = _seconds_up_to(30, "a ring may run past the last frame")
 
 def _beat_markers(text: str) -> str:
     """downbeats, all or off (`on`, before downbeats were the default, is `all`)."""
-    from plugin.beats import BEAT_MARKERS
+    from plugin.finish.beats import BEAT_MARKERS
 
     v = {"on": "all"}.get(text, text)
     if v not in BEAT_MARKERS:

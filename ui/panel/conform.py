@@ -1,6 +1,6 @@
 """The cut changed (issue 44): the change list of the open scored timeline's picture against the
 edit its music was made for (its sidecar), or against a new export the editor chooses; Conform runs
-`cutscore conform` (plugin/conform.py) off the UI thread and opens the conformed timeline, whose
+`cutscore conform` (plugin/commands/conform.py) off the UI thread and opens the conformed timeline, whose
 music lane shows the generated spans apart from the kept music; Undo conform reopens the score as
 it was (conform never writes it).
 
@@ -53,7 +53,7 @@ class ConformPart:
 
     def conform_to(self, new: Path | None) -> None:
         """Conform the open scored timeline's music to `new` (None: to its own picture as it is now)."""
-        from plugin.conform import conform
+        from plugin.commands.conform import conform
         from plugin.formats import output_suffixes
 
         st = self.state

@@ -84,7 +84,7 @@ class JobsPart:
         self.failed.emit(message)
 
     def generate(self) -> None:
-        from plugin.score import ScoreOptions, score_timeline
+        from plugin.commands.score import ScoreOptions, score_timeline
 
         st, s = self.state, self._settings()
         out = st.scored_default_path()
@@ -111,7 +111,7 @@ class JobsPart:
 
     def regenerate(self, vary: str | None = None) -> None:
         """A new take of the selected clip: a new seed; vary "subtle" / "strong": like the current take."""
-        from plugin.regenerate import regenerate_clip
+        from plugin.commands.regenerate import regenerate_clip
 
         st, s = self.state, self._settings()
         if st.scored_path is None or st.selected_clip is None:
@@ -181,7 +181,7 @@ class JobsPart:
             self._sync()
 
     def export(self) -> None:
-        from plugin.state import export_scored
+        from plugin.commands.state import export_scored
 
         st = self.state
         if st.scored_path is None:

@@ -52,7 +52,7 @@ class PlayerPart:
         if self._player is None or self._player_source != str(preview):
             from PyQt6.QtMultimedia import QAudioOutput, QMediaPlayer
 
-            from plugin.render import write_wav
+            from plugin.finish.render import write_wav
 
             write_wav(preview, st.music, st.music_rate, subtype="PCM_16")
             if self._player is None:

@@ -23,9 +23,9 @@ from PyQt6.QtWidgets import (
     QSpinBox,
 )
 
-from plugin.beats import BEAT_MARKERS
-from plugin.ducking import DUCK_DB
-from plugin.ending import ENDINGS
+from plugin.finish.beats import BEAT_MARKERS
+from plugin.finish.ducking import DUCK_DB
+from plugin.finish.ending import ENDINGS
 from ui.panel.state import OUTPUT_FORMATS, SAMPLERS, weights_missing
 
 
@@ -117,7 +117,7 @@ class SettingsPart:
 
     def _sync_like_tracks(self) -> None:
         """The Like list offers the open timeline's audio tracks (not cutscore's own)."""
-        from plugin.like import track_sources
+        from plugin.commands.like import track_sources
 
         text = self.like.currentText()
         self.like.clear()

@@ -13,13 +13,13 @@ import numpy as np
 
 from core.api import SAMPLER_NAMES
 from core.model_config import model_sampling
-from plugin.beats import Beats
-from plugin.ducking import Ducking
+from plugin.commands.plan import Plan, make_plan
+from plugin.commands.score import ScoreOptions, default_model
+from plugin.commands.state import Sidecar
+from plugin.finish.beats import Beats
+from plugin.finish.ducking import Ducking
 from plugin.formats import FORMATS, output_suffixes
-from plugin.plan import Plan, make_plan
-from plugin.score import ScoreOptions, default_model
-from plugin.state import Sidecar
-from plugin.timeline import read_timeline
+from plugin.formats.timeline import read_timeline
 
 OUTPUT_FORMATS = tuple(f.suffix for f in FORMATS if f.writable and not f.bundle)  # the panel's choice
 SAMPLERS = tuple(sorted(SAMPLER_NAMES, key=lambda s: s != "dpmpp-2m"))  # the few-step sampler first
@@ -33,7 +33,7 @@ def weights_missing(model: str | None) -> bool:
 
 
 class Settings(ScoreOptions):
-    """The panel's settings: a score's options (plugin/score.py ScoreOptions, whose generation
+    """The panel's settings: a score's options (plugin/commands/score.py ScoreOptions, whose generation
     settings are core/api.py's, declared once) and the output format. sampler, steps and guidance
     None are the model's own, which the panel shows (model_sampling)."""
 
@@ -53,7 +53,7 @@ class Settings(ScoreOptions):
 def read_music(scored_path: Path, loaded: tuple[Path, Sidecar] | None = None) -> dict:
     """A scored timeline's music as the panel plays it (ducked where the format's keyframes would
     duck it), its predicted rhythm, its ducking, beats and the clips' takes."""
-    from plugin.state import load_state, music_of, takes_of
+    from plugin.commands.state import load_state, music_of, takes_of
 
     loaded = loaded or load_state(scored_path)
     music, rate, rhythm = music_of(scored_path, loaded)
@@ -134,7 +134,7 @@ class PanelState:
         """A timeline cutscore scored (its sidecar found from the music's WAVs) opens with its music,
         takes and the hit points placed in the panel before."""
         from core.errors import CutscoreError
-        from plugin.state import load_state
+        from plugin.commands.state import load_state
 
         try:
             loaded = load_state(self.path)
@@ -152,7 +152,7 @@ class PanelState:
     def _conform_state(self, saved: Sidecar) -> None:
         """A conformed timeline's change list and generated spans; else whether the picture changed
         since its music was made (then its change list, and Conform is offered)."""
-        from plugin.changes import changes_of, new_uses, old_uses
+        from plugin.commands.changes import changes_of, new_uses, old_uses
 
         if saved.conform is not None:
             self.changes, self.conformed_from = saved.conform.changes, saved.conform.old

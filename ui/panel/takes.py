@@ -56,7 +56,7 @@ class TakesPart:
         self.audition(take)
 
     def use_take(self) -> None:
-        from plugin.regenerate import choose_take
+        from plugin.commands.regenerate import choose_take
 
         st, item = self.state, self.takes.currentItem()
         if st.scored_path is None or st.selected_clip is None or item is None:

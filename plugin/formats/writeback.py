@@ -1,10 +1,10 @@
 """Write the music back (torch-free): one function, `write_timeline`, writes every scored timeline
 (score, regenerate, choose-take, export): a NEW timeline with the "cutscore music" track (any earlier
-cutscore track replaced), everything else preserved. The format's record (plugin/formats.py) says
+cutscore track replaced), everything else preserved. The format's record (plugin/formats/__init__.py) says
 how: OTIO's adapter writes a copy of the timeline with the track added, media given relative to the
 input pointed at the same files from the output's folder, the format's specifics module mending what
-the adapter does not write (FCP7 XML: plugin/fcp7.py); a Kdenlive project is written by patching the
-project's own text (plugin/kdenlive/writer.py), so every byte of the rest stays as it was.
+the adapter does not write (FCP7 XML: plugin/formats/fcp7.py); a Kdenlive project is written by patching the
+project's own text (plugin/formats/kdenlive/writer.py), so every byte of the rest stays as it was.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.files import atomic_write
 from plugin.formats import Format, writable
+from plugin.formats.timeline import music_track, wav_path
 from plugin.names import TRACK_NAME, take_stem
-from plugin.timeline import music_track, wav_path
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Segment:
     # written as the format's gain keyframes (Kdenlive, FCP7 XML) or recorded beside a ducked WAV (OTIO)
     gain_keys: list[tuple[float, float]] = field(default_factory=list)
     keys_baked: bool = False  # True: the WAV holds the ducking (OTIO), the keys only describe it
-    # the music's beats in this clip (plugin/beats.py): (seconds from its start, "beat" | "downbeat"),
+    # the music's beats in this clip (plugin/finish/beats.py): (seconds from its start, "beat" | "downbeat"),
     # written as the format's clip markers
     beats: list[tuple[float, str]] = field(default_factory=list)
 
@@ -64,8 +64,8 @@ def build_track(segments: list[Segment], rate: float, metadata: dict, resolve: b
 
 def beat_markers(beats: list[tuple[float, str]], rate: float) -> list[otio.schema.Marker]:
     """cutscore's beat markers on a music clip (its media time: the WAV's first frame is 0), on the
-    nearest frame; FCP7 XML keeps their names, OTIO their metadata too (plugin/beats.py is_ours)."""
-    from plugin.beats import NAMES
+    nearest frame; FCP7 XML keeps their names, OTIO their metadata too (plugin/names.py is_our_marker)."""
+    from plugin.names import BEAT_NAMES as NAMES
 
     colors = {"downbeat": otio.schema.MarkerColor.ORANGE, "beat": otio.schema.MarkerColor.YELLOW}
     return [otio.schema.Marker(name=NAMES[kind], color=colors[kind],
@@ -82,7 +82,7 @@ def scored_otio(base: otio.schema.Timeline, segments: list[Segment], metadata: d
     old = music_track(out)
     editors: dict[str, list] = {}
     if old is not None:
-        from plugin.beats import is_ours
+        from plugin.names import is_our_marker as is_ours
 
         for c in old.find_clips():
             p = wav_path(c)

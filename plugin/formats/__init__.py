@@ -1,6 +1,6 @@
 """The timeline formats cutscore reads and writes, as data (torch-free): one record per format, the
 only place a file suffix is spelled. Reading goes through the record's OTIO adapter
-(plugin/timeline.py); writing through plugin/writeback.py `write_timeline`, which asks the record how
+(plugin/formats/timeline.py); writing through plugin/formats/writeback.py `write_timeline`, which asks the record how
 the format points at media, whether it bundles them, whether its clips carry gain keyframes, and
 which module holds its specifics (`specifics`: a module with any of `before_read(path)` (a refusal
 the adapter would word unclearly), `read(path, **kwargs)` (a pre-pass of its own, then the adapter)
@@ -52,11 +52,11 @@ FORMATS: tuple[Format, ...] = (
     Format("OpenTimelineIO folder bundle", (".otiod",), "otiod", writable=True, media_urls="path", bundle=True,
            folder=True),
     Format("FCP7 XML", (".xml",), "fcp_xml", writable=True, media_urls="url", music_urls="url", gain_keyframes=True,
-           specifics="plugin.fcp7"),
+           specifics="plugin.formats.fcp7"),
     Format("Kdenlive project", (".kdenlive",), "cutscore_kdenlive", writable=True, gain_keyframes=True,
-           patches_input=True, specifics="plugin.kdenlive"),
-    Format("CMX 3600 EDL", (".edl",), "cmx_3600", needs_rate=True, specifics="plugin.edl"),
-    Format("Final Cut Pro X XML", (".fcpxml",), "fcpx_xml", specifics="plugin.fcpx"),  # otio-fcpx-xml-adapter
+           patches_input=True, specifics="plugin.formats.kdenlive"),
+    Format("CMX 3600 EDL", (".edl",), "cmx_3600", needs_rate=True, specifics="plugin.formats.edl"),
+    Format("Final Cut Pro X XML", (".fcpxml",), "fcpx_xml", specifics="plugin.formats.fcpx"),  # otio-fcpx-xml-adapter
     Format("Avid AAF", (".aaf",), "AAF"),  # otio-aaf-adapter (pyaaf2)
 )
 

@@ -4,7 +4,7 @@ that showed the same media (the media file's name, else the clip's name) over ov
 frames. A new clip is `unchanged` (the same source frames at the same place), `moved` (the same
 source frames elsewhere), `trimmed` (some of its source frames were in the old clip, some not: a head
 or tail changed, a slip) or `new`; old clips no new clip keeps are deleted. A clip split in two, or
-a shot used twice, matches use by use. plugin/conform.py keeps the music by it.
+a shot used twice, matches use by use. plugin/commands/conform.py keeps the music by it.
 
 The sound is matched the same way (`heard_before`): each span of the new edit's dialogue against
 the old score's, by media file and source seconds, so the speech the old score heard moves with the
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.api import AudioSpan, ClipSpan
-from plugin.timeline import Timeline
+from plugin.formats.timeline import Timeline
 
 
 @dataclass

@@ -19,12 +19,12 @@ from core.api import JobStatus, RegenerateRequest
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
-from plugin.beats import BeatMarkers
+from plugin.commands.like import LIKE_STRENGTH, VARY, LikeRecord, prepare, record
+from plugin.commands.score import editor_rhythm, like_request
+from plugin.commands.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, segments_of
 from plugin.finish import Finishing
-from plugin.formats import find, writable
-from plugin.like import LIKE_STRENGTH, VARY, LikeRecord, prepare, record
-from plugin.names import same_segment, take_name, take_pattern, take_version
-from plugin.render import (
+from plugin.finish.beats import BeatMarkers
+from plugin.finish.render import (
     StitchWindow,
     read_wav,
     render_music,
@@ -32,9 +32,9 @@ from plugin.render import (
     to_samples,
     write_wav,
 )
-from plugin.score import editor_rhythm, like_request
-from plugin.state import Choice, Regeneration, SegmentRecord, Sidecar, load_state, segments_of
-from plugin.writeback import write_timeline
+from plugin.formats import find, writable
+from plugin.formats.writeback import write_timeline
+from plugin.names import same_segment, take_name, take_pattern, take_version
 
 EDGE_BLEND_S = 0.03  # a regenerated clip fades from the old audio into the new over its first/last 30 ms
 
@@ -92,21 +92,21 @@ def regenerate_clip(scored_path: str | Path, clip: str, client: EngineClient, ou
                     vary: str | None = None) -> RegenerateResult:
     """hits_s: hit points to add to the score's (seconds from the timeline start, e.g. placed in the
     panel since): scene onsets for the clip's new take, kept in the sidecar's request. rhythm_file /
-    rhythm: the editor's curve (plugin/rhythm.py) in place of the score's, kept in the sidecar's
+    rhythm: the editor's curve (plugin/commands/rhythm.py) in place of the score's, kept in the sidecar's
     request; None: the score's. beat_markers: None as the score did. like / like_strength: a reference
-    for this take (plugin/like.py; None: the score's, which a regenerate follows); vary: "subtle" or
-    "strong", the current take itself as the reference (plugin.like.VARY)."""
+    for this take (plugin/commands/like.py; None: the score's, which a regenerate follows); vary: "subtle" or
+    "strong", the current take itself as the reference (plugin.commands.like.VARY)."""
     if vary is not None and like is not None:
         raise CutscoreError("--vary takes the clip's current take as the reference: leave --like out, or --vary")
     if vary is not None and vary not in VARY:
         raise CutscoreError(f"--vary {vary!r}: choose {' or '.join(VARY)}")
-    from plugin.timeline import load_otio
+    from plugin.formats.timeline import load_otio
 
     scored_path = Path(scored_path)
     sequence = None
     fmt = find(scored_path)
     if fmt is not None and fmt.patches_input and scored_path.is_file():  # the sequence its music is on
-        from plugin.kdenlive.writer import music_sequence
+        from plugin.formats.kdenlive.writer import music_sequence
 
         sequence = music_sequence(scored_path.read_text(encoding="utf-8"))
     scored = load_otio(scored_path, sequence=sequence)
@@ -139,13 +139,13 @@ def _reference(scored_path: Path, side: Path, state: Sidecar, at: _Where, versio
     engine = side / "engine"
     dest = engine / f"like-clip{at.target.index:03d}-v{version}.wav"
     if edits.vary is not None:
-        from plugin.state import music_of
+        from plugin.commands.state import music_of
 
         audio, sr, _ = music_of(None, (side, state))
         return record(audio, f"the take {at.target.wav}", f"take:{at.target.wav}", None, None, VARY[edits.vary],
                       dest, sr)
     if edits.like is not None:
-        from plugin.timeline import read_timeline
+        from plugin.formats.timeline import read_timeline
 
         tl = read_timeline(scored_path) if edits.like.startswith("track:") else None
         strength = edits.like_strength if edits.like_strength is not None else (
@@ -238,8 +238,8 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
 def _new_beats(side: Path, state: Sidecar, at: _Where, markers: BeatMarkers | None) -> None:
     """The sidecar's beats with the clip's own tracked again in the music as it now plays (the other
     clips' beats, and their markers, stay)."""
-    from plugin.beats import track_beats
-    from plugin.state import music_of
+    from plugin.commands.state import music_of
+    from plugin.finish.beats import track_beats
 
     audio, sr, _ = music_of(None, (side, state))
     new = track_beats(audio, sr)
@@ -264,7 +264,7 @@ def _output_path(scored_path: Path, out_path: str | Path | None, version: int, f
 
 def _span_music(state: Sidecar, new_w, span: TimeRange) -> np.ndarray:
     """The engine's new span as the score's music was made: rendered at the score's rate, then the
-    score's finishing chain replayed over it (plugin/finish.py: its hits, its ending where the span
+    score's finishing chain replayed over it (plugin/finish/__init__.py: its hits, its ending where the span
     reaches it, its gain, its baked ducking)."""
     sr = state.sample_rate
     music = render_music([StitchWindow(0.0, new_w.duration_s, 0.0, read_wav(new_w.audio)[0])],
@@ -284,7 +284,7 @@ def _write_regenerated(scored_path: Path, scored: otio.schema.Timeline, old: Pat
 def choose_take(scored_path: str | Path, clip: int, take: str, out_path: str | Path | None = None) -> Choice:
     """Make the timeline play `take` (a WAV name from takes_of) for the clip: the sidecar records the
     choice and the scored timeline (or out_path, in the same format) points the clip's music at it."""
-    from plugin.timeline import load_otio
+    from plugin.formats.timeline import load_otio
 
     scored_path = Path(scored_path)
     scored = load_otio(scored_path)

@@ -1,6 +1,6 @@
 """Kdenlive: the OTIO adapter that reads .kdenlive projects (adapter.py, registered through
 plugin_manifest.json) and the writer that patches a project with the music (writer.py);
-`write_project` is what plugin/formats.py's Kdenlive record names for writing."""
+`write_project` is what plugin/formats/__init__.py's Kdenlive record names for writing."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from plugin.names import TRACK_NAME
 
 def write_project(text: str, segments: list, rate: float, sequence: str | None = None,
                   retake: tuple[Path, Path, str] | None = None) -> str:
-    """The Kdenlive specifics of plugin/writeback.py write_timeline: the project text with the music of
+    """The Kdenlive specifics of plugin/formats/writeback.py write_timeline: the project text with the music of
     `segments` (writeback.Segment) on its cutscore track; retake (old WAV, new WAV, segment name):
     only that segment's take changed, a new bin clip (the old one stays in the bin)."""
-    from plugin.kdenlive.writer import MusicClip, patch_project, replace_clip_wav
+    from plugin.formats.kdenlive.writer import MusicClip, patch_project, replace_clip_wav
 
     if retake is not None:
         old, new, name = retake

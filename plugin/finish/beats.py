@@ -1,7 +1,7 @@
 """The music's beats handed back to the editor (torch-free): librosa's beat tracker on the finished
 score (after hit sync, ending, loudness and ducking, as it plays), downbeats picked from the beats
 by the bar phase (4/4) whose beats carry the most low-frequency onset energy, and the markers each
-format writes from them (plugin/writeback.py, plugin/kdenlive/writer.py, plugin/resolve.py).
+format writes from them (plugin/formats/writeback.py, plugin/formats/kdenlive/writer.py, plugin/resolve.py).
 
 Every marker cutscore writes says it is cutscore's (OTIO: metadata["cutscore"]["beat"]; FCP7 XML and
 Kdenlive: the name/comment "cutscore beat" or "cutscore downbeat", Kdenlive also its own marker
@@ -15,7 +15,7 @@ from typing import Annotated, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from plugin.onsets import onset_strength, tempo
+from plugin.finish.onsets import onset_strength, tempo
 
 BEATS_PER_BAR = 4
 
@@ -29,9 +29,6 @@ def _from_bool(v):  # sidecars and options before downbeats: True (every beat) o
 _Which = Literal["downbeats", "all", "off"]
 BeatMarkers = Annotated[_Which, BeforeValidator(_from_bool)]
 BEAT_MARKERS: tuple[str, ...] = get_args(_Which)
-NAMES = {"beat": "cutscore beat", "downbeat": "cutscore downbeat"}
-# Kdenlive's marker categories of cutscore (added to the project's own, kdenlive:docproperties.guidesCategories)
-KDENLIVE_CATEGORIES = {"downbeat": ("cutscore downbeat", "#e0552e"), "beat": ("cutscore beat", "#e0b02e")}
 
 
 class Beats(BaseModel):
@@ -78,7 +75,7 @@ def track_beats(music: np.ndarray, sr: int, markers: BeatMarkers = "downbeats") 
     y = np.asarray(music, np.float32)
     y = y.mean(axis=0) if y.ndim == 2 else y
     hop = 512
-    env = onset_strength(y, sr, hop)  # librosa's, a chunk at a time (plugin/onsets.py)
+    env = onset_strength(y, sr, hop)  # librosa's, a chunk at a time (plugin/finish/onsets.py)
     bpm = tempo(env, sr, hop)  # librosa's estimate, its tempogram a chunk at a time
     tempo_bpm, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, trim=False, bpm=bpm)
     frames = np.asarray(frames, int)
@@ -97,10 +94,3 @@ def _downbeats(y: np.ndarray, sr: int, hop: int, frames: np.ndarray) -> list[boo
     at = low[np.clip(frames, 0, len(low) - 1)]
     phase = int(np.argmax([at[p::BEATS_PER_BAR].mean() for p in range(BEATS_PER_BAR)]))
     return [(i - phase) % BEATS_PER_BAR == 0 for i in range(len(frames))]
-
-
-def is_ours(name: str | None, metadata: dict | None = None) -> bool:
-    """A marker cutscore wrote (by its metadata, or by its name where a format keeps only that)."""
-    if metadata and isinstance(metadata.get("cutscore"), dict) and "beat" in metadata["cutscore"]:
-        return True
-    return (name or "") in NAMES.values()

@@ -1,5 +1,5 @@
 """From the engine's windows to continuous music, and the WAV files (torch-free; the first stage of
-the finishing chain, plugin/finish.py runs the rest):
+the finishing chain, plugin/finish/__init__.py runs the rest):
 
 1. stitch: place each window at its start time; equal-power crossfade (cos/sin) across each
    window's overlap with the previous one;

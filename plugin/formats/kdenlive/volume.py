@@ -1,5 +1,5 @@
-"""Gain keyframes on a music clip (torch-free): the ducking (plugin/ducking.py) as Kdenlive's volume
-effect, and the frame keys FCP7 XML's Audio Levels use too (plugin/writeback.py)."""
+"""Gain keyframes on a music clip (torch-free): the ducking (plugin/finish/ducking.py) as Kdenlive's volume
+effect, and the frame keys FCP7 XML's Audio Levels use too (plugin/formats/writeback.py)."""
 
 from __future__ import annotations
 

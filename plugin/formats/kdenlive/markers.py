@@ -11,11 +11,14 @@ import re
 
 from core.errors import CutscoreError
 
+# Kdenlive's marker categories of cutscore (added to the project's own, kdenlive:docproperties.guidesCategories)
+KDENLIVE_CATEGORIES = {"downbeat": ("cutscore downbeat", "#e0552e"), "beat": ("cutscore beat", "#e0b02e")}
+
 
 def markers_json(beats, rate: float, categories: dict[str, int], v11: bool, frames: int) -> str:
     """A bin clip's kdenlive:markers as Kdenlive writes them: pos in the clip's frames, the comment,
     the category index (type); document 1.1 adds the duration (0: a point marker)."""
-    from plugin.beats import NAMES
+    from plugin.names import BEAT_NAMES as NAMES
 
     out = []
     for t, kind in beats:
@@ -26,7 +29,7 @@ def markers_json(beats, rate: float, categories: dict[str, int], v11: bool, fram
 
 
 def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
-    """The project with cutscore's marker categories (plugin/beats.py KDENLIVE_CATEGORIES) among its
+    """The project with cutscore's marker categories (KDENLIVE_CATEGORIES) among its
     own (kdenlive:docproperties.guidesCategories on main_bin; Kdenlive's nine defaults when the
     project had none written), and {kind: category index}. Categories already there are reused.
 
@@ -36,7 +39,6 @@ def ensure_categories(text: str) -> tuple[str, dict[str, int]]:
     it opens a project (seen: 9 -> 0, 10 -> 1, 20 -> 2, 21 -> 3; as if it read the clip markers
     before the project's categories), so only the first nine keep cutscore's markers apart (22.12
     keeps any). Only when all nine are taken is one added at the end."""
-    from plugin.beats import KDENLIVE_CATEGORIES
 
     name = "kdenlive:docproperties.guidesCategories"
     m = re.search(rf'<property name="{name}">(.*?)</property>', text, re.S)

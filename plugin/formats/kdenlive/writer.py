@@ -1,7 +1,7 @@
 """Write cutscore's music into a Kdenlive project the way Kdenlive itself writes an imported audio
 clip (torch-free). The user's project text is patched, never re-serialised: every byte outside the
 inserted (or replaced) cutscore elements, and the track-indexed properties the new track shifts,
-stays as it was. The output keeps the input's dialect (plugin/kdenlive/document.py): document 1.04
+stays as it was. The output keeps the input's dialect (plugin/formats/kdenlive/document.py): document 1.04
 (Kdenlive 22.12: `<producer>` elements, one timeline) or 1.1 (Kdenlive 23.04-26.08: `<chain>`
 elements with a `kdenlive:control_uuid`, as 26.08 writes an imported WAV, the music on a track of
 the active (or chosen) *sequence*, whose `kdenlive:sequenceproperties.tracksCount` counts it).
@@ -21,7 +21,7 @@ What Kdenlive needs so that its document checker keeps a clip on load:
 
 A re-score replaces the previous cutscore track, producers, mix and bin clips; a regenerate adds a
 bin clip for the new WAV (the old stays, to switch back) and points the clip's producer at it. The
-beats are the bin clips' markers (plugin/kdenlive/markers.py)."""
+beats are the bin clips' markers (plugin/formats/kdenlive/markers.py)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ from pathlib import Path
 import soundfile as sf
 
 from core.errors import CutscoreError
-from plugin.kdenlive import document
-from plugin.kdenlive.markers import ensure_categories, markers_json
-from plugin.kdenlive.volume import volume_filter
+from plugin.formats.kdenlive import document
+from plugin.formats.kdenlive.markers import ensure_categories, markers_json
+from plugin.formats.kdenlive.volume import volume_filter
 from plugin.names import BIN_NAME, TRACK_NAME, take_pattern
 
 FOLDER_NAME, CLIP_TYPE_AUDIO = BIN_NAME, 1  # the bin folder; Kdenlive's ClipType::Audio

@@ -1,16 +1,16 @@
 """The finishing chain (torch-free; no timeline and no file format inside): what turns the music the
-engine's windows stitch into (plugin/render.py) into the music a timeline plays. One list of stages,
+engine's windows stitch into (plugin/finish/render.py) into the music a timeline plays. One list of stages,
 run in order over the whole score by `cutscore score` and replayed over a piece of it (a regenerated
 span, a conform's new seconds) with what the score recorded, so a take is finished as the score was:
 
-1. hit_sync: the strongest onset near each cut and hit point moved onto it (plugin/hitsync.py);
-2. ending: the 10 ms rise at the start and the ending (plugin/ending.py);
+1. hit_sync: the strongest onset near each cut and hit point moved onto it (plugin/finish/hitsync.py);
+2. ending: the 10 ms rise at the start and the ending (plugin/finish/ending.py);
 3. gain: to the loudness target, measured once over the whole score, then the recorded gain;
-4. beats: the music's beats and downbeats as it plays (the whole score only; plugin/beats.py);
+4. beats: the music's beats and downbeats as it plays (the whole score only; plugin/finish/beats.py);
 5. ducking: the dip under the dialogue, baked into the music where the format has no gain
-   keyframes (plugin/ducking.py).
+   keyframes (plugin/finish/ducking.py).
 
-The sidecar (plugin/state.py) records the chain's state (hit sync's targets and offsets, the ending,
+The sidecar (plugin/commands/state.py) records the chain's state (hit sync's targets and offsets, the ending,
 the gain, the beats, the ducking); `Finishing.of` reads it back for a replay.
 """
 
@@ -23,11 +23,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from core.signal import loudness_gain_db
-from plugin.beats import BeatMarkers, Beats, track_beats
-from plugin.ducking import Ducking
-from plugin.ending import Ending
-from plugin.hitsync import HitOffset
-from plugin.render import apply_gain
+from plugin.finish.beats import BeatMarkers, Beats, track_beats
+from plugin.finish.ducking import Ducking
+from plugin.finish.ending import Ending
+from plugin.finish.hitsync import HitOffset
+from plugin.finish.render import apply_gain
 
 
 class HitSync(BaseModel):
@@ -77,7 +77,7 @@ class Finishing:
 
 
 def _hit_sync(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
-    from plugin import hitsync
+    from plugin.finish import hitsync
 
     sr = ch.sample_rate
     targets = [t - start / sr for t in ch.hit_targets_s]

@@ -21,9 +21,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import CutscoreError
-from plugin.dialogue import track_spans
-from plugin.render import resample, write_wav
-from plugin.timeline import music_track
+from plugin.finish.render import resample, write_wav
+from plugin.formats.dialogue import track_spans
+from plugin.formats.timeline import music_track
 
 LIKE_STRENGTH = 0.4  # the default strength, chosen from bench/bench_like.py (see the README)
 VARY = {"subtle": 0.7, "strong": 0.45}  # `--vary`: the take itself as the reference at these strengths
@@ -52,7 +52,7 @@ class LikeRecord(BaseModel):
 
 def prepare(source: str, tl, strength: float, dest: Path, sample_rate: int, end_s: float,
             relink=None) -> LikeRecord:
-    """Decode SOURCE for timeline `tl` (a plugin.timeline.Timeline) into the WAV `dest` at sample_rate,
+    """Decode SOURCE for timeline `tl` (a plugin.formats.timeline.Timeline) into the WAV `dest` at sample_rate,
     at most end_s long (a longer reference is cut at the edit's end; a shorter one leaves the rest of
     the edit without). One-line refusals: a file that cannot be decoded, a track the timeline lacks,
     a silent reference, a strength outside 0..1."""
@@ -185,7 +185,7 @@ def clip_level(clip) -> float:
 
 def volume_gains(item, t: np.ndarray) -> np.ndarray:
     """The linear gain MLT's volume filters on a Kdenlive clip or track play at times `t` (the clip's
-    source seconds; the track's timeline seconds): plugin/kdenlive/adapter.py `_volumes` keeps them.
+    source seconds; the track's timeline seconds): plugin/formats/kdenlive/adapter.py `_volumes` keeps them.
     Each filter acts inside its in..out only; their gains multiply."""
     gain = np.ones(len(t))
     for f in (item.metadata.get("kdenlive") or {}).get("volume") or []:

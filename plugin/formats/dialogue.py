@@ -1,5 +1,5 @@
 """Which of the timeline's sound is dialogue (torch-free; the timeline side: the finishing chain's
-ducking, plugin/ducking.py, knows no file format): what the timeline plays of its own sound, for the
+ducking, plugin/finish/ducking.py, knows no file format): what the timeline plays of its own sound, for the
 engine to listen to (Silero VAD, engine/features/speech.py): the clips of its enabled audio tracks
 where it plays them (cutscore's own music track and muted tracks and clips excepted), or the picture
 clips' soundtracks when it has no audio clip."""
@@ -9,12 +9,12 @@ from __future__ import annotations
 import opentimelineio as otio
 
 from core.api import AudioSpan
-from plugin.picture import enabled, media_of
-from plugin.timeline import music_track, resolve_media
+from plugin.formats.picture import enabled, media_of
+from plugin.formats.timeline import music_track, resolve_media
 
 
 def dialogue_spans(tl, relink=None) -> list[AudioSpan]:
-    """What the timeline plays of its own sound (`tl` a plugin.timeline.Timeline), for the engine to
+    """What the timeline plays of its own sound (`tl` a plugin.formats.timeline.Timeline), for the engine to
     listen to: the audio tracks' clips, or the picture's soundtracks when it has no audio track."""
     ours = music_track(tl.otio)
     end = tl.duration.to_seconds()

@@ -2,7 +2,7 @@
 timeline -> plan -> engine (windows) -> stitch, resample, exact length, loudness -> hit sync -> one
 24-bit WAV per picture item in `<OUT stem>.cutscore/` -> a NEW timeline with the "cutscore music"
 track. cutscore's state (model, seed, settings, windows, latents, gain) goes to the sidecar
-(plugin/state.py, typed) and is summarised under metadata["cutscore"]. docs/ARCHITECTURE.md follows
+(plugin/commands/state.py, typed) and is summarised under metadata["cutscore"]. docs/ARCHITECTURE.md follows
 one score through every module.
 """
 
@@ -24,26 +24,26 @@ from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from core.paths import DEMO_MODEL
-from plugin.beats import BeatMarkers, Beats
-from plugin.dialogue import dialogue_spans
-from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
-from plugin.ending import Ending
+from plugin.commands.like import LIKE_STRENGTH, LikeRecord, prepare
+from plugin.commands.plan import Plan, make_plan
+from plugin.commands.state import SegmentRecord, Sidecar, segments_of, sidecar_dir
 from plugin.finish import Finishing
-from plugin.formats import writable
-from plugin.like import LIKE_STRENGTH, LikeRecord, prepare
-from plugin.names import STATE_FILE, take_name
-from plugin.picture import unique_sorted
-from plugin.plan import Plan, make_plan
-from plugin.render import (
+from plugin.finish.beats import BeatMarkers, Beats
+from plugin.finish.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
+from plugin.finish.ending import Ending
+from plugin.finish.render import (
     StitchWindow,
     read_wav,
     render_music,
     to_samples,
     write_wav,
 )
-from plugin.state import SegmentRecord, Sidecar, segments_of, sidecar_dir
-from plugin.timeline import Limits, Timeline, read_timeline
-from plugin.writeback import write_timeline
+from plugin.formats import writable
+from plugin.formats.dialogue import dialogue_spans
+from plugin.formats.picture import unique_sorted
+from plugin.formats.timeline import Limits, Timeline, read_timeline
+from plugin.formats.writeback import write_timeline
+from plugin.names import STATE_FILE, take_name
 
 
 class ScoreOptions(Settings):
@@ -55,20 +55,20 @@ class ScoreOptions(Settings):
     sample_rate: int = 48000  # the WAVs' rate
     force: bool = False
     hits_s: list[float] = Field(default_factory=list)  # extra hit points (Resolve's markers), seconds
-    hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/hitsync.py)
-    ending: Literal["ring", "fade", "cut"] = "ring"  # how the music ends on the last frame (plugin/ending.py)
+    hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/finish/hitsync.py)
+    ending: Literal["ring", "fade", "cut"] = "ring"  # how the music ends on the last frame (plugin/finish/ending.py)
     tail_s: float = Field(default=0.0, ge=0, le=30)  # a ring may run this far past the last frame (--tail)
     sequence: str | None = None  # a Kdenlive project's sequence other than the active one (name or uuid)
-    # ducking under the timeline's dialogue (plugin/ducking.py): the depth in dB, None = off
+    # ducking under the timeline's dialogue (plugin/finish/ducking.py): the depth in dB, None = off
     duck_db: float | None = Field(default=DUCK_DB, ge=-60, lt=0)
     duck_attack_s: float = Field(default=ATTACK_S, ge=0, le=5)
     duck_release_s: float = Field(default=RELEASE_S, ge=0, le=5)
-    # the editor's rhythm (plugin/rhythm.py): a file (`--rhythm FILE`), or one value per timeline
+    # the editor's rhythm (plugin/commands/rhythm.py): a file (`--rhythm FILE`), or one value per timeline
     # second (the panel's energy lane; None where the prediction stands); checked against the model
     rhythm_file: str | None = None
     rhythm: list[float | None] = Field(default_factory=list)
-    beat_markers: BeatMarkers = "downbeats"  # which of the music's beats are markers on its clips (plugin/beats.py)
-    # a reference the music follows (plugin/like.py): an audio file or `track:NAME`; None: none
+    beat_markers: BeatMarkers = "downbeats"  # which of the music's beats are markers on its clips (plugin/finish/beats.py)
+    # a reference the music follows (plugin/commands/like.py): an audio file or `track:NAME`; None: none
     like: str | None = None
     like_strength: float = Field(default=LIKE_STRENGTH, ge=0, le=1)
 
@@ -217,7 +217,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
 
 
 def _finishing(tl: Timeline, opts: ScoreOptions, tail: RationalTime, ducking: Ducking | None) -> Finishing:
-    """The finishing chain of this score (plugin/finish.py): its cuts and hit points to sync, its
+    """The finishing chain of this score (plugin/finish/__init__.py): its cuts and hit points to sync, its
     ending, the loudness to measure, the ducking planned from the speech found, the beats to track."""
     targets = sorted({round(t.to_seconds(), 6) for t in tl.cuts + tl.hits}) if opts.hit_sync else []
     ending = Ending.plan(opts.ending, tl.duration.to_seconds(), 1 / tl.rate, [c.to_seconds() for c in tl.cuts],
@@ -238,10 +238,10 @@ def _plan(tl: Timeline, model: str, opts: ScoreOptions, timeline_path: Path) -> 
 
 
 def editor_rhythm(path: str | None, values: list[float | None], duration_s: float, model: str) -> list[float | None]:
-    """The editor's curve for a request (plugin/rhythm.py), checked against the model's range; []
+    """The editor's curve for a request (plugin/commands/rhythm.py), checked against the model's range; []
     when there is none."""
     from core.model_config import model_window_s, rhythm_range
-    from plugin.rhythm import load_rhythm, rhythm_grid
+    from plugin.commands.rhythm import load_rhythm, rhythm_grid
 
     lo, hi = rhythm_range(model_window_s(model))
     if path:

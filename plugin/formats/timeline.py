@@ -4,13 +4,13 @@ for Diff-V2M), every marker a musical hit point, every clip's source media resol
 
 Formats: .otio/.otioz/.otiod (OTIO core), FCP7 .xml (otio-fcp-adapter), Final Cut Pro X .fcpxml
 (otio-fcpx-xml-adapter), Avid .aaf (otio-aaf-adapter), CMX 3600 .edl (otio-cmx3600-adapter after
-plugin/edl.py's pre-pass for what Avid and FCP write; an EDL carries no rate, so one must be given) and .kdenlive (cutscore's own adapter, plugin/kdenlive/adapter.py,
+plugin/formats/edl.py's pre-pass for what Avid and FCP write; an EDL carries no rate, so one must be given) and .kdenlive (cutscore's own adapter, plugin/formats/kdenlive/adapter.py,
 registered through plugin_manifest.json; the registry's otio-kdenlive-adapter is deprecated upstream
 and reads same-track mixes one frame off).
 
 The picture: enabled video tracks (OTIO's flag and FCP7's <enabled>), disabled clips as gaps, each
 track's own trim applied, nested sequences inlined, flattened, pieces that continue the same shot
-joined (no cut there): plugin/picture.py.
+joined (no cut there): plugin/formats/picture.py.
 
 Time stays opentime.RationalTime; `seconds()` helpers convert only at the edge.
 """
@@ -28,14 +28,14 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
 from plugin.formats import find, readable
-from plugin.kdenlive.document import SequenceError
-from plugin.names import STATE_FILE, TRACK_NAME
-from plugin.picture import (  # the last three also read from here
+from plugin.formats.kdenlive.document import SequenceError
+from plugin.formats.picture import (  # the last three also read from here
     cut_times,
     media_of,
     picture_of,
     unique_sorted,
 )
+from plugin.names import STATE_FILE, TRACK_NAME
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _json_depth(path: Path) -> int:
 def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limits(),
               sequence: str | None = None) -> otio.schema.Timeline:
     """The file as an OTIO Timeline, with one-line errors for malformed input. `sequence` picks a
-    Kdenlive project's sequence other than the active one (plugin/kdenlive/document.py)."""
+    Kdenlive project's sequence other than the active one (plugin/formats/kdenlive/document.py)."""
     path = Path(path)
     _check_path(path, limits)
     fmt = readable(path)
@@ -293,7 +293,7 @@ def _clip_marker_times(item, tl: otio.schema.Timeline, local: bool) -> list[Rati
     included (seen in 26.08.2: a marker at source 240 on a use from source 205 is written at 35)."""
     out = []
     rng = item.trimmed_range() if isinstance(item, otio.schema.Clip) else None
-    from plugin.beats import is_ours
+    from plugin.names import is_our_marker as is_ours
 
     for m in getattr(item, "markers", []):
         if is_ours(m.name, dict(m.metadata)):
@@ -313,7 +313,7 @@ def _clip_marker_times(item, tl: otio.schema.Timeline, local: bool) -> list[Rati
 def _markers(tl: otio.schema.Timeline, end: RationalTime) -> list[RationalTime]:
     """The editor's hit points: markers of the timeline, its tracks and its clips, never cutscore's
     own (its music track, and its beat markers wherever a format moved them)."""
-    from plugin.beats import is_ours
+    from plugin.names import is_our_marker as is_ours
 
     def editors(markers) -> list:
         return [m for m in markers if not is_ours(m.name, dict(m.metadata))]

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from plugin.onsets import onset_strength
+from plugin.finish.onsets import onset_strength
 
 SEARCH_S = 0.25  # look for an onset this far either side of a target
 SPAN_S = 0.6  # a warp reaches at most this far either side of its target
@@ -54,7 +54,7 @@ def _envelope(mono: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
 
 def onset_floor(mono: np.ndarray, sr: int) -> float:
     """An onset must reach 5 % of the piece's strongest: a steady pad's flicker is no hit (the
-    piece's onset strength a chunk at a time, plugin/onsets.py: memory flat in its length)."""
+    piece's onset strength a chunk at a time, plugin/finish/onsets.py: memory flat in its length)."""
     env = onset_strength(mono, sr, HOP)
     return 0.05 * float(env.max()) if env.size else 0.0
 

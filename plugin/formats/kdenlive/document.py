@@ -1,5 +1,5 @@
 """Which timeline of a Kdenlive project is the edit: the two document dialects (torch-free, used by
-the reader, plugin/kdenlive/adapter.py, and the writer, plugin/kdenlive/writer.py).
+the reader, plugin/formats/kdenlive/adapter.py, and the writer, plugin/formats/kdenlive/writer.py).
 
 - Document 1.04 (Kdenlive 20.08-22.12): one timeline, the project's last top-level tractor; its
   tracks are per-track tractors (or playlists), the first is `black_track`; the document's

@@ -7,7 +7,7 @@ registry is an empty placeholder).
 
 Reading: the profile's exact frame rate (frame_rate_num/den); the timeline is the active sequence
 (document 1.1, Kdenlive 23.04+), or the one `sequence=` names, or the project's last top-level
-tractor (document 1.04, Kdenlive 22.12): see plugin/kdenlive/document.py; each of its tracks is a per-track tractor of playlists (Kdenlive >= 19.04) or a
+tractor (document 1.04, Kdenlive 22.12): see plugin/formats/kdenlive/document.py; each of its tracks is a per-track tractor of playlists (Kdenlive >= 19.04) or a
 playlist; a track is audio when it carries kdenlive:audio_track or hides its video. Entries (of `<producer>`s and `<chain>`s) become
 Clips (MLT `out` is inclusive), blanks Gaps, the sequence's guides become markers on the stack.
 Clip names come from the bin producer's kdenlive:clipname, else the resource's file name; a bin clip's
@@ -15,7 +15,7 @@ markers (kdenlive:markers, source frames) become markers on each timeline clip w
 The volume filters MLT plays on a clip (Kdenlive's Volume effect, its fades) and on a track (the audio
 mixer's fader) are kept in the clip's and track's metadata["kdenlive"]["volume"] (`_volumes`).
 
-Writing is done by patching the original project (plugin/writeback.py), so that every element
+Writing is done by patching the original project (plugin/formats/writeback.py), so that every element
 Kdenlive wrote stays as it was; write_to_file here refuses with a message that says so.
 """
 
@@ -30,7 +30,7 @@ from typing import NamedTuple
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from plugin.kdenlive import document
+from plugin.formats.kdenlive import document
 
 
 def _props(el: ET.Element) -> dict[str, str]:

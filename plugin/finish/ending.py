@@ -11,7 +11,7 @@
 - `cut`: the music as generated, stopped at the last frame (what an editor gets by trimming).
 
 The envelope is a function of timeline time, so a regenerated take under the last clip gets the
-same ending (plugin/regenerate.py applies it to the new span only).
+same ending (plugin/commands/regenerate.py applies it to the new span only).
 """
 
 from __future__ import annotations

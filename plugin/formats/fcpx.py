@@ -1,5 +1,5 @@
 """Final Cut Pro X XML's specifics (torch-free): what otio-fcpx-xml-adapter reads wrongly, read right
-after it (plugin/formats.py names this module for .fcpxml): the spine's start timecode, and the
+after it (plugin/formats/__init__.py names this module for .fcpxml): the spine's start timecode, and the
 markers where they play."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ edit: the old music copied sample for sample from where it played) and generated
 plus a bridge at every seam where the music's old neighbour changed, and the ending where it
 changed) -> each generated span inpainted by the engine in the latent domain with the kept music
 around it held (the old windows' latents moved with the picture), each window told its NEW start
-time, then finished by the score's chain (plugin/finish.py) with the new edit's hits and ending ->
+time, then finished by the score's chain (plugin/finish/__init__.py) with the new edit's hits and ending ->
 a new scored timeline with its own sidecar. SCORED and its folder are never written.
 """
 
@@ -28,20 +28,28 @@ from core.api import JobStatus, ListenRequest, RegenerateRequest, WindowResult
 from core.client import EngineClient, run_job
 from core.errors import CutscoreError
 from core.files import InUse, exclusive
-from plugin.beats import track_beats
-from plugin.changes import Change, changes_of, heard_before, new_uses, old_uses
-from plugin.dialogue import dialogue_spans
-from plugin.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
-from plugin.ending import Ending
+from plugin.commands.changes import Change, changes_of, heard_before, new_uses, old_uses
+from plugin.commands.plan import make_plan
+from plugin.commands.score import build_request, picture_segments
+from plugin.commands.state import (
+    ConformRecord,
+    SegmentRecord,
+    Sidecar,
+    load_state,
+    music_of,
+    segments_of,
+    sidecar_dir,
+)
 from plugin.finish import Finishing
+from plugin.finish.beats import track_beats
+from plugin.finish.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
+from plugin.finish.ending import Ending
+from plugin.finish.render import StitchWindow, read_wav, render_music, resample, splice, to_samples, write_wav
 from plugin.formats import writable
+from plugin.formats.dialogue import dialogue_spans
+from plugin.formats.timeline import Timeline, read_timeline
+from plugin.formats.writeback import write_timeline
 from plugin.names import STATE_FILE, take_name
-from plugin.plan import make_plan
-from plugin.render import StitchWindow, read_wav, render_music, resample, splice, to_samples, write_wav
-from plugin.score import build_request, picture_segments
-from plugin.state import ConformRecord, SegmentRecord, Sidecar, load_state, music_of, segments_of, sidecar_dir
-from plugin.timeline import Timeline, read_timeline
-from plugin.writeback import write_timeline
 
 BRIDGE_S = 0.5  # at a seam whose old neighbour changed, this much of the kept music each side is made again
 EDGE_BLEND_S = 0.25  # a generated span fades in from, and out to, the old music that continued the kept over 250 ms
@@ -274,7 +282,7 @@ def moved_rhythm(old: list[float | None], picture: list[tuple[float, float, floa
 def _ducking(state: Sidecar, tl: Timeline, p: _Plan, out_path: Path, work: Path, client: EngineClient,
              on_progress, notices: list[str]) -> Ducking | None:
     """The new edit's ducking: the speech the old score heard, moved with the sound it was heard in
-    (plugin/changes.py heard_before); the seconds of sound the old score never heard listened to now
+    (plugin/commands/changes.py heard_before); the seconds of sound the old score never heard listened to now
     (a listen job over only those). The depth and timing as the score had them; the WAVs carry it as
     they did (baked) or not (keyframes)."""
     old = state.ducking

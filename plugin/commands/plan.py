@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from opentimelineio.opentime import RationalTime
 
-from plugin.timeline import Timeline
+from plugin.formats.timeline import Timeline
 
 DEFAULT_WINDOW_S = 30.0
 DEFAULT_OVERLAP_S = 2.0

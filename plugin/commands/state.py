@@ -23,16 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.api import ScoreRequest, Settings, WindowResult
 from core.errors import CutscoreError
 from core.files import atomic_write_text
-from plugin.beats import Beats
-from plugin.ducking import Ducking
-from plugin.ending import Ending
+from plugin.commands.like import LikeRecord
 from plugin.finish import HitSync
+from plugin.finish.beats import Beats
+from plugin.finish.ducking import Ducking
+from plugin.finish.ending import Ending
+from plugin.finish.render import read_wav
 from plugin.formats import Format, writable
-from plugin.like import LikeRecord
+from plugin.formats.timeline import music_track, read_timeline, wav_path
+from plugin.formats.writeback import Segment, write_timeline
 from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
-from plugin.render import read_wav
-from plugin.timeline import music_track, read_timeline, wav_path
-from plugin.writeback import Segment, write_timeline
 
 STATE_VERSION = 2  # 1: the untyped dict of the sessions before the typed sidecar (same keys)
 
@@ -42,7 +42,7 @@ class _Record(BaseModel):
 
 
 class ConformRecord(_Record):
-    """What a conform did (plugin/conform.py): the scored timeline and the new edit, the change list
+    """What a conform did (plugin/commands/conform.py): the scored timeline and the new edit, the change list
     (as `cutscore conform --json` prints it), the old clips deleted, the music kept (new start, new
     end, old start; seconds) and the spans generated."""
 
@@ -108,15 +108,15 @@ class Sidecar(_Record):
     model_sample_rate: int  # the engine's windows' rate
     request: ScoreRequest  # what the engine was asked (a regenerate asks again from it)
     windows: list[WindowResult] = Field(min_length=1)
-    hit_sync: HitSync | None = None  # what hit sync did (plugin/finish.py)
+    hit_sync: HitSync | None = None  # what hit sync did (plugin/finish/__init__.py)
     ending: Ending | None = None  # how the music starts and ends (None: a version-1 score, which had none)
     ducking: Ducking | None = None  # the music's gain under the dialogue (None: no speech, or --duck off)
-    beats: Beats | None = None  # the music's beats and downbeats (plugin/beats.py; None: an earlier score)
+    beats: Beats | None = None  # the music's beats and downbeats (plugin/finish/beats.py; None: an earlier score)
     segments: list[SegmentRecord] = Field(min_length=1)
     history: list[Regeneration] = []
     choices: list[Choice] = []
-    conform: ConformRecord | None = None  # this music conformed from an earlier score (plugin/conform.py)
-    like: LikeRecord | None = None  # the reference the score followed (plugin/like.py; its WAV in engine/)
+    conform: ConformRecord | None = None  # this music conformed from an earlier score (plugin/commands/conform.py)
+    like: LikeRecord | None = None  # the reference the score followed (plugin/commands/like.py; its WAV in engine/)
 
     def clips(self) -> list[SegmentRecord]:
         return [s for s in self.segments if s.kind == "clip"]
@@ -175,7 +175,7 @@ def sidecar_dir(out: Path) -> Path:
 
 def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = None) -> tuple[Path, Sidecar]:
     """(the sidecar folder, its record) of a scored timeline; every file it names is checked."""
-    from plugin.timeline import load_otio
+    from plugin.formats.timeline import load_otio
 
     scored_path = Path(scored_path)
     side = find_sidecar(scored if scored is not None else load_otio(scored_path), scored_path)

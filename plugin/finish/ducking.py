@@ -1,6 +1,6 @@
 """The music gets out of the way of speech (torch-free; a stage of the finishing chain, no timeline
 or file format inside): the gain envelope made from the speech the engine finds in the timeline's
-own sound (what is listened to: plugin/dialogue.py; the speech: engine/features/speech.py).
+own sound (what is listened to: plugin/formats/dialogue.py; the speech: engine/features/speech.py).
 
 - The envelope (`Ducking.plan`): for each speech region [a, b] the music falls by `depth_db` over
   `attack_s` before a (it is down when the first word starts: the edit is known in advance, so the

@@ -1,6 +1,6 @@
 """FCP7 XML's specifics (torch-free): what cutscore writes beyond the fcp adapter (otio-fcp-adapter),
 and the adapter's writing mended. `prepare` runs on the OTIO timeline before the adapter writes it,
-`finish` on the written file (plugin/formats.py names this module for FCP7 XML)."""
+`finish` on the written file (plugin/formats/__init__.py names this module for FCP7 XML)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from core.errors import CutscoreError
-from plugin.kdenlive.volume import volume_keys
+from plugin.formats.kdenlive.volume import volume_keys
 from plugin.names import TRACK_NAME
 
 

@@ -1,5 +1,5 @@
 """CMX 3600 EDL's specifics (torch-free): a pre-pass of our own before otio-cmx3600-adapter reads the
-list (plugin/formats.py names this module for .edl), for what editors' software writes and the
+list (plugin/formats/__init__.py names this module for .edl), for what editors' software writes and the
 adapter refuses or reads wrongly, and one-line refusals of what it would refuse unclearly.
 
 The pre-pass (`normalized`), each rule a fact of the format as Avid and FCP write it:
