@@ -180,8 +180,8 @@ def kdenlive_temp_track(tmp_path: Path) -> Path:
     """A Kdenlive 22.12 project (tests/fixtures/timelines/short_edit.kdenlive, 12 s at 30000/1001)
     with an audio track "Temp" of three 2.5 s clips of one 440 Hz tone at 3 s intervals, written by
     cutscore's Kdenlive writer (whose tracks the real Kdenlive keeps) and renamed, then given what an
-    editor adds in Kdenlive: on the second clip the Volume effect keyframed from -12 dB to 0 over its
-    first 2 s; the third clip starting 1 s into its file with a 1 s fade in (MLT's gain 0 -> end 1 over
+    editor adds in Kdenlive: the first clip disabled (its producer's `set.test_audio`, which melt plays
+    as silence); on the second clip the Volume effect keyframed from -12 dB to 0 over its first 2 s; the third clip starting 1 s into its file with a 1 s fade in (MLT's gain 0 -> end 1 over
     the filter's in..out, source frames); the track's mixer fader at -3 dB."""
     from plugin.formats.kdenlive.writer import MusicClip, patch_project
     from plugin.names import BIN_NAME, TRACK_NAME
@@ -204,6 +204,7 @@ def kdenlive_temp_track(tmp_path: Path) -> Path:
         j = text.index(end, i)
         return text[:j] + what + text[j:]
 
+    text = inside(text, '<producer id="temp_producer0"', "</producer>", '<property name="set.test_audio">1</property>')
     text = inside(text, '<entry producer="temp_producer1"', "</entry>",
                   filt("t1", {"kdenlive_id": "volume", "level": "00:00:00.000=-12;00:00:02.000=0"}))
     text = inside(text, '<entry producer="temp_producer2"', "</entry>",

@@ -144,8 +144,8 @@ def test_track_reads_the_temp_music_as_cut_levels_and_muted_clips(tmp_path):
 
 @tools.needs("melt")
 def test_track_reads_a_kdenlive_temp_track_as_melt_plays_it(tmp_path):
-    """Kdenlive's Volume effect (keyframed), a fade in on a clip that starts inside its file, and the
-    track's mixer fader: `track:Temp` against the same track as melt (Kdenlive's engine) renders the
+    """A disabled clip, Kdenlive's Volume effect (keyframed), a fade in on a clip that starts inside its
+    file, and the track's mixer fader: `track:Temp` against the same track as melt (Kdenlive's engine) renders the
     project (its picture has no sound), in 250 ms frames."""
     import subprocess
 
@@ -167,12 +167,12 @@ def test_track_reads_a_kdenlive_temp_track_as_melt_plays_it(tmp_path):
 
     a, b = db(y), db(m.T)
     loud = b > db(np.full((2, n * hop), 0.4 / np.sqrt(2))) - 9 - 3  # within 9 dB of the tone at the fader
-    assert loud.sum() >= 20 and np.max(np.abs(a - b)[loud]) < 0.3, np.c_[a, b][loud]
+    assert loud.sum() >= 12 and np.max(np.abs(a - b)[loud]) < 0.3, np.c_[a, b][loud]
     assert np.array_equal(a < -100, b < -100)  # silent where melt is: between the clips, after the last
-    # what each effect does, so a reading that skipped one would be seen: the fader everywhere, the
-    # volume ramp on the second clip, the fade on the third
+    # what each effect does, so a reading that skipped one would be seen: the first clip silent, the
+    # fader everywhere, the volume ramp on the second clip, the fade on the third
     full = 20 * np.log10(0.4 / np.sqrt(2))
-    assert abs(a[1] - (full - 3)) < 0.05 and a[12] < full - 3 - 9 and a[24] < full - 3 - 9
+    assert a[1] < -100 and abs(a[20] - (full - 3)) < 0.05 and a[12] < full - 3 - 9 and a[24] < full - 3 - 9
 
 
 def test_the_refusals_are_one_line_each(tmp_path):

@@ -12,7 +12,8 @@ playlist; a track is audio when it carries kdenlive:audio_track or hides its vid
 Clips (MLT `out` is inclusive), blanks Gaps, the sequence's guides become markers on the stack.
 Clip names come from the bin producer's kdenlive:clipname, else the resource's file name; a bin clip's
 markers (kdenlive:markers, source frames) become markers on each timeline clip whose range shows them.
-The volume filters MLT plays on a clip (Kdenlive's Volume effect, its fades) and on a track (the audio
+A clip on an audio track whose producer plays no sound (`set.test_audio`, the disabled state) is
+disabled. The volume filters MLT plays on a clip (Kdenlive's Volume effect, its fades) and on a track (the audio
 mixer's fader) are kept in the clip's and track's metadata["kdenlive"]["volume"] (`_volumes`).
 
 Writing is done by patching the original project (plugin/formats/writeback.py), so that every element
@@ -227,7 +228,10 @@ def _build_track(playlist: ET.Element, name: str, audio: bool, doc: _Doc, trims:
         if el.tag == "blank":
             track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, doc.rate), _time(el.get("length"), doc.rate))))
         elif el.tag == "entry":
+            silent = audio and _props(doc.producers.get(el.get("producer"), ET.Element("x"))).get("set.test_audio") == "1"
             for item in _entry_items(el, doc, *(trims or {}).get(idx, (0, 0))):
+                if silent and isinstance(item, otio.schema.Clip):
+                    item.enabled = False  # MLT plays no sound of it: a clip disabled on an audio track
                 track.append(item)
     return track
 
