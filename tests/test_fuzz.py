@@ -265,7 +265,7 @@ def _numeric_options():
     from ui.cli import types as t
 
     numeric = {int, float, t._finite, t._positive_int, t._positive_float, t._seconds, t._seed, t._port,
-               t._steps, t._frame_rate, t._window_s, t._loudness, t._sample_rate, t._seconds_list}
+               t._frame_rate, t._window_s, t._seconds_list}
     out = []
 
     def walk(parser, words):
@@ -276,7 +276,7 @@ def _numeric_options():
                     walk(sub, [*words, name])
             elif not a.option_strings and a.nargs is None:
                 positionals.append(a.choices and next(iter(a.choices)) or "x")
-            elif a.option_strings and a.type in numeric:
+            elif a.option_strings and (a.type in numeric or getattr(a.type, "field", None)):  # field_type's
                 out.append((words, positionals, a.option_strings[-1]))
     walk(cli.build_parser(), [])
     return [(w, p, o) for w, p, o in out]

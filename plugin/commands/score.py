@@ -13,7 +13,6 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from opentimelineio.opentime import RationalTime, TimeRange
@@ -30,7 +29,7 @@ from plugin.commands.state import SegmentRecord, Sidecar, segments_of, sidecar_d
 from plugin.finish import Finishing
 from plugin.finish.beats import BeatMarkers, Beats
 from plugin.finish.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
-from plugin.finish.ending import Ending
+from plugin.finish.ending import Ending, EndingKind
 from plugin.finish.render import (
     StitchWindow,
     read_wav,
@@ -51,12 +50,12 @@ class ScoreOptions(Settings):
     at_cuts, continuation; None = the model's own, declared there once) and the score's own."""
 
     model: str | None = None  # a folder or preset; None: the demo model, else debug (default_model)
-    loudness: float = -14.0  # integrated loudness target, LUFS
-    sample_rate: int = 48000  # the WAVs' rate
+    loudness: float = Field(default=-14.0, ge=-70, le=0)  # integrated loudness target, LUFS
+    sample_rate: int = Field(default=48000, ge=8000, le=192000)  # the WAVs' rate
     force: bool = False
     hits_s: list[float] = Field(default_factory=list)  # extra hit points (Resolve's markers), seconds
     hit_sync: bool = True  # move the nearest strong onset onto each cut and hit point (plugin/finish/hitsync.py)
-    ending: Literal["ring", "fade", "cut"] = "ring"  # how the music ends on the last frame (plugin/finish/ending.py)
+    ending: EndingKind = "ring"  # how the music ends on the last frame (plugin/finish/ending.py)
     tail_s: float = Field(default=0.0, ge=0, le=30)  # a ring may run this far past the last frame (--tail)
     sequence: str | None = None  # a Kdenlive project's sequence other than the active one (name or uuid)
     # ducking under the timeline's dialogue (plugin/finish/ducking.py): the depth in dB, None = off

@@ -17,10 +17,12 @@ same ending (plugin/commands/regenerate.py applies it to the new span only).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
-ENDINGS = ("ring", "fade", "cut")
+EndingKind = Literal["ring", "fade", "cut"]  # how the music ends (`--ending`), named once
+ENDINGS: tuple[str, ...] = get_args(EndingKind)
 START_S = 0.010  # the rise from silence at the first frame
 RING_S = 3.0  # a ring that does not start at the final cut lasts this long
 RING_MAX_S = 5.0  # the final cut starts the ring when it lies within this many seconds of the end...

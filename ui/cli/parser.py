@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.api import SAMPLER_NAMES
+from core.api import SAMPLER_NAMES, Settings
 from core.paths import DEFAULT_CLIP, DEFAULT_PORT
 from core.terminal import one_line as _one_line
-from plugin.commands.like import LIKE_STRENGTH, VARY
-from plugin.finish.ducking import ATTACK_S, DUCK_DB, RELEASE_S
+from plugin.commands.like import VARY
+from plugin.commands.score import ScoreOptions
+from plugin.finish.ducking import DUCK_DB
 from ui.cli.commands import (
     cmd_conform,
     cmd_demo,
@@ -25,22 +26,22 @@ from ui.cli.commands import (
 from ui.cli.types import (
     _beat_markers,
     _duck,
-    _duck_time,
-    _finite,
     _frame_rate,
-    _loudness,
     _port,
     _positive_float,
     _positive_int,
-    _sample_rate,
     _seconds,
     _seconds_list,
     _seed,
-    _steps,
-    _strength,
-    _tail,
     _window_s,
+    field_bounds,
+    field_choices,
+    field_default,
+    field_type,
 )
+
+S = ScoreOptions  # the score's options: each flag below that sets one takes its type, range, choices and default there
+_STEPS = field_bounds(Settings, "steps")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,8 +85,9 @@ def _engine_opts(sp) -> None:
     sp.add_argument("--model", help="model folder or preset (default: the demo model, else debug)")
     sp.add_argument("--engine", help="engine URL, or `local` for in-process (default: a running server, else local)")
     sp.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    sp.add_argument("--steps", type=_steps, help="sampler steps, 1..1000 (default: the model's)")
-    sp.add_argument("--guidance", type=_finite, help="classifier-free guidance scale (default: the model's)")
+    sp.add_argument("--steps", type=field_type(S, "steps", whole=True),
+                    help=f"sampler steps, {_STEPS[0]:g}..{_STEPS[2]:g} (default: the model's)")
+    sp.add_argument("--guidance", type=field_type(S, "guidance"), help="classifier-free guidance scale (default: the model's)")
     sp.add_argument("--sampler", choices=list(SAMPLER_NAMES), help="sampler (default: the model's)")
 
 
@@ -107,29 +109,37 @@ def _edit_commands(add) -> None:
     _timeline_opts(sp)
     _engine_opts(sp)
     sp.add_argument("-o", "--output", required=True, help="the new timeline (.otio, .otioz, .xml, .kdenlive)")
-    sp.add_argument("--at-cuts", choices=["continue", "change"], default="continue",
+    sp.add_argument("--at-cuts", choices=field_choices(S, "at_cuts"), default=field_default(S, "at_cuts"),
                     help="a window that starts at a cut continues the music (default) or changes character")
     sp.add_argument("--no-hit-sync", action="store_true",
                     help="leave the music as generated (default: move the nearest strong onset onto each cut and hit)")
     sp.add_argument("--hits", type=_seconds_list, metavar="S,S,...",
                     help="extra hit points in seconds from the timeline start (e.g. Resolve's markers)")
-    sp.add_argument("--ending", choices=["ring", "fade", "cut"], default="ring",
+    sp.add_argument("--ending", choices=field_choices(S, "ending"), default=field_default(S, "ending"),
                     help="how the music ends on the last frame: ring (default: it decays to silence, from the final "
                          "cut when the edit ends on one), fade (the last 2 s), cut (stopped as generated)")
-    sp.add_argument("--tail", type=_tail, default=0.0, metavar="S",
+    sp.add_argument("--tail", type=field_type(S, "tail_s", " s", "a ring may run that far past the last frame"),
+                    default=field_default(S, "tail_s"), metavar="S",
                     help="let the ring run S seconds past the last frame (music generated that far; default 0: "
                          "silent by the last frame); only with --ending ring")
-    sp.add_argument("--duck", type=_duck, default=DUCK_DB, metavar="auto|off|DB",
+    sp.add_argument("--duck", type=_duck, default=field_default(S, "duck_db"), metavar="auto|off|DB",
                     help="lower the music under the dialogue of the timeline's audio tracks: auto (default, "
                          f"{DUCK_DB:g} dB), off, or a level in dB")
-    sp.add_argument("--duck-attack", type=_duck_time, default=ATTACK_S, metavar="S",
-                    help=f"seconds the music takes to go down before speech (default {ATTACK_S:g})")
-    sp.add_argument("--duck-release", type=_duck_time, default=RELEASE_S, metavar="S",
-                    help=f"seconds it takes to come back after speech (default {RELEASE_S:g})")
+    sp.add_argument("--duck-attack", type=field_type(S, "duck_attack_s", " s"), default=field_default(S, "duck_attack_s"),
+                    metavar="S", help=f"seconds the music takes to go down before speech (default "
+                                      f"{field_default(S, 'duck_attack_s'):g})")
+    sp.add_argument("--duck-release", type=field_type(S, "duck_release_s", " s"),
+                    default=field_default(S, "duck_release_s"), metavar="S",
+                    help=f"seconds it takes to come back after speech (default {field_default(S, 'duck_release_s'):g})")
     _rhythm_opts(sp)
     _like_opts(sp)
-    sp.add_argument("--loudness", type=_loudness, default=-14.0, help="integrated loudness target, LUFS (default -14)")
-    sp.add_argument("--sample-rate", type=_sample_rate, default=48000, help="WAV sample rate, 8000..192000 (default 48000)")
+    lo, _, hi, _ = field_bounds(S, "sample_rate")
+    sp.add_argument("--loudness", type=field_type(S, "loudness", " LUFS", "music for video: -23 to -14"),
+                    default=field_default(S, "loudness"),
+                    help=f"integrated loudness target, LUFS (default {field_default(S, 'loudness'):g})")
+    sp.add_argument("--sample-rate", type=field_type(S, "sample_rate", " Hz", "editors use 48000", whole=True),
+                    default=field_default(S, "sample_rate"),
+                    help=f"WAV sample rate, {lo}..{hi} (default {field_default(S, 'sample_rate')})")
     sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
     _regenerate_command(add)
@@ -157,9 +167,10 @@ def _like_opts(sp, regenerate: bool = False) -> None:
                     help="music like this: an audio file (WAV, FLAC, OGG, MP3...) laid from the first frame, or "
                          f"track:NAME, the timeline's own audio track (its temp music) as it plays{keep}; you need "
                          "the rights to it")
-    sp.add_argument("--like-strength", type=_strength, default=None if regenerate else LIKE_STRENGTH, metavar="X",
+    sp.add_argument("--like-strength", type=field_type(S, "like_strength", hint="0: no reference, 1: the reference as it is"),
+                    default=None if regenerate else field_default(S, "like_strength"), metavar="X",
                     help="how closely the music follows the reference: 0 (not at all) to 1 (the reference as it is; "
-                         + ("default: the score's)" if regenerate else f"default {LIKE_STRENGTH:g})"))
+                         + ("default: the score's)" if regenerate else f"default {field_default(S, 'like_strength'):g})"))
 
 
 def _conform_command(add) -> None:
@@ -182,7 +193,7 @@ def _rhythm_opts(sp, regenerate: bool = False) -> None:
     sp.add_argument("--rhythm", metavar="FILE",
                     help="the rhythm to follow: a CSV (seconds,value) or JSON ({\"seconds\": [...], \"values\": [...]}, "
                          f"as `cutscore plan SCORED --json` prints it); an empty value keeps the prediction{keep}")
-    sp.add_argument("--beat-markers", type=_beat_markers, default=None if regenerate else "downbeats",
+    sp.add_argument("--beat-markers", type=_beat_markers, default=None if regenerate else field_default(S, "beat_markers"),
                     metavar="{downbeats,all,off}",
                     help="which of the music's beats to write as markers on its clips: the downbeats (the bars), "
                          "every beat, or none " + ("(default: as the score did)" if regenerate else "(default downbeats)"))

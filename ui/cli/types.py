@@ -1,10 +1,68 @@
 """The values the command line's options take, each refused while parsing with the range that fits
-(argparse prints it as one line: ui.cli.parser._Parser)."""
+(argparse prints it as one line: ui.cli.parser._Parser). An option that sets a field of the score's
+options (core.api.Settings, plugin.commands.score.ScoreOptions) takes its type, range, choices and
+default from that field (`field_type`, `field_choices`, `field_default`): declared once, there."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from typing import get_args
+
+
+def _field(model, name: str):
+    return model.model_fields[name]
+
+
+def field_default(model, name: str):
+    return _field(model, name).get_default(call_default_factory=True)
+
+
+def field_choices(model, name: str) -> list[str]:
+    """The values of a Literal field (through Optional and Annotated)."""
+    def literals(t) -> list:
+        args = get_args(t)
+        if args and all(isinstance(a, str) for a in args):
+            return list(args)
+        return [x for a in args for x in literals(a)]
+
+    return literals(_field(model, name).annotation)
+
+
+def field_bounds(model, name: str) -> tuple[float | None, bool, float | None, bool]:
+    """(low, low included, high, high included) of a field's range (ge/gt/le/lt)."""
+    lo = hi = None
+    lo_in = hi_in = True
+    for m in _field(model, name).metadata:
+        for attr, is_lo, incl in (("ge", True, True), ("gt", True, False), ("le", False, True), ("lt", False, False)):
+            v = getattr(m, attr, None)
+            if v is not None:
+                if is_lo:
+                    lo, lo_in = v, incl
+                else:
+                    hi, hi_in = v, incl
+    return lo, lo_in, hi, hi_in
+
+
+def field_type(model, name: str, unit: str = "", hint: str = "", whole: bool = False):
+    """A parser for an option whose type and range the field `name` of `model` declares."""
+    lo, lo_in, hi, hi_in = field_bounds(model, name)
+
+    def parse(text: str):
+        if whole:
+            try:
+                v = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a whole number{unit and ' of' + unit}") from None
+        else:
+            v = _finite(text)
+        if (lo is not None and (v < lo or (v == lo and not lo_in))) or (hi is not None and (v > hi or (v == hi and not hi_in))):
+            span = f"{'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+            raise argparse.ArgumentTypeError(f"{v:g}{unit} is outside {span}" + (f" ({hint})" if hint else ""))
+        return v
+
+    parse.field = (model.__name__, name)  # what it parses (tests find the numeric options by it)
+    return parse
 
 
 def _finite(text: str) -> float:
@@ -62,30 +120,6 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _steps(text: str) -> int:
-    v = _positive_int(text)
-    if v > 1000:
-        raise argparse.ArgumentTypeError(f"{v} is outside 1..1000")
-    return v
-
-
-def _loudness(text: str) -> float:
-    v = _finite(text)
-    if not -70.0 <= v <= 0.0:
-        raise argparse.ArgumentTypeError(f"{v:g} LUFS is outside -70..0 (music for video: -23 to -14)")
-    return v
-
-
-def _sample_rate(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of Hz") from None
-    if not 8000 <= v <= 192000:
-        raise argparse.ArgumentTypeError(f"{v} Hz is outside 8000..192000 (editors use 48000)")
-    return v
-
-
 def _seconds_list(text: str) -> list[float]:
     out = []
     for part in filter(None, text.split(",")):
@@ -128,21 +162,6 @@ def _duck(text: str) -> float | None:
     return v
 
 
-def _seconds_up_to(limit: float, what: str):
-    """A time in seconds from 0 up to `limit` (`what` names the limit in the error)."""
-    def parse(text: str) -> float:
-        v = _seconds(text)
-        if v > limit:
-            raise argparse.ArgumentTypeError(f"{v:g} s is longer than the {limit:g} s {what}")
-        return v
-
-    return parse
-
-
-_duck_time = _seconds_up_to(5, "a duck's attack or release may take")
-_tail = _seconds_up_to(30, "a ring may run past the last frame")
-
-
 def _beat_markers(text: str) -> str:
     """downbeats, all or off (`on`, before downbeats were the default, is `all`)."""
     from plugin.finish.beats import BEAT_MARKERS
@@ -150,12 +169,4 @@ def _beat_markers(text: str) -> str:
     v = {"on": "all"}.get(text, text)
     if v not in BEAT_MARKERS:
         raise argparse.ArgumentTypeError(f"{text!r}: choose downbeats, all or off")
-    return v
-
-
-def _strength(text: str) -> float:
-    """A reference's strength: 0 (none) to 1 (the reference as it is)."""
-    v = _finite(text)
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"{v:g} is outside 0..1 (0: no reference, 1: the reference as it is)")
     return v
