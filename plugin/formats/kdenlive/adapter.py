@@ -33,9 +33,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from plugin.formats.kdenlive import document
 
-
-def _props(el: ET.Element) -> dict[str, str]:
-    return {p.get("name"): (p.text or "") for p in el.findall("property")}
+_props = document.props  # a Kdenlive element's <property> children, by name
 
 
 def _time(value: str | None, rate: float) -> RationalTime:

@@ -142,8 +142,7 @@ def _top_level(text: str) -> list[tuple[str, str, int, int]]:
         pos = end
 
 
-def _props(el: ET.Element) -> dict[str, str]:
-    return {p.get("name"): (p.text or "") for p in el.findall("property")}
+_props = document.props  # a Kdenlive element's <property> children, by name
 
 
 class Project:
