@@ -25,7 +25,7 @@ def loudness_gain_db(audio: np.ndarray, sr: int, target_lufs: float, peak_limit:
     if not np.isfinite(loud):
         return 0.0
     gain = target_lufs - loud
-    peak = float(np.abs(audio).max())
+    peak = float(max(audio.max(), -audio.min()))  # max |x| without a copy of the piece
     if peak * 10 ** (gain / 20) > peak_limit:
         gain = 20 * np.log10(peak_limit / peak)
     return float(gain)

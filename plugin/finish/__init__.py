@@ -70,7 +70,9 @@ class Finishing:
                    ducking=state.ducking, hit_sync=state.hit_sync, beats=state.beats)
 
     def run(self, music: np.ndarray, start_sample: int = 0) -> np.ndarray:
-        """(C, N) music that starts start_sample samples into the timeline, finished."""
+        """(C, N) music that starts start_sample samples into the timeline, finished in place (float32
+        music is written into and returned: a long piece is never copied whole)."""
+        music = np.asarray(music, np.float32)
         for _name, stage in self.stages:
             music = stage(self, music, start_sample)
         return music
@@ -84,20 +86,20 @@ def _hit_sync(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
     targets = [t for t in targets if 0 < t < music.shape[1] / sr]
     if not targets:
         return music
-    music, report = hitsync.sync_hits(music, sr, targets)
+    music, report = hitsync.sync_hits(music, sr, targets, inplace=True)
     if ch.whole:
         ch.hit_sync = HitSync(**hitsync.summary(report))
     return music
 
 
 def _ending(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
-    return ch.ending.apply(music, start, ch.sample_rate) if ch.ending is not None else music
+    return ch.ending.apply(music, start, ch.sample_rate, out=music) if ch.ending is not None else music
 
 
 def _gain(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
     if ch.gain_db is None:
         ch.gain_db = loudness_gain_db(music, ch.sample_rate, ch.loudness_lufs)  # the level outside the speech
-    return apply_gain(music, ch.gain_db)
+    return apply_gain(music, ch.gain_db, out=music)
 
 
 def _beats(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
@@ -109,7 +111,7 @@ def _beats(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
 def _ducking(ch: Finishing, music: np.ndarray, start: int) -> np.ndarray:
     # a format with gain keyframes ducks the full-level WAVs itself (the keys, kept as they were)
     if ch.ducking is not None and ch.ducking.baked:
-        return ch.ducking.apply(music, start, ch.sample_rate)
+        return ch.ducking.apply(music, start, ch.sample_rate, out=music)
     return music
 
 

@@ -72,8 +72,9 @@ def track_beats(music: np.ndarray, sr: int, markers: BeatMarkers = "downbeats") 
     """Beats and downbeats of (channels, samples) music."""
     import librosa
 
-    y = np.asarray(music, np.float32)
-    y = y.mean(axis=0) if y.ndim == 2 else y
+    from plugin.finish.hitsync import mono_of
+
+    y = mono_of(np.asarray(music, np.float32))
     hop = 512
     env = onset_strength(y, sr, hop)  # librosa's, a chunk at a time (plugin/finish/onsets.py)
     bpm = tempo(env, sr, hop)  # librosa's estimate, its tempogram a chunk at a time

@@ -60,8 +60,15 @@ class Ducking:
         t = (start_sample + np.arange(n)) / sr
         return (10 ** (self.db_at(t) / 20)).astype(np.float32)
 
-    def apply(self, audio: np.ndarray, start_sample: int, sr: int) -> np.ndarray:
-        return (audio * self.gains(start_sample, audio.shape[1], sr)[None, :]).astype(np.float32)
+    def apply(self, audio: np.ndarray, start_sample: int, sr: int, out: np.ndarray | None = None,
+              chunk: int = 1 << 20) -> np.ndarray:
+        """audio ducked (a chunk of samples at a time: the envelope's float64 times are 8 bytes a
+        sample); into `out` when given (`out=audio`: in place)."""
+        out = np.empty(audio.shape, np.float32) if out is None else out
+        for a in range(0, audio.shape[1], chunk):
+            b = min(audio.shape[1], a + chunk)
+            np.multiply(audio[:, a:b], self.gains(start_sample + a, b - a, sr)[None, :], out=out[:, a:b])
+        return out
 
     def clip_keys(self, start_s: float, duration_s: float) -> list[tuple[float, float]]:
         """The envelope over one music clip: (seconds from the clip's start, dB), its edges included;

@@ -73,10 +73,12 @@ class Ending:
         g[t >= silent_from] = 0.0
         return g.astype(np.float32)
 
-    def apply(self, audio: np.ndarray, start_sample: int, sr: int, chunk: int = 1 << 20) -> np.ndarray:
+    def apply(self, audio: np.ndarray, start_sample: int, sr: int, chunk: int = 1 << 20,
+              out: np.ndarray | None = None) -> np.ndarray:
         """audio (channels, samples) starting at `start_sample` of the timeline, shaped (a chunk of
-        samples at a time: the envelope's float64 times are 8 bytes a sample of the whole piece)."""
-        out = np.empty(audio.shape, np.float32)
+        samples at a time: the envelope's float64 times are 8 bytes a sample of the whole piece);
+        into `out` when given (`out=audio`: in place)."""
+        out = np.empty(audio.shape, np.float32) if out is None else out
         for a in range(0, audio.shape[1], chunk):
             b = min(audio.shape[1], a + chunk)
             out[:, a:b] = audio[:, a:b] * self.gains(start_sample + a, b - a, sr)[None, :]

@@ -59,13 +59,21 @@ def onset_floor(mono: np.ndarray, sr: int) -> float:
     return 0.05 * float(env.max()) if env.size else 0.0
 
 
-def strongest_onset(mono: np.ndarray, sr: int, target_s: float, floor: float = 0.0) -> float | None:
-    """The time of the strongest onset within +-SEARCH_S of target_s (above `floor`), or None."""
+def mono_of(music: np.ndarray) -> np.ndarray:
+    """The mono mix of (C, N) music (1-D music as it is); one channel's own samples, not a copy."""
+    if music.ndim == 1:
+        return music
+    return music[0] if music.shape[0] == 1 else music.mean(0)  # a mean of one value is that value
+
+
+def strongest_onset(y: np.ndarray, sr: int, target_s: float, floor: float = 0.0) -> float | None:
+    """The time of the strongest onset within +-SEARCH_S of target_s (above `floor`), or None. `y`
+    is the mono mix, or (C, N) music whose mix is taken only around the target."""
     lo = max(0, int((target_s - SEARCH_S - 0.2) * sr))
-    hi = min(len(mono), int((target_s + SEARCH_S + 0.2) * sr))
+    hi = min(y.shape[-1], int((target_s + SEARCH_S + 0.2) * sr))
     if hi - lo < 4 * HOP:
         return None
-    env, peaks = _envelope(mono[lo:hi], sr)
+    env, peaks = _envelope(mono_of(y[..., lo:hi]), sr)
     best, best_v = None, floor
     for p in peaks:
         t = lo / sr + p * HOP / sr
@@ -111,15 +119,16 @@ def _slip_span(music: np.ndarray, sr: int, ia: int, ib: int, src: int, dst: int)
     return out
 
 
-def sync_hits(music: np.ndarray, sr: int, targets_s: list[float]) -> tuple[np.ndarray, list[HitOffset]]:
-    """music (C, N) with the strongest onset near each target moved onto it; the offsets."""
-    music = np.array(music, np.float32, copy=True)
+def sync_hits(music: np.ndarray, sr: int, targets_s: list[float],
+              inplace: bool = False) -> tuple[np.ndarray, list[HitOffset]]:
+    """music (C, N) with the strongest onset near each target moved onto it; the offsets. `inplace`:
+    the warps are written into `music` itself (the finishing chain: no copy of a long piece)."""
+    music = np.asarray(music, np.float32) if inplace else np.array(music, np.float32, copy=True)
     targets = sorted(t for t in targets_s if 0 < t < music.shape[1] / sr)
     report = []
-    floor = onset_floor(music.mean(0), sr) if targets else 0.0
+    floor = onset_floor(mono_of(music), sr) if targets else 0.0
     for i, t in enumerate(targets):
-        mono = music.mean(0)
-        onset = strongest_onset(mono, sr, t, floor)
+        onset = strongest_onset(music, sr, t, floor)
         if onset is None:
             report.append(HitOffset(t, None, None, False))
             continue
@@ -143,7 +152,7 @@ def sync_hits(music: np.ndarray, sr: int, targets_s: list[float]) -> tuple[np.nd
             if moved is None:
                 break
             music[:, ia:ib] = moved
-            after = strongest_onset(music.mean(0), sr, t, floor)
+            after = strongest_onset(music, sr, t, floor)
             if after is not None and abs(after - t) < abs(best - t):
                 best_seg, best = music[:, ia:ib].copy(), after
         music[:, ia:ib] = best_seg

@@ -98,8 +98,12 @@ def render_music(windows: list[StitchWindow], model_sr: int, total: RationalTime
     return fit_length(music, to_samples(total, sr))
 
 
-def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
-    return (audio * np.float32(10 ** (gain_db / 20))).astype(np.float32)
+def apply_gain(audio: np.ndarray, gain_db: float, out: np.ndarray | None = None) -> np.ndarray:
+    """audio at gain_db (into `out` when given: `out=audio` changes it in place)."""
+    g = np.float32(10 ** (gain_db / 20))
+    if out is None:
+        return (audio * g).astype(np.float32)
+    return np.multiply(audio, g, out=out)
 
 
 def splice(old: np.ndarray, span_audio: np.ndarray, span_offset: int, region: tuple[int, int], n: int) -> np.ndarray:
