@@ -75,3 +75,27 @@ def run_command(fn: Callable[[], int | None]) -> int:
             raise
         err(f"cutscore: internal error: {type(e).__name__}: {e} (set CUTSCORE_DEBUG=1 for the traceback)")
         return 1
+
+
+class TimeLeft:
+    """An estimate of the time a job has left, from its progress (0..1) over the seconds since the
+    first report: the remaining fraction at the rate so far. "" until the rate is known (2 % of the
+    work and 5 s done), so a long score's first line does not guess."""
+
+    def __init__(self, clock: Callable[[], float] | None = None):
+        import time
+
+        self.clock = clock or time.monotonic
+        self.start: tuple[float, float] | None = None  # (time, progress) of the first report
+
+    def __call__(self, progress: float) -> str:
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, progress)
+            return ""
+        t0, p0 = self.start
+        done, spent = progress - p0, now - t0
+        if done < 0.02 or spent < 5 or progress >= 1:
+            return ""
+        left = spent * (1 - progress) / done
+        return f"about {left / 60:.0f} min left" if left >= 90 else f"about {max(5, round(left / 5) * 5):.0f} s left"

@@ -131,16 +131,19 @@ def cmd_demo(args) -> int:
 
 
 class _Progress:
-    """Engine progress on stderr: a line when the stage changes or every 10 %."""
+    """Engine progress on stderr: a line when the stage changes or every 10 %, with the time left."""
 
     def __init__(self):
-        self.last = None
+        from core.terminal import TimeLeft
+
+        self.last, self.left = None, TimeLeft()
 
     def __call__(self, st) -> None:
         key = (st.stage, int(st.progress * 10))
+        left = self.left(st.progress) if st.state == "running" else ""
         if key != self.last and st.state in ("running", "done"):
             self.last = key
-            _err(f"cutscore: {st.progress:4.0%} {st.stage}: {st.message}")
+            _err(f"cutscore: {st.progress:4.0%} {st.stage}: {st.message}" + (f" ({left})" if left else ""))
 
 
 def score_options(args, hits_s: list[float] = ()):

@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (
 )
 
 from core.errors import CutscoreError
+from core.terminal import TimeLeft
 from plugin.formats import output_suffixes
 from ui.panel.state import read_music
 
@@ -69,12 +70,16 @@ class JobsPart:
             self.state.busy, self.state.error, self.state.error_details = True, "", ""
             self.state.stage, self.state.progress, self.state.message = "features", 0.0, "starting"
             self.state.started_at = time.monotonic()
+            self._left = TimeLeft()
         self._sync()
         thread.start()
 
     def _on_progress(self, st) -> None:
         self._job_id = st.id
-        self.state.stage, self.state.progress, self.state.message = st.stage, st.progress, st.message
+        estimate = getattr(self, "_left", None)  # set when a busy job starts
+        left = estimate(st.progress) if estimate is not None and st.state == "running" else ""
+        self.state.stage, self.state.progress = st.stage, st.progress
+        self.state.message = f"{st.message} ({left})" if left else st.message
         self._sync()
 
     def _on_failed(self, message: str, details: str) -> None:
