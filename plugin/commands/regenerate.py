@@ -235,15 +235,20 @@ def _take(scored_path, scored, side, state: Sidecar, at: _Where, new_seed, versi
                             window=at.window, like=like)
 
 
+BEAT_CONTEXT_S = 20.0  # the music either side of a regenerated clip the beat tracker hears
+
+
 def _new_beats(side: Path, state: Sidecar, at: _Where, markers: BeatMarkers | None) -> None:
-    """The sidecar's beats with the clip's own tracked again in the music as it now plays (the other
-    clips' beats, and their markers, stay)."""
-    from plugin.commands.state import music_of
+    """The sidecar's beats with the clip's own tracked again in the music as it now plays, heard with
+    BEAT_CONTEXT_S either side (not the whole score: a regenerate costs the same in a long edit); the
+    other clips' beats, and their markers, stay."""
+    from plugin.commands.state import music_between
     from plugin.finish.beats import track_beats
 
-    audio, sr, _ = music_of(None, (side, state))
-    new = track_beats(audio, sr)
     a, b = at.rng.start_time.to_seconds(), at.rng.end_time_exclusive().to_seconds()
+    audio, sr, t0 = music_between(side, state, a - BEAT_CONTEXT_S, b + BEAT_CONTEXT_S)
+    new = track_beats(audio, sr)
+    new = new.model_copy(update={"times_s": [round(t + t0, 6) for t in new.times_s]})
     old = state.beats
     state.beats = (old.replaced(a, b, new) if old is not None else new).model_copy(
         update={"markers": (old.markers if old is not None else "downbeats") if markers is None else markers})

@@ -203,6 +203,25 @@ def music_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None
     return audio, state.sample_rate, rhythm
 
 
+def music_between(side: Path, state: Sidecar, start_s: float, end_s: float) -> tuple[np.ndarray, int, float]:
+    """The current music from about start_s to end_s (timeline seconds, clamped to the score): only
+    the segments' WAVs that reach into it are read. (audio, rate, the second it starts at)."""
+    sr = state.sample_rate
+    parts, first = [], None
+    for s in state.segments:
+        a, b = s.start / s.rate, (s.start + s.duration) / s.rate
+        if b <= start_s or a >= end_s:
+            continue
+        first = a if first is None else first
+        parts.append(read_wav(side / s.wav)[0])
+    if not parts:
+        return np.zeros((1, 0), np.float32), sr, max(0.0, start_s)
+    audio = np.concatenate(parts, axis=1)
+    i0 = max(0, round((start_s - first) * sr))
+    i1 = min(audio.shape[1], max(i0, round((end_s - first) * sr)))
+    return audio[:, i0:i1], sr, first + i0 / sr
+
+
 def predicted_rhythm(state: Sidecar) -> list[float]:
     """The predicted rhythm per second of the timeline (second t: the window second whose middle
     lies in [t, t+1), as engine/inference.py edited_rhythm maps the editor's curve; past an overlap
