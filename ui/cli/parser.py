@@ -133,6 +133,14 @@ def _edit_commands(add) -> None:
                     help=f"seconds it takes to come back after speech (default {field_default(S, 'duck_release_s'):g})")
     _rhythm_opts(sp)
     _like_opts(sp)
+    _level_opts(sp)
+    sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+
+    _regenerate_command(add)
+
+
+def _level_opts(sp) -> None:
+    """The music's loudness and the WAVs' rate."""
     lo, _, hi, _ = field_bounds(S, "sample_rate")
     sp.add_argument("--loudness", type=field_type(S, "loudness", " LUFS", "music for video: -23 to -14"),
                     default=field_default(S, "loudness"),
@@ -140,9 +148,6 @@ def _edit_commands(add) -> None:
     sp.add_argument("--sample-rate", type=field_type(S, "sample_rate", " Hz", "editors use 48000", whole=True),
                     default=field_default(S, "sample_rate"),
                     help=f"WAV sample rate, {lo}..{hi} (default {field_default(S, 'sample_rate')})")
-    sp.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
-
-    _regenerate_command(add)
 
 
 def _regenerate_command(add) -> None:
