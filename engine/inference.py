@@ -97,7 +97,11 @@ def _clip_features(req: Request, pipe, warnings: list[str]) -> dict[int, object]
 
     cfg = FeatureConfig(clip_model=pipe.cfg.clip_model, clip_pretrained=pipe.cfg.clip_pretrained)
     feats = {}
-    for c in req.clips:
+    clips = req.clips
+    if isinstance(req, RegenerateRequest):  # only the clips under its one window: the same cost in a long edit
+        w = req.windows[req.window]
+        clips = [c for c in clips if c.start_s < w.start_s + w.duration_s and w.start_s < c.start_s + c.duration_s]
+    for c in clips:
         if not c.media:
             continue
         if not Path(c.media).is_file():
