@@ -169,6 +169,7 @@ def test_fcp7_xml_carries_audio_levels_keyframes(scored):
         pos += clip.source_range.duration.to_seconds()
 
 
+@pytest.mark.slow  # a conform with a new line to hear (about 10 s); the default run stays under 15 minutes
 def test_a_conform_listens_only_to_the_sound_it_never_heard(scored, local_engine, tmp_path):
     """Issue 44: the edit re-cut after scoring (3 s inserted before the third shot, the rest rippled
     with its dialogue, a new line spoken over the insert). The conform sends the engine only the new

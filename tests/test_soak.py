@@ -28,6 +28,7 @@ def test_soak_100_jobs_4_clients_cancels_and_two_sigkills(tmp_path):
     assert r["end_mb"] <= 1.10 * r["after_10_mb"], (r["after_10_mb"], r["end_mb"])
 
 
+@pytest.mark.slow  # two scores at once (14 s); the default run stays under 15 minutes on 2 cores
 def test_two_writers_of_one_output_one_is_told_or_both_finish(tmp_path):
     """Two `cutscore score` runs into the same output at once (two panels, or a panel and a CLI)."""
     out = tmp_path / "same.otio"
