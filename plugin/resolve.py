@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from plugin.names import (  # standard library only, as this module
     BIN_NAME,
@@ -50,26 +51,28 @@ RESOLVE_MARKER = {"custom_data": "cutscore-beat", "beat": ("Lemon", "cutscore be
                   "downbeat": ("Yellow", "cutscore downbeat")}  # plugin/finish/beats.py's names, Resolve's colours
 
 
-class Segment:
+class Segment(NamedTuple):
     """One music segment as DaVinci Resolve's launchers place it (the sidecar's SegmentRecord,
     plugin/commands/state.py, read with the standard library): frames at `rate` from the timeline's start."""
 
-    __slots__ = ("kind", "index", "name", "start", "duration", "rate", "wav")
-
-    def __init__(self, kind: str, index: int, name: str, start: float, duration: float, rate: float, wav: str):
-        self.kind, self.index, self.name, self.start, self.duration, self.rate, self.wav = (
-            kind, index, name, start, duration, rate, wav)
+    kind: str
+    index: int
+    name: str
+    start: float
+    duration: float
+    rate: float
+    wav: str
 
     @classmethod
     def of(cls, record: dict) -> Segment:
-        return cls(*(record[k] for k in cls.__slots__))
+        return cls(*(record[k] for k in cls._fields))
 
 
 class SidecarView:
     """What DaVinci Resolve's launchers need of a sidecar (the scored timeline, the segments, the
     beats, the ducking), read once with the standard library: Resolve's own Python has no pydantic
-    (plugin/commands/state.py is the typed sidecar). `of` takes the sidecar's JSON as a dict (a typed state
-    dumped, with no second read)."""
+    (plugin/commands/state.py is the typed sidecar). The constructor takes the sidecar's JSON as a dict;
+    `read` reads it from a sidecar folder."""
 
     def __init__(self, side, data: dict):
         self.side = side

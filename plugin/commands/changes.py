@@ -118,8 +118,6 @@ def _minus(span: tuple, taken: list[tuple]) -> list[tuple]:
     return parts
 
 
-
-
 def heard_before(old: list[AudioSpan], speech: list[tuple[float, float]],
                  new: list[AudioSpan]) -> tuple[list[tuple[float, float]], list[AudioSpan]]:
     """The old score's speech regions (timeline seconds of the old edit, heard in its dialogue `old`)

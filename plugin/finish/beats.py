@@ -15,7 +15,7 @@ from typing import Annotated, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from plugin.finish.onsets import onset_strength, tempo
+from plugin.finish.onsets import mono_of, onset_strength, tempo
 
 BEATS_PER_BAR = 4
 
@@ -71,8 +71,6 @@ class Beats(BaseModel):
 def track_beats(music: np.ndarray, sr: int, markers: BeatMarkers = "downbeats") -> Beats:
     """Beats and downbeats of (channels, samples) music."""
     import librosa
-
-    from plugin.finish.hitsync import mono_of
 
     y = mono_of(np.asarray(music, np.float32))
     hop = 512

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from plugin.finish.onsets import onset_strength
+from plugin.finish.onsets import mono_of, onset_strength
 
 SEARCH_S = 0.25  # look for an onset this far either side of a target
 SPAN_S = 0.6  # a warp reaches at most this far either side of its target
@@ -57,13 +57,6 @@ def onset_floor(mono: np.ndarray, sr: int) -> float:
     piece's onset strength a chunk at a time, plugin/finish/onsets.py: memory flat in its length)."""
     env = onset_strength(mono, sr, HOP)
     return 0.05 * float(env.max()) if env.size else 0.0
-
-
-def mono_of(music: np.ndarray) -> np.ndarray:
-    """The mono mix of (C, N) music (1-D music as it is); one channel's own samples, not a copy."""
-    if music.ndim == 1:
-        return music
-    return music[0] if music.shape[0] == 1 else music.mean(0)  # a mean of one value is that value
 
 
 def strongest_onset(y: np.ndarray, sr: int, target_s: float, floor: float = 0.0) -> float | None:

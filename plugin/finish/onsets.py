@@ -81,3 +81,10 @@ def tempo(env: np.ndarray, sr: int, hop: int, chunk: int = CHUNK_FRAMES) -> floa
         logprior = -0.5 * ((np.log2(bpms) - np.log2(START_BPM)) / STD_BPM) ** 2
     logprior[:int(np.argmax(bpms < MAX_TEMPO))] = -np.inf
     return float(bpms[int(np.argmax(np.log1p(1e6 * (total / n)) + logprior))])
+
+
+def mono_of(music: np.ndarray) -> np.ndarray:
+    """The mono mix of (C, N) music (1-D music as it is); one channel's own samples, not a copy."""
+    if music.ndim == 1:
+        return music
+    return music[0] if music.shape[0] == 1 else music.mean(0)  # a mean of one value is that value

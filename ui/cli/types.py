@@ -145,9 +145,12 @@ def _window_s(text: str) -> float:
 
 
 def _duck(text: str) -> float | None:
-    """--duck auto|off|DB: the music's fall under speech (auto: plugin/finish/ducking.py DUCK_DB), None = off."""
+    """--duck auto|off|DB: the music's fall under speech (auto: plugin/finish/ducking.py DUCK_DB), None = off;
+    a level in the range ScoreOptions.duck_db declares."""
+    from plugin.commands.score import ScoreOptions
     from plugin.finish.ducking import DUCK_DB
 
+    lo, _, hi, _ = field_bounds(ScoreOptions, "duck_db")
     if text.lower() == "auto":
         return DUCK_DB
     if text.lower() == "off":
@@ -156,9 +159,9 @@ def _duck(text: str) -> float | None:
         v = _finite(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"{text!r}: give auto, off or a level in dB such as -12") from None
-    if not -60 <= v < 0:
-        raise argparse.ArgumentTypeError(f"{v:g} dB: ducking lowers the music; give a level from -60 up to (not "
-                                         "including) 0 dB, e.g. -12")
+    if not lo <= v < hi:
+        raise argparse.ArgumentTypeError(f"{v:g} dB: ducking lowers the music; give a level from {lo:g} up to (not "
+                                         f"including) {hi:g} dB, e.g. -12")
     return v
 
 
