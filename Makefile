@@ -6,16 +6,17 @@ STAMP := $(VENV)/.cutscore-installed
 export QT_QPA_PLATFORM ?= offscreen
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-slow bench lint wheel clean
+.PHONY: install demo test test-slow bench lint wheel clean constraints
 
 install: $(STAMP)
 
-# Re-runs only when the dependencies change; a second `make install` takes seconds.
-$(STAMP): pyproject.toml
+# Re-runs only when the dependencies change; a second `make install` takes seconds. constraints.txt holds
+# the versions the tests passed with: a clean clone installs those, not whatever was released last night.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "cutscore needs Python 3.11"'
 	$(BIN)/pip install -q "setuptools<81" wheel
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 demo: install
@@ -43,6 +44,12 @@ wheel: install
 	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
 	@rm -rf build
 	@ls dist/cutscore-*.whl
+
+# after the suite passed on newer versions: record them
+constraints: install
+	@head -4 constraints.txt > constraints.txt.new
+	$(BIN)/pip freeze --exclude-editable >> constraints.txt.new
+	@mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
