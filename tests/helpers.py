@@ -183,15 +183,18 @@ def kdenlive_temp_track(tmp_path: Path) -> Path:
     editor adds in Kdenlive: the first clip disabled (its producer's `set.test_audio`, which melt plays
     as silence); on the second clip the Volume effect keyframed from -12 dB to 0 over its first 2 s; the third clip starting 1 s into its file with a 1 s fade in (MLT's gain 0 -> end 1 over
     the filter's in..out, source frames); the track's mixer fader at -3 dB."""
-    from plugin.formats.kdenlive.writer import MusicClip, patch_project
+    from plugin.formats.kdenlive.writer import patch_project
+    from plugin.formats.writeback import Segment
     from plugin.names import BIN_NAME, TRACK_NAME
 
     wav = tone(tmp_path / "tone.wav")
     shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", tmp_path)
     rate = 30000 / 1001
     text = (TL / "short_edit.kdenlive").read_text(encoding="utf-8")
-    text = patch_project(text, [MusicClip(round(i * 3 * rate), round(2.5 * rate), wav, f"t{i}") for i in range(3)])
-    text = (text.replace(f">{TRACK_NAME}<", ">Temp<").replace(f">{BIN_NAME}<", ">Temp music<")
+    text = patch_project(text, [Segment("clip", i, f"t{i}", TimeRange(RationalTime(round(i * 3 * rate), rate),
+                                                                      RationalTime(round(2.5 * rate), rate)), wav)
+                                for i in range(3)])
+    text = (text.replace(f">{TRACK_NAME}<", ">Temp<").replace(f"{TRACK_NAME}: ", "").replace(f">{BIN_NAME}<", ">Temp music<")
             .replace("cutscore_", "temp_"))
     text = text.replace('<entry producer="temp_producer2" in="0" out="74">', '<entry producer="temp_producer2" in="30" out="104">')
 

@@ -117,7 +117,8 @@ def dialogue_project(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
     holding the first two lines as Kdenlive bin clips, and the known speech regions. The track is
     written by cutscore's Kdenlive writer (whose tracks the real Kdenlive 22.12 and 26.08 keep, see
     tests/test_kdenlive*.py) and renamed, so it is an editor's track like any other."""
-    from plugin.formats.kdenlive.writer import MusicClip, patch_project
+    from plugin.formats.kdenlive.writer import patch_project
+    from plugin.formats.writeback import Segment
     from plugin.names import BIN_NAME, TRACK_NAME
     from tests.conftest import FIXTURES
 
@@ -126,10 +127,11 @@ def dialogue_project(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
     shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", folder)
     rate = 30000 / 1001
     text = (FIXTURES / "timelines" / "short_edit.kdenlive").read_text(encoding="utf-8")
-    clips = [MusicClip(int(round(at * rate)), int(sf.info(str(w)).frames / SR * rate), w, f"line {i}")
+    clips = [Segment("clip", i, f"line {i}", TimeRange(RationalTime(int(round(at * rate)), rate),
+                                                       RationalTime(int(sf.info(str(w)).frames / SR * rate), rate)), w)
              for i, (at, w) in enumerate(placed)]
     text = patch_project(text, clips)
-    text = (text.replace(f">{TRACK_NAME}<", ">Dialogue<").replace(f">{BIN_NAME}<", ">Voice<")
+    text = (text.replace(f">{TRACK_NAME}<", ">Dialogue<").replace(f"{TRACK_NAME}: ", "").replace(f">{BIN_NAME}<", ">Voice<")
             .replace("cutscore_", "voice_"))
     out = folder / "dialogue.kdenlive"
     out.write_text(text, encoding="utf-8")

@@ -15,7 +15,8 @@ from opentimelineio.opentime import RationalTime
 from plugin.commands.regenerate import regenerate_clip
 from plugin.commands.score import ScoreOptions, score_timeline
 from plugin.finish.render import read_wav
-from plugin.formats.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
+from plugin.formats.kdenlive.media import file_hash
+from plugin.formats.kdenlive.writer import FOLDER_NAME, TRACK_NAME
 from plugin.formats.timeline import read_timeline
 from tests import kdenlive_app, tools
 from tests.conftest import FIXTURES, ROOT

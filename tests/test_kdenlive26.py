@@ -17,7 +17,8 @@ import pytest
 from plugin.commands.regenerate import regenerate_clip
 from plugin.commands.score import ScoreOptions, score_timeline
 from plugin.formats.kdenlive import document
-from plugin.formats.kdenlive.writer import FOLDER_NAME, TRACK_NAME, file_hash
+from plugin.formats.kdenlive.media import file_hash
+from plugin.formats.kdenlive.writer import FOLDER_NAME, TRACK_NAME
 from plugin.formats.timeline import read_timeline
 from tests import kdenlive_app
 from tests.conftest import FIXTURES, ROOT

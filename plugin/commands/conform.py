@@ -30,10 +30,9 @@ from core.errors import CutscoreError
 from core.files import InUse, exclusive
 from plugin.commands.changes import Change, changes_of, heard_before, new_uses, old_uses
 from plugin.commands.plan import make_plan
-from plugin.commands.score import build_request, picture_segments
+from plugin.commands.score import build_request, write_segments
 from plugin.commands.state import (
     ConformRecord,
-    SegmentRecord,
     Sidecar,
     load_state,
     music_of,
@@ -49,7 +48,7 @@ from plugin.formats import writable
 from plugin.formats.dialogue import dialogue_spans
 from plugin.formats.timeline import Timeline, read_timeline
 from plugin.formats.writeback import write_timeline
-from plugin.names import STATE_FILE, take_name
+from plugin.names import STATE_FILE
 
 BRIDGE_S = 0.5  # at a seam whose old neighbour changed, this much of the kept music each side is made again
 EDGE_BLEND_S = 0.25  # a generated span fades in from, and out to, the old music that continued the kept over 250 ms
@@ -236,7 +235,7 @@ def _conform(scored_path, side, state: Sidecar, new_path, out_path, side_out, cl
             "request": req, "windows": _windows(req, lat, p.music, state.sample_rate, state.model_sample_rate,
                                                 work / "engine"),
             "ending": p.ending, "ducking": ducking,
-            "segments": _write_segments(tl, p.music, state.sample_rate, work, p.tail),
+            "segments": write_segments(tl, p.music, state.sample_rate, work, p.tail),
             "beats": track_beats(p.music, state.sample_rate, markers=state.beats.markers if state.beats else "downbeats"),
             "history": [], "choices": [],
             "conform": ConformRecord(old=str(scored_path.resolve()), new=str(new_path.resolve()),
@@ -459,12 +458,3 @@ def _windows(req, lat, music, sr, model_sr, folder: Path) -> list[WindowResult]:
         out.append(WindowResult(index=i, start_s=w.start_s, duration_s=w.duration_s, overlap_s=w.overlap_s,
                                 audio=str(ap.resolve()), latents=str(lp.resolve()), rhythm=[], seed=req.settings.seed or 0))
     return out
-
-
-def _write_segments(tl: Timeline, music: np.ndarray, sr: int, work: Path, tail: RationalTime) -> list[SegmentRecord]:
-    records = []
-    for kind, idx, name, rng in picture_segments(tl, tail):
-        wav = take_name(kind, idx, 1)
-        write_wav(work / wav, music[:, to_samples(rng.start_time, sr):to_samples(rng.end_time_exclusive(), sr)], sr)
-        records.append(SegmentRecord.of(kind, idx, name, rng, wav))
-    return records

@@ -197,7 +197,7 @@ def _score(timeline_path: Path, out_path: Path, client: EngineClient, opts: Scor
         chain = _finishing(tl, opts, tail, _ducking(opts, result.speech_s, end.to_seconds(), out_path))
         music = chain.run(music)
         gain, sync, ending, ducking, beats = chain.gain_db, chain.hit_sync, chain.ending, chain.ducking, chain.beats
-        records = _write_segments(tl, music, opts.sample_rate, work, tail)
+        records = write_segments(tl, music, opts.sample_rate, work, tail)
         state = Sidecar(timeline=str(timeline_path.resolve()), scored=str(out_path.resolve()), model=model,
                         settings=req.settings, loudness_lufs=opts.loudness, gain_db=gain, sample_rate=opts.sample_rate,
                         model_sample_rate=result.sample_rate, request=req, windows=result.windows, hit_sync=sync,
@@ -272,7 +272,7 @@ def _ducking(opts: ScoreOptions, speech_s, duration_s: float, out_path: Path) ->
                         opts.duck_release_s, baked=not writable(out_path).gain_keyframes)
 
 
-def _write_segments(tl, music: np.ndarray, sr: int, work: Path, tail: RationalTime | None = None) -> list[SegmentRecord]:
+def write_segments(tl, music: np.ndarray, sr: int, work: Path, tail: RationalTime | None = None) -> list[SegmentRecord]:
     """The music under each picture clip or gap, as take v1 WAVs written into the work folder (they
     reach the sidecar folder when it is committed)."""
     records = []

@@ -25,78 +25,44 @@ beats are the bin clips' markers (plugin/formats/kdenlive/markers.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
-import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import soundfile as sf
+from opentimelineio.opentime import RationalTime, TimeRange
 
 from core.errors import CutscoreError
 from plugin.formats.kdenlive import document
 from plugin.formats.kdenlive.markers import ensure_categories, markers_json
+from plugin.formats.kdenlive.media import control_uuid, file_hash, media_props
 from plugin.formats.kdenlive.volume import volume_filter
 from plugin.names import BIN_NAME, TRACK_NAME, take_pattern
+
+if TYPE_CHECKING:
+    from plugin.formats.writeback import Segment
 
 FOLDER_NAME, CLIP_TYPE_AUDIO = BIN_NAME, 1  # the bin folder; Kdenlive's ClipType::Audio
 
 
-@dataclass
-class MusicClip:
-    start: int  # record position in project frames
-    length: int  # frames
-    wav: Path
-    name: str
-    gain_keys: tuple = ()  # ((seconds from the clip's start, dB), ...): the ducking, as a volume effect
-    beats: tuple = ()  # ((seconds from the clip's start, "beat" | "downbeat"), ...): the bin clip's markers
+def _frames(seg: Segment, rate: float) -> tuple[int, int]:
+    """A segment's record position and length in project frames."""
+    return (round(seg.range.start_time.rescaled_to(rate).value), round(seg.range.duration.rescaled_to(rate).value))
 
 
-def file_hash(path: Path) -> str:
-    """Kdenlive's kdenlive:file_hash: MD5 of the whole file, or of its first and last megabyte
-    (1,000,000 bytes each) when it is larger than 2 MB."""
-    size = path.stat().st_size
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        if size > 2_000_000:
-            h.update(f.read(1_000_000))
-            f.seek(size - 1_000_000)
-            h.update(f.read(1_000_000))
-        else:
-            h.update(f.read())
-    return h.hexdigest()
+def _bin_only(wav: Path, name: str, beats: tuple = ()) -> Segment:
+    """A take as a bin clip only (no timeline position): a regenerate's new take."""
+    from plugin.formats.writeback import Segment
+
+    zero = TimeRange(RationalTime(0, 1), RationalTime(0, 1))
+    return Segment("clip", 0, name, zero, wav, beats=list(beats))
 
 
-def _media_props(wav: Path, rate: float) -> tuple[int, list[tuple[str, str]]]:
-    info = sf.info(str(wav))
-    frames = max(1, int(round(info.frames / info.samplerate * rate)))
-    bits = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32}.get(info.subtype, 24)
-    codec = {16: "pcm_s16le", 24: "pcm_s24le", 32: "pcm_s32le"}[bits] if info.subtype != "FLOAT" else "pcm_f32le"
-    fmt = {16: "s16", 24: "s32", 32: "s32"}[bits] if info.subtype != "FLOAT" else "flt"
-    props = [
-        ("length", str(frames)), ("eof", "pause"), ("resource", str(wav.resolve())),
-        ("meta.media.nb_streams", "1"), ("meta.media.0.stream.type", "audio"),
-        ("meta.media.0.codec.sample_fmt", fmt), ("meta.media.0.codec.sample_rate", str(info.samplerate)),
-        ("meta.media.0.codec.channels", str(info.channels)), ("meta.media.0.codec.name", codec),
-        ("meta.media.0.codec.bit_rate", str(info.samplerate * info.channels * bits)),
-        ("seekable", "1"), ("audio_index", "0"), ("video_index", "-1"), ("mute_on_pause", "1"),
-        ("mlt_service", "avformat-novalidate"),
-    ]
-    return frames, props
-
-
-def control_uuid(wav: Path) -> str:
-    """The bin clip's kdenlive:control_uuid (document 1.1), the same for the bin clip and its
-    timeline uses; drawn from the WAV's path and content so a re-run writes the same text."""
-    return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{wav.resolve()}#{file_hash(wav)}")) + "}"
-
-
-def _producer_xml(pid: str, kid: int, folder: int, clip: MusicClip, rate: float, timeline: bool, v11: bool,
+def _producer_xml(pid: str, kid: int, folder: int, clip: Segment, rate: float, timeline: bool, v11: bool,
                   categories: dict[str, int] | None = None) -> str:
-    frames, props = _media_props(clip.wav, rate)
-    props += [("kdenlive:clipname", clip.name), ("kdenlive:folderid", str(folder)), ("kdenlive:id", str(kid)),
+    frames, props = media_props(clip.wav, rate)
+    props += [("kdenlive:clipname", f"{TRACK_NAME}: {clip.name}"), ("kdenlive:folderid", str(folder)), ("kdenlive:id", str(kid)),
               ("kdenlive:clip_type", str(CLIP_TYPE_AUDIO)),
               ("kdenlive:file_size", str(clip.wav.stat().st_size)), ("kdenlive:file_hash", file_hash(clip.wav)),
               ("kdenlive:duration", str(frames)), ("kdenlive:orig_service", "avformat-novalidate")]
@@ -331,7 +297,7 @@ def _ensure_folder(text: str, proj_bin_props: dict[str, str], ids_text: str) -> 
     return text[:m.end()] + line + text[m.end():], fid
 
 
-def _add_bin_clips(text: str, clips: list[MusicClip], rate: float, v11: bool) -> tuple[str, dict[Path, tuple[int, int]]]:
+def _add_bin_clips(text: str, clips: list[Segment], rate: float, v11: bool) -> tuple[str, dict[Path, tuple[int, int]]]:
     """Add one bin clip per distinct WAV (with its beat markers); returns the text and {wav: (kdenlive:id, folder)}."""
     text, categories = ensure_categories(text) if any(c.beats for c in clips) else (text, None)
     proj = Project(text)
@@ -344,7 +310,7 @@ def _add_bin_clips(text: str, clips: list[MusicClip], rate: float, v11: bool) ->
             continue
         pid = _fresh(ids, "cutscore_bin")
         producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=False, v11=v11, categories=categories))
-        frames = _media_props(c.wav, rate)[0]
+        frames = media_props(c.wav, rate)[0]
         entries.append(f'  <entry producer="{pid}" in="0" out="{frames - 1}"/>\n')
         out[c.wav] = (kid, folder)
         kid += 1
@@ -357,7 +323,7 @@ def _add_bin_clips(text: str, clips: list[MusicClip], rate: float, v11: bool) ->
     return text[:bin_start] + "".join(producers) + text[bin_start:], out
 
 
-def patch_project(text: str, clips: list[MusicClip], sequence: str | None = None) -> str:
+def patch_project(text: str, clips: list[Segment], sequence: str | None = None) -> str:
     """The project with the "cutscore music" track holding `clips` (any previous one replaced), on
     the sequence `sequence` names (document 1.1; name or uuid) or the active one."""
     proj = Project(text, sequence)
@@ -374,21 +340,22 @@ def patch_project(text: str, clips: list[MusicClip], sequence: str | None = None
     return shift_track_refs(text, proj, at, +1)
 
 
-def _music_track(ids: set, clips: list[MusicClip], kids: dict, rate, v11: bool) -> tuple[str, str]:
+def _music_track(ids: set, clips: list[Segment], kids: dict, rate, v11: bool) -> tuple[str, str]:
     """The music's timeline producers, its two playlists and its track tractor (XML) and the tractor's id."""
     producers, entries, pos = [], [], 0
-    for c in sorted(clips, key=lambda c: c.start):
-        if c.length <= 0:
+    for c in sorted(clips, key=lambda c: _frames(c, rate)):
+        start, length = _frames(c, rate)
+        if length <= 0:
             continue
         kid, folder = kids[c.wav]
         pid = _fresh(ids, "cutscore_producer")
         producers.append(_producer_xml(pid, kid, folder, c, rate, timeline=True, v11=v11))
-        if c.start > pos:
-            entries.append(f'  <blank length="{c.start - pos}"/>\n')
-        duck = volume_filter(_fresh(ids, "cutscore_duck"), c.gain_keys, c.length, rate) if c.gain_keys else ""
-        entries.append(f'  <entry producer="{pid}" in="0" out="{c.length - 1}">\n'
+        if start > pos:
+            entries.append(f'  <blank length="{start - pos}"/>\n')
+        duck = volume_filter(_fresh(ids, "cutscore_duck"), c.gain_keys, length, rate) if c.gain_keys else ""
+        entries.append(f'  <entry producer="{pid}" in="0" out="{length - 1}">\n'
                        f'   <property name="kdenlive:id">{kid}</property>\n{duck}  </entry>\n')
-        pos = c.start + c.length
+        pos = start + length
     pl_a, pl_b, tr = _fresh(ids, "cutscore_playlist"), _fresh(ids, "cutscore_playlist"), _fresh(ids, "cutscore_tractor")
     block = "".join(producers)
     block += (f' <playlist id="{pl_a}">\n  <property name="kdenlive:audio_track">1</property>\n'
@@ -485,13 +452,13 @@ def replace_clip_wav(text: str, old: Path, new: Path, name: str, beats: tuple = 
                 targets.append(el.get("id"))
     if not targets:
         raise CutscoreError(f"the clip's music WAV ({old.name}) is not on the '{TRACK_NAME}' track")
-    text, kids = _add_bin_clips(text, [MusicClip(0, 0, new, name, beats=beats)], rate, proj.v11)
+    text, kids = _add_bin_clips(text, [_bin_only(new, name, beats)], rate, proj.v11)
     kid, folder = kids[new]
     for pid in targets:
         span = next((s, e) for tag, ident, s, e in _top_level(text) if ident == pid)
         # a timeline use keeps its element (Kdenlive 26.08 may have saved ours as <chain> or <producer>)
         tag = next(tag for tag, ident, s, e in _top_level(text) if ident == pid)
-        xml = _producer_xml(pid, kid, folder, MusicClip(0, 0, new, name), rate, True, v11=tag == "chain")
+        xml = _producer_xml(pid, kid, folder, _bin_only(new, name), rate, True, v11=tag == "chain")
         text = text[:span[0]] + xml + text[span[1]:]
         # the entry names the bin clip too
         text = re.sub(rf'(<entry producer="{re.escape(pid)}"[^>]*>\s*<property name="kdenlive:id">)\d+(<)',
