@@ -135,7 +135,7 @@ def kdenlive26_prefix():
     reason = kdenlive_root.why_not()
     if reason:
         pytest.fail(f"Kdenlive 26.08 root: {reason}")  # CI must run these: fail, in one line
-    return kdenlive_root.prefix(kdenlive_root.build())
+    return kdenlive_root.prefix()
 
 
 def tone(path: Path, seconds: float = 10.0, freq: float = 440.0, amp: float = 0.4, sr: int = 48000,

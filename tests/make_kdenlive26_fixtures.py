@@ -55,7 +55,7 @@ def second_sequence(text: str) -> str:
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "resources" / "demo" / "testvideo.mp4", out)
-    prefix = kdenlive_root.prefix(kdenlive_root.build())
+    prefix = kdenlive_root.prefix()
     src = out / "kdenlive_example_v221170.kdenlive"
     shutil.copy(ROOT / "tests" / "fixtures" / "timelines" / src.name, src)
     kdenlive_app.make_media(src)
