@@ -25,6 +25,7 @@ import httpx
 from core.api import FINAL_STATES, JobResult, JobStatus, Request
 from core.errors import CutscoreError, EngineUnreachable
 from core.paths import DEFAULT_PORT, ROOT, token_path
+from core.tool_options import Serve, command_of, to_json
 
 # ---- the EngineClient protocol and its two transports ----------------------------------------------
 
@@ -218,8 +219,7 @@ class SpawnedEngine(HttpEngine):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self._tmp = tempfile.mkdtemp(prefix="cutscore-engine-")
-        self._proc = tool_process("serve", {"host": "127.0.0.1", "port": port, "model": model, "compile": None,
-                                            "store": f"{self._tmp}/jobs.sqlite3"},
+        self._proc = tool_process(Serve(host="127.0.0.1", port=port, model=model, store=f"{self._tmp}/jobs.sqlite3"),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         url = f"http://127.0.0.1:{port}"
         t0 = time.monotonic()
@@ -274,9 +274,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def tool_process(command: str, options: dict, **popen):
-    """A child running `python -m engine.tools COMMAND OPTIONS-JSON` (engine/tools.py), which ends
-    when this process ends (PR_SET_PDEATHSIG on Linux; elsewhere the child watches its parent)."""
+def tool_process(options, **popen):
+    """A child running `python -m engine.tools COMMAND OPTIONS-JSON` (engine/tools.py; `options` is the
+    command's record, core/tool_options.py), which ends when this process ends (PR_SET_PDEATHSIG on Linux; elsewhere the child watches its parent)."""
     import os
     import subprocess
 
@@ -284,7 +284,7 @@ def tool_process(command: str, options: dict, **popen):
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(os.environ, CUTSCORE_PARENT_PID=str(os.getpid()), PYTHONPATH=path)
     extra = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
-    return subprocess.Popen([sys.executable, "-m", "engine.tools", command, json.dumps(options)], env=env,
+    return subprocess.Popen([sys.executable, "-m", "engine.tools", command_of(options), to_json(options)], env=env,
                             **extra, **popen)
 
 
@@ -300,13 +300,13 @@ def _relay(stream, to) -> None:
         sink.flush()
 
 
-def run_tool(command: str, options: dict) -> int:
-    """Run an engine command (engine/tools.py COMMANDS) with the options `cutscore` parsed; its
+def run_tool(options) -> int:
+    """Run an engine command (engine/tools.py COMMANDS) with its options (core/tool_options.py); its
     output is ours, its exit code is returned; Ctrl-C or SIGTERM here stops it first."""
     import subprocess
     import threading
 
-    proc = tool_process(command, options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = tool_process(options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     relays = [threading.Thread(target=_relay, args=(proc.stdout, lambda: sys.stdout), daemon=True),
               threading.Thread(target=_relay, args=(proc.stderr, lambda: sys.stderr), daemon=True)]
     for t in relays:
@@ -326,14 +326,14 @@ def run_tool(command: str, options: dict) -> int:
     return code
 
 
-def tool_lines(command: str, options: dict, on_line: Callable[[str], None], proc_holder: list | None = None) -> str:
+def tool_lines(options, on_line: Callable[[str], None], proc_holder: list | None = None) -> str:
     """Run an engine command, calling on_line with each line (and progress-bar update) it writes to
     stderr; its stdout on success, its one-line error as a CutscoreError. proc_holder gets the child
     (the panel stops it on Cancel)."""
     import subprocess
     import threading
 
-    proc = tool_process(command, options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = tool_process(options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if proc_holder is not None:
         proc_holder.append(proc)
     stdout: list[bytes] = []  # read beside stderr: a large answer must not fill its pipe and stall the child
@@ -349,10 +349,14 @@ def tool_lines(command: str, options: dict, on_line: Callable[[str], None], proc
                 on_line(line)
     reader.join()
     if proc.wait() != 0:
-        raise CutscoreError(last.removeprefix("cutscore: error: ") or f"the engine's {command} exited {proc.returncode}")
+        raise CutscoreError(last.removeprefix("cutscore: error: ") or f"the engine's {command_of(options)} exited {proc.returncode}")
     return b"".join(stdout).decode("utf-8", "replace")
 
 
-def tool_json(command: str, options: dict) -> dict:
+def tool_json(options) -> dict:
     """An engine command's JSON answer (its --json output); its one-line error as a CutscoreError."""
-    return json.loads(tool_lines(command, {**options, "json": True}, lambda line: None))
+    import dataclasses
+
+    if "json" in {f.name for f in dataclasses.fields(options)}:
+        options = dataclasses.replace(options, json=True)
+    return json.loads(tool_lines(options, lambda line: None))

@@ -4,8 +4,8 @@ evaluate, import-official, model-info and doctor's runtime half), run in a proce
     python -m engine.tools model-info '{"config": "debug", "json": true}'
 
 The editor's command line (ui/cli) parses and checks the options, then runs this with them as one
-JSON object (core.client.run_tool), so the options are declared once and the editor's side never
-imports torch (docs/ARCHITECTURE.md). What this prints is what `cutscore` prints.
+JSON object (core.client.run_tool): each command's options are one typed record (core/tool_options.py)
+that both sides build and check, and the editor's side never imports torch (docs/ARCHITECTURE.md). What this prints is what `cutscore` prints.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 from core.errors import CutscoreError
 from core.terminal import err, out, run_command
+from core.tool_options import options
 
 
 def runtime(args) -> int:
@@ -117,9 +117,7 @@ def visual_beats(args) -> int:
 def serve(args) -> int:
     from engine.service.server import serve
 
-    if getattr(args, "device", None):  # the panel starts `serve` with its own namespace
-        import os
-
+    if args.device:
         from engine.device import ENV, pick
 
         os.environ[ENV] = pick(args.device)  # refused here, in one line, when absent
@@ -185,14 +183,17 @@ def main(argv: list[str] | None = None) -> int:
         err(f"usage: python -m engine.tools {{{','.join(COMMANDS)}}} JSON  (the options, as `cutscore` parsed them)")
         return 2
     try:
-        args = SimpleNamespace(**json.loads(argv[1]))
+        values = json.loads(argv[1])
+        if not isinstance(values, dict):
+            raise TypeError
     except (json.JSONDecodeError, TypeError):
         err("cutscore: error: engine.tools: the options must be one JSON object")
         return 2
     parent = os.environ.pop("CUTSCORE_PARENT_PID", "")  # not for our own children (DDP's other ranks)
     if parent.isdigit() and int(parent) == os.getppid():
         _follow_parent(int(parent))
-    return run_command(lambda: COMMANDS[argv[0]](args))
+    # the command's record (core/tool_options.py): what the editor's side built, checked again here
+    return run_command(lambda: COMMANDS[argv[0]](options(argv[0], values)))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from plugin.names import TRACK_NAME
 
 def cmd_doctor(args) -> int:
     from core.client import find_server, tool_json
+    from core.tool_options import Runtime
 
-    info = tool_json("runtime", {})  # torch and its device: asked of the engine's own process
+    info = tool_json(Runtime())  # torch and its device: asked of the engine's own process
     server = find_server()
     info["server"] = server or "not running"
     if args.json:
@@ -306,6 +307,6 @@ def cmd_panel(args) -> int:
 def engine_command(args) -> int:
     """An engine command (engine/tools.py): the options as parsed here, run in the engine's process."""
     from core.client import run_tool
+    from core.tool_options import options
 
-    options = {k: v for k, v in vars(args).items() if k not in ("fn", "command")}
-    return run_tool(args.command, options)
+    return run_tool(options(args.command, {k: v for k, v in vars(args).items() if k not in ("fn", "command")}))

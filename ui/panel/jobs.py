@@ -146,6 +146,7 @@ class JobsPart:
         engine's own command), its progress in the panel's progress bar."""
         from core.api import JobStatus
         from core.client import tool_lines
+        from core.tool_options import WeightsGet
 
         name = self.state.settings.model or ""
         self._weights_proc = []
@@ -161,8 +162,7 @@ class JobsPart:
                 emit(JobStatus(id="weights", state="running", stage="weights", progress=(at[0] + within) / at[1],
                                message=at[2] + (f" ({pct.group(1)} %)" if pct and not m else "")))
 
-            return tool_lines("weights", {"weights_cmd": "get", "name": name, "config": None,
-                                          "allow_pickle": False}, line, self._weights_proc)
+            return tool_lines(WeightsGet(name=name), line, self._weights_proc)
 
         self._start(fetch, self._weights_done)
 
@@ -218,6 +218,7 @@ class JobsPart:
         """Visual beats per second of the timeline, from each clip's media (no CLIP needed), computed
         by the engine's own process (engine/tools.py visual-beats)."""
         from core.client import tool_json
+        from core.tool_options import VisualBeats
         from plugin.finish import warm
 
         warm()  # the first Generate's finishing then holds no lock the window needs to redraw
@@ -226,7 +227,7 @@ class JobsPart:
         clips = [c for c in st.clips if c.media_found]
         ranges = [[str(c.media_path), c.file_range.start_time.to_seconds(),
                    c.file_range.start_time.to_seconds() + c.range.duration.to_seconds()] for c in clips]
-        per_clip = tool_json("visual-beats", {"ranges": ranges})["beats"] if ranges else []
+        per_clip = tool_json(VisualBeats(ranges=ranges))["beats"] if ranges else []
         for c, clip_beats in zip(clips, per_clip):
             t0 = c.range.start_time.to_seconds()
             for k, v in enumerate(clip_beats or []):
