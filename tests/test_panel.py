@@ -14,9 +14,11 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtCore import QTimer  # noqa: E402
 
 from plugin.commands.plan import make_plan  # noqa: E402
+from plugin.commands.state import music_of  # noqa: E402
 from plugin.formats.timeline import read_timeline  # noqa: E402
 from tests.conftest import FIXTURES, ROOT, SHARED  # noqa: E402
 from tests.helpers import RecordingClient  # noqa: E402
+from ui.panel.peaks import block_of  # noqa: E402
 from ui.panel.window import PanelWindow  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -116,8 +118,18 @@ def test_generate_regenerate_export_and_stay_responsive(panel, qtbot, tmp_path):
     assert progress[-1] == 1000 and progress == sorted(progress)
     scored = panel.state.scored_path
     assert scored.exists() and scored.name == "demo-scored.otio"
-    music = panel.state.music.copy()
+    music = music_of(scored)[0]
     assert music.shape[1] == 960_960 and np.abs(music).max() > 0
+    # the waveform is the takes' peaks overview: each block's max and min of the music, as played
+    ov = panel.state.overview
+    BLOCK = block_of(48000)
+    assert ov.samples == 960_960 and ov.highs.shape == (2, -(-960_960 // BLOCK))
+    whole = np.zeros((2, ov.highs.shape[1] * BLOCK), np.float32)
+    whole[:, :960_960] = music if music.shape[0] == 2 else np.repeat(music, 2, axis=0)
+    whole[:, 960_960:] = whole[:, 960_959:960_960]
+    blocks = whole.reshape(2, -1, BLOCK)
+    assert np.allclose(ov.highs, blocks.max(axis=2), atol=1e-3) and np.allclose(ov.lows, blocks.min(axis=2), atol=1e-3)
+    assert len(list((scored.with_name("demo-scored.cutscore")).glob("*.peaks.npz"))) == 5  # kept for the next open
     assert panel.state.rhythm is not None and len(panel.state.rhythm) == 21
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert panel.grab().save(str(SCREENSHOT))
@@ -128,7 +140,8 @@ def test_generate_regenerate_export_and_stay_responsive(panel, qtbot, tmp_path):
     assert panel.regen_btn.isEnabled()
     with qtbot.waitSignal(panel.generated, timeout=120000):
         panel.regen_btn.click()
-    new = panel.state.music
+    new = music_of(scored)[0]
+    assert not np.array_equal(panel.state.overview.highs, ov.highs)  # the lane shows the new take
     a = round(clip.range.start_time.to_seconds() * 48000)
     b = round(clip.range.end_time_exclusive().to_seconds() * 48000)
     assert np.array_equal(new[:, :a], music[:, :a]) and np.array_equal(new[:, b:], music[:, b:])
@@ -246,11 +259,13 @@ def test_hit_points_and_takes_from_generate_to_export(qtbot, engine, tmp_path):
     assert takes["takes"] == ["clip002-v1.wav", "clip002-v2.wav", "clip002-v3.wav"] and takes["current"] == "clip002-v3.wav"
     assert panel.takes.count() == 3 and "in the timeline" in panel.takes.item(2).text()
     assert panel.grab().save(str(shot("panel_takes.png")))
-    v3 = panel.state.music.copy()
+    v3 = music_of(panel.state.scored_path)[0]
+    lane = panel.state.overview.highs.copy()
     panel.takes.setCurrentRow(0)
     panel.use_take_btn.click()
     assert panel.state.takes[2]["current"] == "clip002-v1.wav" and "in the timeline" in panel.takes.item(0).text()
-    assert not np.array_equal(panel.state.music, v3)
+    assert not np.array_equal(music_of(panel.state.scored_path)[0], v3)
+    assert not np.array_equal(panel.state.overview.highs, lane)
     scored = panel.state.scored_path
 
     def music_wavs(path):

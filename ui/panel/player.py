@@ -46,15 +46,16 @@ class PlayerPart:
     def _ensure_player(self):
         """The whole scored music as one preview WAV next to the sidecar."""
         st = self.state
-        if st.scored_path is None or st.music is None:
+        if st.scored_path is None or st.overview is None:
             return None
         preview = st.scored_path.with_name(st.scored_path.stem + ".cutscore") / "preview.wav"
         if self._player is None or self._player_source != str(preview):
             from PyQt6.QtMultimedia import QAudioOutput, QMediaPlayer
 
-            from plugin.finish.render import write_wav
+            from plugin.commands.state import load_state
+            from ui.panel.peaks import write_preview
 
-            write_wav(preview, st.music, st.music_rate, subtype="PCM_16")
+            write_preview(*load_state(st.scored_path), preview)
             if self._player is None:
                 self._player, self._audio = QMediaPlayer(self), QAudioOutput(self)
                 self._player.setAudioOutput(self._audio)

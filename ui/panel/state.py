@@ -20,6 +20,7 @@ from plugin.finish.beats import Beats
 from plugin.finish.ducking import Ducking
 from plugin.formats import FORMATS, output_suffixes
 from plugin.formats.timeline import read_timeline
+from ui.panel.peaks import Overview, music_overview
 
 OUTPUT_FORMATS = tuple(f.suffix for f in FORMATS if f.writable and not f.bundle)  # the panel's choice
 SAMPLERS = tuple(sorted(SAMPLER_NAMES, key=lambda s: s != "dpmpp-2m"))  # the few-step sampler first
@@ -51,17 +52,15 @@ class Settings(ScoreOptions):
 
 
 def read_music(scored_path: Path, loaded: tuple[Path, Sidecar] | None = None) -> dict:
-    """A scored timeline's music as the panel plays it (ducked where the format's keyframes would
-    duck it), its predicted rhythm, its ducking, beats and the clips' takes."""
-    from plugin.commands.state import load_state, music_of, takes_of
+    """A scored timeline's music as the panel draws it (the takes' peaks overview, ducked where the
+    format's keyframes would duck it: never the music itself), its predicted rhythm, its ducking,
+    beats and the clips' takes."""
+    from plugin.commands.state import load_state, predicted_rhythm, takes_of
 
-    loaded = loaded or load_state(scored_path)
-    music, rate, rhythm = music_of(scored_path, loaded)
-    ducking = loaded[1].ducking
-    if ducking is not None and not ducking.baked:  # the format's keyframes duck it when played
-        music = ducking.apply(music, 0, rate)
-    return {"music": music, "rate": rate, "rhythm": np.asarray(rhythm, np.float32), "ducking": ducking,
-            "beats": loaded[1].beats, "takes": takes_of(scored_path, loaded)}
+    side, state = loaded or load_state(scored_path)
+    return {"overview": music_overview(side, state), "rate": state.sample_rate,
+            "rhythm": np.asarray(predicted_rhythm(state), np.float32), "ducking": state.ducking,
+            "beats": state.beats, "takes": takes_of(scored_path, (side, state))}
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,7 +82,7 @@ class PanelState:
     rhythm_undo: list[list[float | None]] = field(default_factory=list)
     rhythm_span: tuple[float, float] | None = None  # the span chosen on the energy lane (Shift+drag)
     music_beats: Beats | None = None  # the music's beats and downbeats (the sidecar's), for the beat grid
-    music: np.ndarray | None = None  # (channels, samples) the continuous music, as the timeline plays it
+    overview: Overview | None = None  # the music's peaks as the timeline plays it (ui/panel/peaks.py)
     ducking: Ducking | None = None  # the music's gain under the dialogue (the sidecar's), None: not ducked
     music_rate: int = 48000
     scored_path: Path | None = None
@@ -112,7 +111,7 @@ class PanelState:
         """Read a timeline (raises CutscoreError with a one-line message on bad input)."""
         tl = read_timeline(path, rate=rate or (24.0 if str(path).lower().endswith(".edl") else None))
         self.path, self.plan = Path(path), make_plan(tl)
-        self.beats = self.rhythm = self.music = self.ducking = self.music_beats = None
+        self.beats = self.rhythm = self.overview = self.ducking = self.music_beats = None
         self.rhythm_edit, self.rhythm_undo, self.rhythm_span = [None] * self.seconds, [], None
         self.scored_path, self.selected_clip, self.error, self.error_details = None, None, "", ""
         self.user_hits, self.selected_hit, self.takes = [], None, {}
@@ -170,7 +169,7 @@ class PanelState:
 
     def use_music(self, m: dict) -> None:
         """What read_music read (off the UI thread, after a job: reading a score's WAVs stalls a frame)."""
-        self.music, self.music_rate, self.rhythm = m["music"], m["rate"], m["rhythm"]
+        self.overview, self.music_rate, self.rhythm = m["overview"], m["rate"], m["rhythm"]
         self.ducking, self.music_beats, self.takes = m["ducking"], m["beats"], m["takes"]
 
     # -- the energy lane: the editor's rhythm over the prediction -----------------------------------

@@ -329,36 +329,32 @@ class TimelineView(QWidget):
             p.drawEllipse(QRectF(pt.x() - 2.5, pt.y() - 2.5, 5, 5))
         p.setBrush(Qt.BrushStyle.NoBrush)
 
-    def _peaks(self, chans: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pixel columns, max and min of each channel's samples under each): computed once per music
-        and zoom (a paint draws them), in one pass over the samples, not one slice per pixel."""
-        key = (id(self.state.music), chans.shape, self.px_per_s, sr)
+    def _peaks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pixel columns, max and min of each channel under each): from the takes' peaks overview
+        (ui/panel/peaks.py), once per overview and zoom (a paint draws them)."""
+        ov = self.state.overview
+        key = (id(ov), self.px_per_s)
         if getattr(self, "_peaks_key", None) != key:
-            n = chans.shape[1]
-            xs = np.arange(int(self.x_of(0)), int(self.x_of(n / sr)))
-            starts = np.minimum((np.maximum(xs - 4, 0) / self.px_per_s * sr).astype(np.int64), n - 1)
-            keep = np.r_[True, np.diff(starts) > 0]  # columns that begin a new run of samples
-            xs, starts = xs[keep], starts[keep]
-            two = chans[:2]
+            xs = np.arange(int(self.x_of(0)), int(self.x_of(ov.duration_s)))
+            starts = (np.maximum(xs - 4, 0) / self.px_per_s * ov.rate).astype(np.int64)
+            keep, highs, lows = ov.columns(starts)
             self._peaks_key = key
-            self._peaks_val = (xs, np.maximum.reduceat(two, starts, axis=1), np.minimum.reduceat(two, starts, axis=1))
+            self._peaks_val = (xs[keep], highs, lows)
         return self._peaks_val
 
     def _music(self, p: QPainter) -> None:
         """Min/max per pixel of each channel (left above the centre line, right below), per music
         clip block with its take name."""
-        m = self.state.music
-        if m is None or m.size == 0:
+        ov = self.state.overview
+        if ov is None or ov.samples == 0:
             return
         lane = self.lane_rect("music")
         top, h = lane.top() + 16, lane.height() - 18
-        chans = m if m.shape[0] > 1 else np.repeat(m, 2, axis=0)
-        sr = self.state.music_rate
-        peak = max(float(np.abs(chans).max()), 1e-6)
+        peak = ov.peak
         half = h / 4 - 1
         mids = (top + h / 4, top + 3 * h / 4)
         blocks = [(c.range.start_time.to_seconds(), c.range.end_time_exclusive().to_seconds(), c.index)
-                  for c in self.state.clips] or [(0.0, m.shape[1] / sr, -1)]
+                  for c in self.state.clips] or [(0.0, ov.duration_s, -1)]
         for a, b, idx in blocks:
             xa, xb = self.x_of(a), self.x_of(b)
             chosen = idx == self.state.selected_clip
@@ -374,13 +370,13 @@ class TimelineView(QWidget):
         for a, b in self.state.generated_spans:  # a conform's generated seconds, apart from the kept music
             p.fillRect(QRectF(self.x_of(a), top, max(self.x_of(b) - self.x_of(a), 1), h), QColor(230, 140, 60, 90))
         p.setPen(QColor("#7fd18b"))
-        xs, highs, lows = self._peaks(chans, sr)
+        xs, highs, lows = self._peaks()
         for ch, mid in enumerate(mids):
             p.drawLines([QLineF(x, int(mid - half * hi / peak), x, int(mid - half * lo / peak))
                          for x, hi, lo in zip(xs.tolist(), highs[ch].tolist(), lows[ch].tolist())])
         p.setPen(QColor("#3c5a44"))
         for mid in mids:
-            p.drawLine(int(self.x_of(0)), int(mid), int(self.x_of(m.shape[1] / sr)), int(mid))
+            p.drawLine(int(self.x_of(0)), int(mid), int(self.x_of(ov.duration_s)), int(mid))
         self._beat_grid(p, top, h)
         self._ducking(p, top, h)
 

@@ -216,7 +216,7 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
             b.setEnabled(self.regen_btn.isEnabled())
         self.cancel_btn.setEnabled(st.busy)
         self.export_btn.setEnabled(st.scored_path is not None and not st.busy)
-        self.play_btn.setEnabled(st.music is not None)
+        self.play_btn.setEnabled(st.overview is not None)
         self.progress.setValue(int(st.progress * 1000))
         self.stage.setText("")
         if st.stage:
