@@ -72,8 +72,9 @@ class Like(_Model):
     """A reference the music follows (issue 45, SDEdit: each window's sampling starts from the
     reference's latents noised to the level the strength gives, instead of from pure noise)."""
 
-    audio: str  # a WAV of the reference as the timeline plays it, from its first frame (an absolute path)
+    audio: str  # a WAV of the reference as the timeline plays it (an absolute path)
     strength: float = Field(ge=0, le=1)  # 0: no reference (pure noise, as without one); 1: the reference as it is
+    start_s: float = Field(default=0.0, ge=0)  # the timeline second its first sample plays at (--vary: the window's)
 
 
 def _absolute_dir(v: str) -> str:

@@ -207,7 +207,8 @@ def reference(req: Request, w: WindowSpec, pipe):
     """(latents, strength) of the request's reference under the seconds w samples, encoded by the
     model's own VAE (read from the WAV for those seconds only, resampled to the model's rate), or
     None: no reference, strength 0 (the music is then what it is without one), or a reference that
-    ended before w (the rest of the edit has none). A reference ending inside w is silence after."""
+    ended before w (the rest of the edit has none). A reference ending inside w is silence after; one
+    starting inside it (like.start_s: a take's window only, --vary) is silence before."""
     like = req.like
     if like is None or like.strength <= 0:
         return None
@@ -215,11 +216,13 @@ def reference(req: Request, w: WindowSpec, pipe):
     import soxr
 
     info = sf.info(like.audio)
-    a = round(w.start_s * info.samplerate)
-    if a >= info.frames:
+    a = round((w.start_s - like.start_s) * info.samplerate)
+    b = min(info.frames, round((w.start_s + w.duration_s - like.start_s) * info.samplerate))
+    if a >= info.frames or b <= 0:
         return None
-    b = min(info.frames, round((w.start_s + w.duration_s) * info.samplerate))
-    audio, _ = sf.read(like.audio, start=a, stop=b, dtype="float32", always_2d=True)
+    audio, _ = sf.read(like.audio, start=max(a, 0), stop=b, dtype="float32", always_2d=True)
+    if a < 0:
+        audio = np.concatenate([np.zeros((-a, audio.shape[1]), np.float32), audio])
     if info.samplerate != pipe.cfg.sample_rate:
         audio = soxr.resample(audio, info.samplerate, pipe.cfg.sample_rate, quality="HQ")
     return pipe.encode(audio.T), like.strength

@@ -6,6 +6,7 @@ regenerate; `--vary`; the one-line refusals."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from core.errors import CutscoreError
 from plugin.commands.like import VARY, clip_level, prepare
 from plugin.commands.regenerate import regenerate_clip
 from plugin.commands.score import ScoreOptions, score_timeline
-from plugin.commands.state import load_state
+from plugin.commands.state import load_state, music_of
 from plugin.finish.render import read_wav
 from plugin.formats.timeline import read_timeline
 from tests import tools
@@ -50,6 +51,30 @@ def test_from_reference_ends_the_schedule_where_the_strength_says():
     assert len(ts) == 4 and abs(float(ts[0]) - 0.25) < 1e-6 and float(ts[-1]) == 0.0
     a, s = np.cos(0.25 * np.pi / 2), np.sin(0.25 * np.pi / 2)
     assert torch.allclose(x, a * ref + s * noise, atol=1e-6)
+
+
+def test_a_window_reads_the_reference_under_its_seconds_where_the_reference_starts_later(tmp_path):
+    """engine/inference.py reference: a reference laid from the timeline second start_s (a take's
+    window, --vary) is read under each window's seconds, silence before it and after it; the pipe's
+    encoder is a stand-in returning what it is given (the VAE itself is tested below)."""
+    from types import SimpleNamespace
+
+    from core.api import Like, WindowSpec
+    from engine.inference import reference
+    from plugin.finish.render import write_wav
+
+    sr, wav = 100, tmp_path / "ref.wav"
+    audio = np.tile(np.arange(1, 301, dtype=np.float32) / 1000, (2, 1))  # 3 s, from the timeline's 5 s
+    write_wav(wav, audio, sr, subtype="FLOAT")
+    pipe = SimpleNamespace(cfg=SimpleNamespace(sample_rate=sr), encode=lambda x: x)
+    req = SimpleNamespace(like=Like(audio=str(wav), strength=0.5, start_s=5.0))
+    got, strength = reference(req, WindowSpec(start_s=4.0, duration_s=2.0), pipe)
+    assert strength == 0.5 and got.shape == (2, 200)
+    assert not got[:, :100].any() and np.array_equal(got[:, 100:], audio[:, :100])
+    got, _ = reference(req, WindowSpec(start_s=7.5, duration_s=2.0), pipe)
+    assert np.array_equal(got, audio[:, 250:])  # the reference ends inside the window
+    assert reference(req, WindowSpec(start_s=2.0, duration_s=3.0), pipe) is None  # before it
+    assert reference(req, WindowSpec(start_s=8.0, duration_s=2.0), pipe) is None  # after it
 
 
 def test_a_window_follows_its_reference_closer_as_the_strength_rises():
@@ -108,8 +133,16 @@ def test_a_regenerate_follows_the_recorded_reference_and_vary_takes_differ(tmp_p
     like = eng.requests[-1].like
     assert like is not None and like.strength == 0.5 and like.audio == str(moved / "s.cutscore" / "engine" / "like.wav")
     take, _ = read_wav(moved / "s.cutscore" / load_state(moved / "r.otio")[1].clip(1).wav)
+    music = music_of(moved / "r.otio")[0]  # as the take was before the variations
     subtle = regenerate_clip(moved / "r.otio", "1", eng, moved / "v1.otio", seed=11, vary="subtle")
     assert eng.requests[-1].like.strength == VARY["subtle"] and subtle.like.source.startswith("take:")
+    # the reference is the music under the window the take is sampled in, not the whole score's
+    like = eng.requests[-1].like
+    ref, sr = read_wav(Path(like.audio))
+    window = next(w for w in load_state(moved / "r.otio")[1].windows if abs(w.start_s - like.start_s) < 1 / sr)
+    a = round(like.start_s * sr)
+    assert ref.shape[1] == min(round(window.duration_s * sr), music.shape[1] - a)  # (one window in this edit)
+    assert np.array_equal(ref, music[:, a:a + ref.shape[1]])
     strong = regenerate_clip(moved / "r.otio", "1", eng, moved / "v2.otio", seed=11, vary="strong", force=True)
     assert eng.requests[-1].like.strength == VARY["strong"]
     a, _ = read_wav(subtle.wav)

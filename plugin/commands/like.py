@@ -44,6 +44,7 @@ class LikeRecord(BaseModel):
     strength: float = Field(ge=0, le=1)
     sample_rate: int
     audio: str  # the decoded reference's WAV, a file name in the sidecar's engine folder
+    start_s: float = 0.0  # the timeline second the WAV begins at (a take's window only, for --vary)
 
     def describe(self) -> str:
         what = f"track {self.track!r}" if self.track else self.source
@@ -71,8 +72,9 @@ def prepare(source: str, tl, strength: float, dest: Path, sample_rate: int, end_
 
 
 def record(audio: np.ndarray, what: str, source: str, path: str | None, track: str | None, strength: float,
-           dest: Path, sample_rate: int) -> LikeRecord:
-    """The reference `audio` (channels, samples) written to `dest`, refused when silent."""
+           dest: Path, sample_rate: int, start_s: float = 0.0) -> LikeRecord:
+    """The reference `audio` (channels, samples, from the timeline's second start_s) written to `dest`,
+    refused when silent."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak <= 10 ** (SILENT_DBFS / 20):
         raise CutscoreError(f"{what}: the reference is silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS) under "
@@ -81,7 +83,7 @@ def record(audio: np.ndarray, what: str, source: str, path: str | None, track: s
     write_wav(dest, audio, sample_rate, subtype="FLOAT")
     sha = hashlib.sha256(audio.T.astype("<f4").tobytes()).hexdigest()
     return LikeRecord(source=source, path=path, track=track, sha256=sha, strength=strength, sample_rate=sample_rate,
-                      audio=dest.name)
+                      audio=dest.name, start_s=start_s)
 
 
 def decode(path: Path, sample_rate: int, start_s: float = 0.0, duration_s: float | None = None) -> np.ndarray:

@@ -138,12 +138,13 @@ def _reference(scored_path: Path, side: Path, state: Sidecar, at: _Where, versio
     current take (`--vary`), the score's at another strength, or None (the score's as it was, or none)."""
     engine = side / "engine"
     dest = engine / f"like-clip{at.target.index:03d}-v{version}.wav"
-    if edits.vary is not None:
-        from plugin.commands.state import music_of
+    if edits.vary is not None:  # the music under the window the take is sampled in, not the whole score's
+        from plugin.commands.state import music_between
 
-        audio, sr, _ = music_of(None, (side, state))
+        w = state.windows[at.window]
+        audio, sr, first = music_between(side, state, w.start_s, w.start_s + w.duration_s)
         return record(audio, f"the take {at.target.wav}", f"take:{at.target.wav}", None, None, VARY[edits.vary],
-                      dest, sr)
+                      dest, sr, start_s=first)
     if edits.like is not None:
         from plugin.formats.timeline import read_timeline
 

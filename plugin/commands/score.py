@@ -123,7 +123,7 @@ def like_request(like: LikeRecord | None, engine_dir: Path) -> Like | None:
     where the music is what it is without one."""
     if like is None or like.strength <= 0:
         return None
-    return Like(audio=str((engine_dir / like.audio).resolve()), strength=like.strength)
+    return Like(audio=str((engine_dir / like.audio).resolve()), strength=like.strength, start_s=like.start_s)
 
 
 def picture_segments(tl: Timeline, tail: RationalTime | None = None) -> list[tuple[str, int, str, TimeRange]]:
