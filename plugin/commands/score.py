@@ -32,7 +32,6 @@ from plugin.finish.ducking import ATTACK_S, DUCK_DB, RELEASE_S, Ducking
 from plugin.finish.ending import Ending, EndingKind
 from plugin.finish.render import (
     StitchWindow,
-    read_wav,
     render_music,
     to_samples,
     write_wav,
@@ -145,7 +144,7 @@ def picture_segments(tl: Timeline, tail: RationalTime | None = None) -> list[tup
 
 
 def _windows_audio(results: list[WindowResult]) -> list[StitchWindow]:
-    return [StitchWindow(w.start_s, w.duration_s, w.overlap_s, read_wav(w.audio)[0])
+    return [StitchWindow(w.start_s, w.duration_s, w.overlap_s, Path(w.audio))  # read as they are stitched
             for w in sorted(results, key=lambda r: r.start_s)]
 
 

@@ -50,17 +50,20 @@ class StitchWindow:
     start_s: float
     duration_s: float
     overlap_s: float
-    audio: np.ndarray  # (channels, samples) at the model rate
+    audio: np.ndarray | Path  # (channels, samples) at the model rate, or its WAV (read when it is stitched)
 
 
 def stitch(windows: list[StitchWindow], total_s: float, sr: int) -> np.ndarray:
     """Equal-power crossfades: over an overlap of L samples the outgoing window is weighted by
-    cos and the incoming by sin of the same ramp, so the power of uncorrelated music stays flat."""
-    channels = windows[0].audio.shape[0]
+    cos and the incoming by sin of the same ramp, so the power of uncorrelated music stays flat.
+    Windows given as WAVs are read one at a time: only the music and one window are in memory."""
     n = int(round(total_s * sr))
-    out = np.zeros((channels, n), np.float32)
+    out = None
     for i, w in enumerate(windows):
-        a = w.audio.astype(np.float32)
+        a = w.audio if isinstance(w.audio, np.ndarray) else read_wav(w.audio)[0]
+        a = a.astype(np.float32, copy=False)
+        if out is None:
+            out = np.zeros((a.shape[0], n), np.float32)
         start = int(round(w.start_s * sr))
         gain = np.ones(a.shape[1], np.float32)
         fade_in = int(round(w.overlap_s * sr)) if i > 0 else 0
@@ -77,12 +80,26 @@ def stitch(windows: list[StitchWindow], total_s: float, sr: int) -> np.ndarray:
     return out
 
 
-def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+def resample(audio: np.ndarray, sr_in: int, sr_out: int, chunk: int = 1 << 18) -> np.ndarray:
+    """soxr HQ (what librosa uses underneath, without librosa's heavy import), streamed a chunk at a
+    time into the answer: the same samples as one call over the whole (soxr's stream is exact), with
+    no whole-length copies besides the answer."""
     if sr_in == sr_out:
         return audio
-    import soxr  # what librosa uses underneath, without librosa's heavy import
+    import soxr
 
-    return np.ascontiguousarray(soxr.resample(audio.T, sr_in, sr_out, quality="HQ").T, dtype=np.float32)
+    channels, n = audio.shape
+    stream = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
+    out = np.empty((channels, int(np.ceil(n * sr_out / sr_in)) + 64), np.float32)
+    at = 0
+    for a in range(0, max(n, 1), chunk):
+        part = stream.resample_chunk(np.ascontiguousarray(audio[:, a:a + chunk].T, dtype=np.float32),
+                                     last=a + chunk >= n)
+        if at + len(part) > out.shape[1]:  # never expected: grow rather than lose samples
+            out = np.concatenate([out, np.empty((channels, at + len(part) - out.shape[1]), np.float32)], axis=1)
+        out[:, at:at + len(part)] = part.T
+        at += len(part)
+    return out[:, :at]
 
 
 def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
