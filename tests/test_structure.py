@@ -46,6 +46,20 @@ def test_the_names_written_into_projects_are_spelled_once():
     assert all(where == [names] for where in spelled.values()), spelled
 
 
+def test_the_timeline_suffixes_are_spelled_only_in_the_format_registry():
+    from plugin.formats import FORMATS
+
+    registry = ROOT / "plugin" / "formats" / "__init__.py"
+    # plugin/resolve.py runs in Resolve's own Python with the standard library only: its ".otio" is the
+    # file Resolve's Timeline export and import use, not a choice among cutscore's formats
+    resolve = ROOT / "plugin" / "resolve.py"
+    suffixes = {s for f in FORMATS for s in f.suffixes}
+    spelled = {str(p.relative_to(ROOT)): sorted(set(_code_strings(p)) & suffixes) for p in SOURCES
+               if p not in (registry, resolve)}
+    assert not {k: v for k, v in spelled.items() if v}
+    assert set(_code_strings(resolve)) & suffixes == {".otio"}
+
+
 def test_no_source_file_over_500_lines_and_no_function_over_50():
     long_files = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 500}
     long_functions = [f"{p.relative_to(ROOT)}:{n.name} ({n.end_lineno - n.lineno + 1})" for p in SOURCES

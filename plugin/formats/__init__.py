@@ -59,6 +59,7 @@ FORMATS: tuple[Format, ...] = (
     Format("Final Cut Pro X XML", (".fcpxml",), "fcpx_xml", specifics="plugin.formats.fcpx"),  # otio-fcpx-xml-adapter
     Format("Avid AAF", (".aaf",), "AAF"),  # otio-aaf-adapter (pyaaf2)
 )
+DEFAULT_OUTPUT = FORMATS[0].suffix  # what the panel writes unless told otherwise
 
 
 def suffix_of(path: str | Path) -> str:

@@ -54,13 +54,13 @@ class ConformPart:
     def conform_to(self, new: Path | None) -> None:
         """Conform the open scored timeline's music to `new` (None: to its own picture as it is now)."""
         from plugin.commands.conform import conform
-        from plugin.formats import output_suffixes
+        from plugin.formats import DEFAULT_OUTPUT, output_suffixes
 
         st = self.state
         if st.scored_path is None:
             return
         new = Path(new) if new is not None else st.scored_path
-        suffix = new.suffix.lower() if new.suffix.lower() in output_suffixes(new) else ".otio"
+        suffix = new.suffix.lower() if new.suffix.lower() in output_suffixes(new) else DEFAULT_OUTPUT
         out, n = new.with_name(f"{new.stem}-conformed{suffix}"), 2
         while out.exists() or out.with_suffix(".cutscore").exists():
             out, n = new.with_name(f"{new.stem}-conformed-{n}{suffix}"), n + 1

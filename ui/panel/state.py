@@ -18,7 +18,7 @@ from plugin.commands.score import ScoreOptions, default_model
 from plugin.commands.state import Sidecar
 from plugin.finish.beats import Beats
 from plugin.finish.ducking import Ducking
-from plugin.formats import FORMATS, output_suffixes
+from plugin.formats import DEFAULT_OUTPUT, FORMATS, find, output_suffixes
 from plugin.formats.timeline import read_timeline
 from ui.panel.peaks import Overview, music_overview
 
@@ -38,7 +38,7 @@ class Settings(ScoreOptions):
     settings are core/api.py's, declared once) and the output format. sampler, steps and guidance
     None are the model's own, which the panel shows (model_sampling)."""
 
-    output_format: str = ".otio"
+    output_format: str = DEFAULT_OUTPUT
 
     def new_seed(self) -> int:
         self.seed = random.randrange(0, 2**31 - 1)
@@ -109,7 +109,8 @@ class PanelState:
 
     def open(self, path: str | Path, rate: float | None = None) -> Plan:
         """Read a timeline (raises CutscoreError with a one-line message on bad input)."""
-        tl = read_timeline(path, rate=rate or (24.0 if str(path).lower().endswith(".edl") else None))
+        needs_rate = (fmt := find(path)) is not None and fmt.needs_rate  # an EDL: 24 fps until told
+        tl = read_timeline(path, rate=rate or (24.0 if needs_rate else None))
         self.path, self.plan = Path(path), make_plan(tl)
         self.beats = self.rhythm = self.overview = self.ducking = self.music_beats = None
         self.rhythm_edit, self.rhythm_undo, self.rhythm_span = [None] * self.seconds, [], None
