@@ -76,9 +76,13 @@ class TimelineView(QWidget):
         return max(0.0, (x - 4) / self.px_per_s)
 
     def refresh(self) -> None:
-        self._thumbs = {c.index: thumbnail(c.media_path, c.file_range.start_time.to_seconds())
-                        for c in self.state.clips if c.media_found}
+        self._thumbs = {}  # read when a clip is first drawn wide enough to show one (a long edit: none at fit)
         self.relayout()
+
+    def _thumb(self, c) -> QPixmap | None:
+        if c.index not in self._thumbs:
+            self._thumbs[c.index] = thumbnail(c.media_path, c.file_range.start_time.to_seconds()) if c.media_found else None
+        return self._thumbs[c.index]
 
     def relayout(self) -> None:
         self.setMinimumWidth(int(self.x_of(self.state.duration_s) + 8))
@@ -217,8 +221,11 @@ class TimelineView(QWidget):
             return
         tl = st.plan.timeline
         self._ruler(p, tl)
+        seen = p.clipBoundingRect() if p.hasClipping() else QRectF(self.rect())
         for c in tl.clips:
-            self._clip(p, c)
+            if self.x_of(c.range.end_time_exclusive().to_seconds()) >= seen.left() and \
+                    self.x_of(c.range.start_time.to_seconds()) <= seen.right():
+                self._clip(p, c)
         labels = {"beats": "visual beats (per second)", "music": "music (beat grid: downbeats orange)",
                   "rhythm": "energy: predicted rhythm (dashed), your edit (orange); drag to draw, Shift+drag a "
                             "span, right-click to edit it"}
@@ -238,8 +245,8 @@ class TimelineView(QWidget):
         x0, x1 = self.x_of(c.range.start_time.to_seconds()), self.x_of(c.range.end_time_exclusive().to_seconds())
         r = QRectF(x0, RULER + 2, max(x1 - x0 - 1, 1), CLIPS - 4)
         p.fillRect(r, CLIP_COLORS[c.index % len(CLIP_COLORS)])
-        thumb = self._thumbs.get(c.index)
-        if thumb is not None and r.width() > 20:
+        thumb = self._thumb(c) if r.width() > 20 else None
+        if thumb is not None:
             p.drawPixmap(int(x0) + 2, RULER + 4, thumb.scaledToHeight(CLIPS - 24), 0, 0,
                          int(min(thumb.width(), r.width() - 4)), CLIPS - 24)
         if self.state.selected_clip == c.index:
