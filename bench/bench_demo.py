@@ -34,7 +34,7 @@ from opentimelineio.opentime import RationalTime, TimeRange  # noqa: E402
 
 from core.api import Settings  # noqa: E402
 from engine.eval.metrics import chroma_entropy, detect_onsets, onset_f_measure, spectral_flatness  # noqa: E402
-from engine.inference import _clip_features, window_features  # noqa: E402
+from engine.inference import ClipFeatures, window_features  # noqa: E402
 from engine.model.pipeline import Pipeline  # noqa: E402
 from plugin.commands.plan import make_plan  # noqa: E402
 from plugin.commands.score import build_request  # noqa: E402
@@ -63,7 +63,7 @@ def score(pipe, tl_path: Path, work: Path, steps: int, seed: int, ablate=frozens
     tl = read_timeline(tl_path)
     plan = make_plan(tl, window_s=pipe.cfg.window_seconds)
     req = build_request(plan, "demo", Settings(seed=seed, steps=steps), work)
-    feats = _clip_features(req, pipe, [])
+    feats = ClipFeatures(req, pipe, [])
     wins = []
     for i, w in enumerate(req.windows):
         g = pipe.generate(window_features(req, i, feats, pipe.cfg.encoders.clip_dim), seed=seed + i, steps=steps, guidance=guidance,

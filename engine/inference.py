@@ -92,29 +92,49 @@ class Pipelines:
             return self._loaded[name]
 
 
-def _clip_features(req: Request, pipe, warnings: list[str]) -> dict[int, object]:
-    from engine.features import FeatureConfig, extract
+class ClipFeatures:
+    """Each picture clip's per-second features (engine/features), read when a window first needs
+    them and forgotten once the windows have passed the clip: a long edit never holds them all, and
+    the first window samples after reading only its own clips. A regenerate reads only the clips
+    under its window. Media that is missing or unreadable: cut-only conditioning, with a warning."""
 
-    cfg = FeatureConfig(clip_model=pipe.cfg.clip_model, clip_pretrained=pipe.cfg.clip_pretrained)
-    feats = {}
-    clips = req.clips
-    if isinstance(req, RegenerateRequest):  # only the clips under its one window: the same cost in a long edit
-        w = req.windows[req.window]
-        clips = [c for c in clips if c.start_s < w.start_s + w.duration_s and w.start_s < c.start_s + c.duration_s]
-    for c in clips:
-        if not c.media:
-            continue
-        if not Path(c.media).is_file():
-            warnings.append(f"clip {c.index} {c.name!r}: media not found ({c.media}); cut-only conditioning")
-            continue
-        try:
-            feats[c.index] = extract(c.media, c.source_start_s, c.source_start_s + c.duration_s, cuts_s=[], config=cfg)
-        except CutscoreError as e:
-            warnings.append(f"clip {c.index} {c.name!r}: {e}; cut-only conditioning")
-    return feats
+    def __init__(self, req: Request, pipe, warnings: list[str]):
+        from engine.features import FeatureConfig
+
+        self._cfg = FeatureConfig(clip_model=pipe.cfg.clip_model, clip_pretrained=pipe.cfg.clip_pretrained)
+        self._clips = {c.index: c for c in req.clips if c.media}
+        self._warnings = warnings
+        self._feats: dict[int, object] = {}
+        clips = req.clips
+        if isinstance(req, RegenerateRequest):  # only the clips under its one window: the same cost in a long edit
+            w = req.windows[req.window]
+            clips = [c for c in clips if c.start_s < w.start_s + w.duration_s and w.start_s < c.start_s + c.duration_s]
+        for c in clips:  # told at once, before any sampling
+            if c.media and not Path(c.media).is_file():
+                warnings.append(f"clip {c.index} {c.name!r}: media not found ({c.media}); cut-only conditioning")
+                self._feats[c.index] = None
+
+    def get(self, index: int):
+        if index not in self._feats and index in self._clips:
+            from engine.features import extract
+
+            c = self._clips[index]
+            try:
+                self._feats[index] = extract(c.media, c.source_start_s, c.source_start_s + c.duration_s, cuts_s=[],
+                                             config=self._cfg)
+            except CutscoreError as e:
+                self._warnings.append(f"clip {c.index} {c.name!r}: {e}; cut-only conditioning")
+                self._feats[index] = None
+        return self._feats.get(index)
+
+    def forget_before(self, t: float) -> None:
+        """Drop the features of clips that end before timeline second t (the windows go forward)."""
+        for i in [i for i in self._feats if i in self._clips and self._clips[i].start_s + self._clips[i].duration_s <= t]:
+            if self._feats[i] is not None:
+                del self._feats[i]
 
 
-def window_features(req: Request, index: int, clip_feats: dict, clip_dim: int = 512):
+def window_features(req: Request, index: int, clip_feats: ClipFeatures | dict, clip_dim: int = 512):
     """Per-second features of one window, from the clips under each second's middle; the scene
     onsets are the timeline's cuts and hit points (the editor's cuts ARE the scene transitions)."""
     from core.signal import onsets_from_cuts
@@ -145,7 +165,7 @@ def edited_rhythm(curve: list[float | None], start_s: float, seconds: int) -> np
     return np.array([curve[i] if i < len(curve) and curve[i] is not None else np.nan for i in k], np.float32)
 
 
-def _span(req: RegenerateRequest, i: int, clip_feats: dict, cfg, known):
+def _span(req: RegenerateRequest, i: int, clip_feats: ClipFeatures, cfg, known):
     """The sub-window [span_start_s, span_end_s) of window i: its spec, features and known latents
     (the window's frames from the span's start on), so sampling costs the span, not the window."""
     w = req.windows[i]
@@ -186,7 +206,7 @@ def window_seed(seed: int, index: int) -> int:
     return seed + index
 
 
-def _sample_window(req: Request, i: int, pipe, wf, clip_feats: dict, prev, seed: int, kw: dict):
+def _sample_window(req: Request, i: int, pipe, wf, clip_feats: ClipFeatures, prev, seed: int, kw: dict):
     """One window's generation: a regenerate's inpainting (of its span when it has one), else a
     fresh window continuing the previous one's overlap. Returns (spec sampled, generation)."""
     import torch
@@ -246,8 +266,7 @@ def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn
     pipe = pipelines.get(req.model)
     _check_rhythm(req, pipe.cfg.window_seconds)
     warnings: list[str] = []
-    progress("features", 0.02, "reading the picture")
-    clip_feats = _clip_features(req, pipe, warnings)
+    clip_feats = ClipFeatures(req, pipe, warnings)
     speech = _speech(req, progress, warnings)
     indices = [req.window] if isinstance(req, RegenerateRequest) else list(range(len(req.windows)))
     s = req.settings
@@ -256,6 +275,8 @@ def generate(req: Request, pipelines: Pipelines, stem: str, progress: ProgressFn
         if cancelled.is_set():
             raise JobCancelled()
         label = f"window {n + 1}/{len(indices)}"
+        progress("features", 0.1 + 0.85 * n / len(indices), f"{label}: reading the picture")
+        clip_feats.forget_before(req.windows[i].start_s)
         wf = window_features(req, i, clip_feats, pipe.cfg.encoders.clip_dim)
         progress("rhythm", 0.1 + 0.85 * n / len(indices), f"{label}: predicting the rhythm")
 
