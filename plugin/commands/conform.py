@@ -33,9 +33,9 @@ from plugin.commands.plan import make_plan
 from plugin.commands.score import build_request, write_segments
 from plugin.commands.state import (
     ConformRecord,
+    MusicReader,
     Sidecar,
     load_state,
-    music_of,
     segments_of,
     sidecar_dir,
 )
@@ -178,7 +178,7 @@ class _Plan:
     picture: list[tuple[float, float, float]]  # where each old second of picture plays now
     ending: Ending | None
     tail: RationalTime  # the ring past the last frame the score had (`--tail`), kept
-    old_music: np.ndarray
+    old_music: MusicReader  # the old score's music, read a piece at a time
     music: np.ndarray
 
 
@@ -189,7 +189,7 @@ def _plan(scored_path: Path, side: Path, state: Sidecar, tl: Timeline, new_path:
         raise CutscoreError(f"{new_path}: shares no picture with the edit {scored_path.name} scored; nothing to keep: "
                             "score it instead")
     sr = state.sample_rate
-    old_music, _, _ = music_of(scored_path, (side, state))
+    old_music = MusicReader(side, state)
     old_end = sum(s.duration for s in state.segments) / state.segments[0].rate
     tail_s = sum(s.duration for s in state.segments if s.kind == "gap" and s.name == "tail") / state.segments[0].rate
     tail = RationalTime(round(tail_s * tl.duration.rate), tl.duration.rate)
@@ -201,10 +201,10 @@ def _plan(scored_path: Path, side: Path, state: Sidecar, tl: Timeline, new_path:
     for c in changes:  # each clip's kept spans: the music actually copied under it
         c.kept = [(max(a, c.record_s[0]), min(b, c.record_s[1]), o + max(0.0, c.record_s[0] - a))
                   for a, b, o in kept if min(b, c.record_s[1]) - max(a, c.record_s[0]) > 1e-6]
-    music = np.zeros((old_music.shape[0], to_samples(tl.duration + tail, sr)), np.float32)
+    music = np.zeros((old_music.channels, to_samples(tl.duration + tail, sr)), np.float32)
     for a, b, o in kept:
         n0, n1, o0 = round(a * sr), round(b * sr), round(o * sr)
-        music[:, n0:n1] = old_music[:, o0:o0 + (n1 - n0)]
+        music[:, n0:n1] = old_music.read(o0, o0 + (n1 - n0))
     return _Plan(changes, deleted, kept, generated, picture, ending, tail, old_music, music)
 
 
@@ -359,7 +359,7 @@ def _parts(req, g0: float, g1: float) -> list[tuple[int, float, float]]:
     return parts
 
 
-def _continuations(old: np.ndarray, kept, p0: float, p1: float, sr: int, n: int) -> dict:
+def _continuations(old: MusicReader, kept, p0: float, p1: float, sr: int, n: int) -> dict:
     """The old music that continued the kept music at a generated span's edges: after the kept run
     that ends at p0 (what played next in the old score), before the one that starts at p1; the span
     fades from and to these, so each join is the old music's own for its first and last n samples."""
@@ -367,12 +367,12 @@ def _continuations(old: np.ndarray, kept, p0: float, p1: float, sr: int, n: int)
     for a, b, o in kept:
         if abs(b - p0) < 1e-6:
             s = round((o + b - a) * sr)
-            if s + n <= old.shape[1]:
-                out["left"] = old[:, s:s + n]
+            if s + n <= old.samples:
+                out["left"] = old.read(s, s + n)
         if abs(a - p1) < 1e-6:
             s = round(o * sr)
             if s - n >= 0:
-                out["right"] = old[:, s - n:s]
+                out["right"] = old.read(s - n, s)
     return out
 
 

@@ -194,13 +194,42 @@ def load_state(scored_path: str | Path, scored: otio.schema.Timeline | None = No
     return side, state
 
 
+class MusicReader:
+    """A scored timeline's current music, read by sample ranges: its segments' WAVs tile it, and a
+    range reads only the part of each WAV it covers (a conform keeps pieces of a long score without
+    holding the score)."""
+
+    def __init__(self, side: Path, state: Sidecar):
+        import soundfile as sf
+
+        self.sample_rate = state.sample_rate
+        self._parts: list[tuple[int, int, Path]] = []  # (first sample, frames, WAV)
+        at, self.channels = 0, 1
+        for s in state.segments:
+            info = sf.info(str(side / s.wav))
+            self._parts.append((at, info.frames, side / s.wav))
+            at, self.channels = at + info.frames, max(self.channels, info.channels)
+        self.samples = at
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Samples [a, b) of the music, (channels, b - a); silence outside it."""
+        import soundfile as sf
+
+        out = np.zeros((self.channels, max(0, b - a)), np.float32)
+        for first, frames, wav in self._parts:
+            lo, hi = max(a, first), min(b, first + frames)
+            if lo < hi:
+                y, _ = sf.read(str(wav), start=lo - first, stop=hi - first, dtype="float32", always_2d=True)
+                out[:, lo - a:hi - a] = y.T if y.shape[1] == self.channels else np.repeat(y.T, self.channels, axis=0)
+        return out
+
+
 def music_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None) -> tuple[np.ndarray, int, list[float]]:
     """The current music of a scored timeline (its segments' WAVs in order), its rate, and the
     predicted rhythm per second of the timeline. loaded: load_state's answer, when the caller has it."""
     side, state = loaded or load_state(scored_path)
-    audio = np.concatenate([read_wav(side / s.wav)[0] for s in state.segments], axis=1)
-    rhythm = predicted_rhythm(state)
-    return audio, state.sample_rate, rhythm
+    music = MusicReader(side, state)
+    return music.read(0, music.samples), state.sample_rate, predicted_rhythm(state)
 
 
 def music_between(side: Path, state: Sidecar, start_s: float, end_s: float) -> tuple[np.ndarray, int, float]:
