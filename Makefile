@@ -45,8 +45,10 @@ wheel: install
 	@rm -rf build
 	@ls dist/cutscore-*.whl
 
-# after the suite passed on newer versions: record them
-constraints: install
+# record the versions this venv holds (after upgrading in it, `$(BIN)/pip install -U PACKAGE`, and a
+# green `make test` and `make test-slow`); not through `install`, which installs the recorded ones
+constraints:
+	@test -x $(BIN)/pip || { echo "no $(VENV): make install first"; exit 1; }
 	@head -4 constraints.txt > constraints.txt.new
 	$(BIN)/pip freeze --exclude-editable >> constraints.txt.new
 	@mv constraints.txt.new constraints.txt

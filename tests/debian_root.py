@@ -33,10 +33,11 @@ class Root:
     need_gb: float
 
     def dir(self) -> Path:
+        """Resolved: /proc/mounts names binds by their real paths, and mount safety compares them."""
         if os.environ.get(self.env):
-            return Path(os.environ[self.env])
+            return Path(os.environ[self.env]).resolve()
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        return cache / "cutscore" / self.name
+        return (cache / "cutscore" / self.name).resolve()
 
     def ready(self, root: Path | None = None) -> bool:
         root = root or self.dir()
@@ -65,6 +66,9 @@ class Root:
         reason = self.why_not()
         if reason:
             raise RuntimeError(reason)
+        if root.exists() and not (root / ".cutscore-ready").exists():
+            raise RuntimeError(f"{root}: exists and is not a root built here (no .cutscore-ready); remove it "
+                               f"or point {self.env} elsewhere")
         tmp = root.with_name(root.name + ".part")
         remove(tmp)
         # the archive may be a dated snapshot whose Release has expired: its signature still counts
@@ -104,8 +108,9 @@ def archive_url() -> str:
 
 
 def _mounted_under(root: Path) -> list[str]:
-    return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-            if line.split()[1] == str(root) or line.split()[1].startswith(f"{root}/")]
+    root = root.resolve()
+    targets = [line.split()[1].replace("\\040", " ") for line in Path("/proc/mounts").read_text().splitlines()]
+    return [t for t in targets if t == str(root) or t.startswith(f"{root}/")]
 
 
 def mount(root: Path) -> None:
@@ -128,9 +133,11 @@ def unmount(root: Path) -> None:
 def remove(path: Path) -> None:
     """Delete a root, never through a bind: with /tmp or /dev still mounted in it, rmtree would
     empty this machine's own."""
+    path = path.resolve()
     if not path.exists():
         return
     unmount(path)
-    if _mounted_under(path):
-        raise RuntimeError(f"{path}: still has mounts inside ({_mounted_under(path)[0]}); unmount them first")
+    bound = _mounted_under(path) + [str(path / m) for m in MOUNTS if os.path.ismount(path / m)]
+    if bound:
+        raise RuntimeError(f"{path}: still has mounts inside ({bound[0]}); unmount them first")
     shutil.rmtree(path)

@@ -42,15 +42,20 @@ def test_a_takes_peaks_are_its_blocks_max_and_min_and_are_kept_until_the_take_ch
     assert abs(float(peaks[0, 0, 1234 // BLOCK]) - 0.9) < 1e-3
     cache = tmp_path / "clip000-v1.peaks.npz"
     assert cache.is_file() and cache.stat().st_size < 2 * 2 * 4002 * 2 + 600  # float16
-    # the second open reads the cache: a cache altered by hand is what comes back
-    np.savez(cache, peaks=np.zeros_like(peaks), phase=np.int64(0))
+    # the second open reads the cache: a cache altered by hand (made from this WAV) is what comes back
+    with np.load(cache) as kept:
+        made_from = kept["made_from"]
+    np.savez(cache, peaks=np.zeros_like(peaks), made_from=made_from)
     assert not wav_peaks(wav).any()
+    # a truncated cache (a crash while writing) is computed again, and written whole
+    cache.write_bytes(cache.read_bytes()[:100])
+    assert np.allclose(wav_peaks(wav), _truth(audio), atol=1e-3) and not list(tmp_path.glob("*.part"))
     # a take placed 15 samples into a block: its blocks are the timeline's
     shifted = wav_peaks(wav, 15)
     assert shifted.shape == (2, 2, 4003) and np.allclose(shifted, _truth(np.concatenate([audio[:1]] * 15 + [audio])), atol=1e-3)
-    # a take written again (newer than its cache) is read again
+    # a take written again is read again, even one restored with an older time than its cache's
     audio = _wav(wav, 2.0, 2, channels=1)
-    os.utime(wav, ns=(cache.stat().st_mtime_ns + 10**9,) * 2)
+    os.utime(wav, ns=(cache.stat().st_mtime_ns - 10**9,) * 2)
     assert np.allclose(wav_peaks(wav), _truth(audio), atol=1e-3)
 
 
@@ -79,6 +84,12 @@ def test_the_overview_places_each_take_at_its_segment_and_ducks_as_the_keyframes
     # a pixel column draws the max and min of the blocks under it
     px_per_s = 10.0
     starts_px = (np.arange(60) / px_per_s * SR).astype(np.int64)
-    keep, highs, lows = ov.columns(starts_px)
-    assert keep.all() and highs.shape == (2, 60)
-    assert np.allclose(highs[:, 3], ov.highs[:, 3 * 800 // BLOCK:4 * 800 // BLOCK + 1].max(axis=1))
+    highs, lows = ov.columns(starts_px)
+    assert highs.shape == lows.shape == (2, 60)
+    assert np.allclose(highs[:, 3], ov.highs[:, 3 * 800 // BLOCK:4 * 800 // BLOCK].max(axis=1))
+    assert np.allclose(lows[:, 3], ov.lows[:, 3 * 800 // BLOCK:4 * 800 // BLOCK].min(axis=1))
+    # zoomed in past a block a pixel every column still draws: the block's values, no comb
+    fine = (np.arange(400) / 1000.0 * SR).astype(np.int64)  # 1000 px/s: 5 columns a block
+    highs, lows = ov.columns(fine)
+    assert highs.shape == (2, 400) and np.array_equal(highs[:, :5], np.repeat(ov.highs[:, :1], 5, axis=1))
+    assert ov.columns(np.zeros(0, np.int64))[0].shape == (2, 0)  # no column: nothing to draw

@@ -8,6 +8,7 @@ plays is written the same way, one take at a time.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,19 +35,20 @@ def _stereo(run: np.ndarray) -> np.ndarray:
 def wav_peaks(wav: Path, phase: int = 0) -> np.ndarray:
     """(2, 2, blocks) float16: [max, min] of [left, right] (a mono WAV twice) over each block_of(its
     rate) samples of the timeline, the WAV starting `phase` samples into its first block (where its
-    segment starts between two blocks). Read from the cache beside the WAV when it is newer than the
-    WAV and of its length and phase, else computed a run of blocks at a time and written there (an
-    unwritable folder only costs the next open the same reading)."""
+    segment starts between two blocks). Read from the cache beside the WAV when it was made from this
+    WAV (its size and modification time) at this phase, else computed a run of blocks at a time and
+    written there (a cache that cannot be read or written only costs the reading again)."""
     info = sf.info(str(wav))
     block = block_of(info.samplerate)
     n = -(-(info.frames + phase) // block)
+    stat = wav.stat()
+    made_from = np.array([stat.st_size, stat.st_mtime_ns, phase], np.int64)
     cache = _cache(wav)
     try:
-        if cache.stat().st_mtime_ns >= wav.stat().st_mtime_ns:
-            with np.load(cache) as kept:
-                if kept["peaks"].shape == (2, 2, n) and int(kept["phase"]) == phase:
-                    return kept["peaks"]
-    except (OSError, ValueError, KeyError):
+        with np.load(cache) as kept:
+            if np.array_equal(kept["made_from"], made_from) and kept["peaks"].shape == (2, 2, n):
+                return kept["peaks"]
+    except Exception:  # noqa: BLE001 - absent, truncated or of another version: computed again
         pass
     peaks = np.zeros((2, 2, n), np.float16)
     at, carry = 0, np.zeros((0, 2), np.float32)
@@ -68,13 +70,13 @@ def wav_peaks(wav: Path, phase: int = 0) -> np.ndarray:
         carry = run[whole:]
     if len(carry):  # the last block's samples past the WAV: its last sample's
         emit(np.concatenate([carry, np.repeat(carry[-1:], block - len(carry), axis=0)]))
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}-{threading.get_ident()}.part")  # two readers, two files
     try:
-        tmp = cache.with_name(cache.name + ".part")
         with open(tmp, "wb") as f:
-            np.savez(f, peaks=peaks, phase=np.int64(phase))
+            np.savez(f, peaks=peaks, made_from=made_from)
         os.replace(tmp, cache)
     except OSError:
-        pass
+        tmp.unlink(missing_ok=True)
     return peaks
 
 
@@ -97,16 +99,19 @@ class Overview:
     def peak(self) -> float:
         return max(float(self.highs.max(initial=0.0)), -float(self.lows.min(initial=0.0)), 1e-6)
 
-    def columns(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Max and min under each pixel column, in one pass over the blocks: `starts` is each column's
-        first sample (ascending). Returns which columns begin a new run of blocks (the others draw
-        nothing of their own at this zoom), and the highs and lows of those (2, kept)."""
+    def columns(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Max and min under each pixel column (2, columns), in one pass over the blocks: `starts` is
+        each column's first sample (ascending). Zoomed in past a block a pixel, the columns within one
+        block share its values (a filled waveform, not one line per block)."""
         n = self.highs.shape[1]
-        blocks = np.minimum(starts // self.block, max(n - 1, 0)).astype(np.int64)
-        keep = np.r_[True, np.diff(blocks) > 0]
-        if n == 0:
-            return keep & False, np.zeros((2, 0), np.float32), np.zeros((2, 0), np.float32)
-        return keep, np.maximum.reduceat(self.highs, blocks[keep], axis=1), np.minimum.reduceat(self.lows, blocks[keep], axis=1)
+        if n == 0 or len(starts) == 0:
+            return np.zeros((2, len(starts)), np.float32), np.zeros((2, len(starts)), np.float32)
+        blocks = np.minimum(starts // self.block, n - 1).astype(np.int64)
+        first = np.r_[True, np.diff(blocks) > 0]  # the columns that begin a new run of blocks
+        run = np.cumsum(first) - 1  # each column's run
+        highs = np.maximum.reduceat(self.highs, blocks[first], axis=1)
+        lows = np.minimum.reduceat(self.lows, blocks[first], axis=1)
+        return highs[:, run], lows[:, run]
 
 
 def music_overview(side: Path, state) -> Overview:

@@ -211,7 +211,7 @@ class TimelineView(QWidget):
             self.hitsChanged.emit()
 
     # -- painting ---------------------------------------------------------------------------------
-    def paintEvent(self, _):
+    def paintEvent(self, e):
         p = QPainter(self)
         p.fillRect(self.rect(), QColor("#1e1f22"))
         st = self.state
@@ -221,7 +221,7 @@ class TimelineView(QWidget):
             return
         tl = st.plan.timeline
         self._ruler(p, tl)
-        seen = p.clipBoundingRect() if p.hasClipping() else QRectF(self.rect())
+        seen = QRectF(e.rect())  # what this paint exposes: the clips outside it are not drawn (nor read)
         for c in tl.clips:
             if self.x_of(c.range.end_time_exclusive().to_seconds()) >= seen.left() and \
                     self.x_of(c.range.start_time.to_seconds()) <= seen.right():
@@ -340,13 +340,11 @@ class TimelineView(QWidget):
         """(pixel columns, max and min of each channel under each): from the takes' peaks overview
         (ui/panel/peaks.py), once per overview and zoom (a paint draws them)."""
         ov = self.state.overview
-        key = (id(ov), self.px_per_s)
-        if getattr(self, "_peaks_key", None) != key:
+        if getattr(self, "_peaks_of", None) is not ov or self._peaks_zoom != self.px_per_s:
             xs = np.arange(int(self.x_of(0)), int(self.x_of(ov.duration_s)))
             starts = (np.maximum(xs - 4, 0) / self.px_per_s * ov.rate).astype(np.int64)
-            keep, highs, lows = ov.columns(starts)
-            self._peaks_key = key
-            self._peaks_val = (xs[keep], highs, lows)
+            highs, lows = ov.columns(starts)
+            self._peaks_of, self._peaks_zoom, self._peaks_val = ov, self.px_per_s, (xs, highs, lows)
         return self._peaks_val
 
     def _music(self, p: QPainter) -> None:
