@@ -79,11 +79,32 @@ def new_uses(tl: Timeline) -> list[_Use]:
     return out
 
 
+def _media_index(old: list[_Use]):
+    """A function giving the old uses of the same media as a new one (`_Use.same_media`), in the old
+    edit's order, by lookup: a long edit's thousands of clips are not compared pair by pair."""
+    by_file: dict[str, list[int]] = {}
+    by_name: dict[str, list[int]] = {}
+    for k, o in enumerate(old):
+        if o.file:
+            by_file.setdefault(o.file, []).append(k)
+        by_name.setdefault(o.name, []).append(k)
+
+    def same(n: _Use) -> list[_Use]:
+        if n.file:
+            ks = by_file.get(n.file, []) + [k for k in by_name.get(n.name, []) if not old[k].file]
+        else:
+            ks = by_name.get(n.name, [])
+        return [old[k] for k in sorted(ks)]
+
+    return same
+
+
 def changes_of(old: list[_Use], new: list[_Use], rate: float) -> tuple[list[Change], list[int]]:
     """Each new clip's kind and kept spans (seconds), and the old clips no new clip keeps."""
     changes, used, taken = [], set(), set()  # taken: the old clips an earlier new clip matched first
+    same = _media_index(old)
     for n in new:
-        cands = [o for o in old if o.same_media(n) and min(n.src[1], o.src[1]) > max(n.src[0], o.src[0])]
+        cands = [o for o in same(n) if min(n.src[1], o.src[1]) > max(n.src[0], o.src[0])]
         # the most shared source frames first, then the use of exactly these frames, then one no earlier
         # new clip matched (a shot used several times is matched use by use), then the nearest in the edit
         cands.sort(key=lambda o: (-(min(n.src[1], o.src[1]) - max(n.src[0], o.src[0])), o.src != n.src,

@@ -32,7 +32,7 @@ from plugin.finish.render import read_wav
 from plugin.formats import Format, writable
 from plugin.formats.timeline import music_track, read_timeline, wav_path
 from plugin.formats.writeback import Segment, write_timeline
-from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_version
+from plugin.names import STATE_FILE, TRACK_NAME, take_pattern, take_stem, take_version
 
 STATE_VERSION = 2  # 1: the untyped dict of the sessions before the typed sidecar (same keys)
 
@@ -314,9 +314,12 @@ def takes_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None
     """Per clip index of a scored timeline: its name, every take's WAV name in order (v1 is the
     score's, then one per regenerate) and the take the timeline plays now. loaded: as music_of."""
     side, state = loaded or load_state(scored_path)
+    by_stem: dict[str, list[str]] = {}  # the folder listed once (a long score has thousands of takes)
+    for p in side.glob("*.wav"):
+        by_stem.setdefault(take_stem(p.name), []).append(p.name)
     out = {}
     for seg in state.clips():
         pattern = take_pattern(seg.wav)
-        takes = sorted((p.name for p in side.glob("*.wav") if pattern.fullmatch(p.name)), key=take_version)
+        takes = sorted((n for n in by_stem.get(take_stem(seg.wav), []) if pattern.fullmatch(n)), key=take_version)
         out[seg.index] = {"name": seg.name, "takes": takes, "current": seg.wav}
     return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,27 +117,14 @@ def _check_path(path: Path, limits: Limits = Limits()) -> None:
 
 def _json_depth(path: Path) -> int:
     """The deepest nesting of arrays/objects in a JSON file, strings skipped (before OTIO's reader,
-    which recurses in C++ and crashes on a few thousand levels)."""
-    depth = deepest = 0
-    in_str = esc = False
-    with open(path, encoding="utf-8", errors="replace") as f:
-        while chunk := f.read(1 << 20):
-            for ch in chunk:
-                if in_str:
-                    if esc:
-                        esc = False
-                    elif ch == "\\":
-                        esc = True
-                    elif ch == '"':
-                        in_str = False
-                elif ch == '"':
-                    in_str = True
-                elif ch in "[{":
-                    depth += 1
-                    deepest = max(deepest, depth)
-                elif ch in "]}":
-                    depth -= 1
-    return deepest
+    which recurses in C++ and crashes on a few thousand levels). The strings are cut out by one
+    regular expression and the brackets counted with numpy: a 60-minute edit's file in milliseconds."""
+    import numpy as np
+
+    text = re.sub(r'"[^"\\]*(?:\\.[^"\\]*)*"?', "", path.read_text(encoding="utf-8", errors="replace"))
+    step = np.zeros(256, np.int32)
+    step[[ord("["), ord("{")]], step[[ord("]"), ord("}")]] = 1, -1
+    return int(np.cumsum(step[np.frombuffer(text.encode("utf-8"), np.uint8)]).max(initial=0))
 
 
 def load_otio(path: str | Path, rate: float | None = None, limits: Limits = Limits(),

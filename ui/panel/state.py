@@ -63,6 +63,12 @@ def read_music(scored_path: Path, loaded: tuple[Path, Sidecar] | None = None) ->
             "beats": state.beats, "takes": takes_of(scored_path, (side, state))}
 
 
+@functools.lru_cache(maxsize=1)
+def _default_model() -> str:
+    """The model a Generate without one uses (asked once: the lanes ask for its range per point)."""
+    return default_model()[0]
+
+
 @functools.lru_cache(maxsize=8)
 def _rhythm_bounds(model: str) -> tuple[float, float]:
     from core.model_config import model_window_s, rhythm_range
@@ -180,7 +186,7 @@ class PanelState:
 
     def rhythm_bounds(self) -> tuple[float, float]:
         """The rhythm condition's range for the chosen model (core/model_config.py rhythm_range)."""
-        return _rhythm_bounds(self.settings.model or default_model()[0])
+        return _rhythm_bounds(self.settings.model or _default_model())
 
     def energy(self) -> np.ndarray:
         """The curve the next Generate follows, per second: the edit where edited, the prediction
