@@ -141,25 +141,17 @@ def music_overview(side: Path, state) -> Overview:
     return Overview(sr, block, highs, lows, samples)
 
 
-def write_preview(side: Path, state, out: Path) -> None:
-    """The whole music as the timeline plays it (ducked where the keyframes duck it), 16-bit, one take
-    at a time; written beside and renamed into place."""
-    sr, d = state.sample_rate, state.ducking
-    channels = max(sf.info(str(side / s.wav)).channels for s in state.segments)
+def write_preview(side: Path, state, out: Path, chunk: int = 1 << 20) -> None:
+    """The whole music as the timeline plays it (ducked where the keyframes duck it), 16-bit, a chunk
+    at a time (plugin/commands/state.py MusicReader); written beside and renamed into place."""
+    from plugin.commands.state import MusicReader
+
+    music, sr, d = MusicReader(side, state), state.sample_rate, state.ducking
     tmp = out.with_name(out.name + ".part")
-    with sf.SoundFile(str(tmp), "w", sr, channels, subtype="PCM_16", format="WAV") as f:
-        at = 0
-        for s in state.segments:
-            start = round(s.start / s.rate * sr)
-            if start > at:
-                f.write(np.zeros((start - at, channels), np.float32))
-                at = start
-            audio, _ = sf.read(str(side / s.wav), dtype="float32", always_2d=True)
-            audio = audio[at - start:] if at > start else audio
-            if audio.shape[1] < channels:
-                audio = np.repeat(audio, channels, axis=1)
+    with sf.SoundFile(str(tmp), "w", sr, music.channels, subtype="PCM_16", format="WAV") as f:
+        for a in range(0, music.samples, chunk):
+            part = music.read(a, min(a + chunk, music.samples))
             if d is not None and not d.baked:
-                d.apply(audio.T, at, sr, out=audio.T)
-            f.write(audio)
-            at += len(audio)
+                d.apply(part, a, sr, out=part)
+            f.write(part.T)
     os.replace(tmp, out)
