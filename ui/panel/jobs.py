@@ -64,7 +64,7 @@ class JobsPart:
         task.failed.connect(self._on_failed)
         for sig in (task.finished, task.failed):
             sig.connect(thread.quit)
-        thread.finished.connect(lambda: self._threads.remove((thread, task)) if (thread, task) in self._threads else None)
+        thread.finished.connect(lambda pair=(thread, task): self._forget(pair))
         self._threads.append((thread, task))
         if busy:
             self.state.busy, self.state.error, self.state.error_details = True, "", ""
@@ -73,6 +73,13 @@ class JobsPart:
             self._left = TimeLeft()
         self._sync()
         thread.start()
+
+    def _forget(self, pair) -> None:
+        """A job's thread has ended its work: dropped once it has really ended (`finished` comes just
+        before; a QThread collected while it still runs aborts the process)."""
+        pair[0].wait()
+        if pair in self._threads:
+            self._threads.remove(pair)
 
     def _on_progress(self, st) -> None:
         self._job_id = st.id

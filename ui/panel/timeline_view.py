@@ -25,6 +25,7 @@ RULER, CLIPS = 24, 64
 LANES = ("music", "rhythm", "beats")
 LANE_SHARE = {"music": 0.5, "rhythm": 0.35, "beats": 0.15}  # of the height under the clips
 HIT_GRAB_PX = 6
+EAGER_THUMBS = 50  # clips whose thumbnails are read at open (about 0.15 s each: a seek in the media)
 CLIP_COLORS = [QColor("#3d6e9e"), QColor("#4f8a5b"), QColor("#8a6a3d"), QColor("#7a4f8a"), QColor("#3d8a86")]
 
 
@@ -76,8 +77,11 @@ class TimelineView(QWidget):
         return max(0.0, (x - 4) / self.px_per_s)
 
     def refresh(self) -> None:
-        self._thumbs = {}  # read when a clip is first drawn wide enough to show one (a long edit: none at fit)
-        self.relayout()
+        self._thumbs = {}
+        if len(self.state.clips) <= EAGER_THUMBS:  # a short edit's now, before the window's workers start
+            for c in self.state.clips:
+                self._thumb(c)
+        self.relayout()  # a long edit's when a clip is first drawn wide enough to show one (none at fit)
 
     def _thumb(self, c) -> QPixmap | None:
         if c.index not in self._thumbs:

@@ -285,13 +285,19 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
     def closeEvent(self, e):
         if self._job_id and self._client is not None and self.state.busy:
             self._client.cancel(self._job_id)
-        for thread, _ in list(self._threads):
+        for thread, task in list(self._threads):
             thread.quit()
-            thread.wait(5000)
+            if not thread.wait(5000):  # still working (an engine command): kept alive until it ends, never
+                _outliving.append((thread, task))  # destroyed running (Qt aborts the process for that)
+                thread.setParent(None)
+                thread.finished.connect(lambda pair=(thread, task): pair[0].wait() or (pair in _outliving and _outliving.remove(pair)))
         self.monitor.source.close()
         if self._client_factory is None and hasattr(self._client, "close"):
             self._client.close()
         super().closeEvent(e)
+
+
+_outliving: list = []  # the threads of closed windows that had not finished (see closeEvent)
 
 
 def run_panel(timeline: str | None = None, screenshot: str | None = None) -> int:
