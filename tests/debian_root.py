@@ -11,6 +11,7 @@ under /tmp, so it has the same path inside and out.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ class Root:
     probe: str
     env: str
     need_gb: float
+    pristine: bool = False  # a root installed into since it was built is not used: it is built again
+
 
     def dir(self) -> Path:
         """Resolved: /proc/mounts names binds by their real paths, and mount safety compares them."""
@@ -41,7 +44,14 @@ class Root:
 
     def ready(self, root: Path | None = None) -> bool:
         root = root or self.dir()
-        return (root / ".cutscore-ready").exists() and (root / self.probe).exists()
+        marker = root / ".cutscore-ready"
+        if not (marker.exists() and (root / self.probe).exists()):
+            return False
+        return not self.pristine or marker.read_text().split()[1:] == [_packages_digest(root)]
+
+    def mark(self, root: Path) -> None:
+        """Mark a root built whole, with what dpkg holds in it then."""
+        (root / ".cutscore-ready").write_text(f"{self.suite} {_packages_digest(root)}\n")
 
     def why_not(self) -> str | None:
         """One line saying why the root cannot be built or used here, or None when it can."""
@@ -78,7 +88,7 @@ class Root:
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"mmdebstrap failed ({r.returncode}): {r.stderr[-1500:]}")
-        (tmp / ".cutscore-ready").write_text(self.suite + "\n")
+        self.mark(tmp)
         remove(root)
         tmp.rename(root)
         return root
@@ -92,6 +102,11 @@ class Root:
         mount(root)
         atexit.register(unmount, root)
         return ["chroot", str(root)]
+
+
+def _packages_digest(root: Path) -> str:
+    """What dpkg holds installed in the root: changes when anyone apt-installs into it after the build."""
+    return hashlib.sha256((root / "var/lib/dpkg/status").read_bytes()).hexdigest()[:16]
 
 
 def archive_url() -> str:

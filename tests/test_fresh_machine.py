@@ -11,6 +11,7 @@ machine on it would hold too.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 _LINE = re.search(r"on a fresh Debian 12: `apt-get install -y ([^`]+)`", (ROOT / "README.md").read_text())
 PACKAGES = tuple(_LINE.group(1).split()) if _LINE else ()
 FRESH = Root(f"debian12-{hashlib.sha256(' '.join(PACKAGES).encode()).hexdigest()[:8]}", "bookworm", PACKAGES,
-             probe="usr/bin/make", env="CUTSCORE_FRESH_ROOT", need_gb=14)
+             probe="usr/bin/make", env="CUTSCORE_FRESH_ROOT", need_gb=14, pristine=True)
 
 
 def _inside(prefix: list[str], home, cwd, *cmd: str, timeout: float) -> subprocess.CompletedProcess:
@@ -35,6 +36,21 @@ def _inside(prefix: list[str], home, cwd, *cmd: str, timeout: float) -> subproce
            "LANG=C.UTF-8", "PIP_CERT=/etc/ssl/certs/host-network.crt"]
     return subprocess.run([*prefix, *env, "sh", "-c", f'cd "{cwd}" && exec "$@"', "sh", *cmd],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_root_installed_into_after_its_build_is_not_fresh(tmp_path):
+    """CI once found ffmpeg in a cached root (a one-off `make test` had installed it there): the
+    fresh machine must be built again then, not used."""
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text("Package: make\nStatus: install ok installed\n")
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/make").touch()
+    FRESH.mark(tmp_path)
+    assert FRESH.ready(tmp_path)
+    status.write_text(status.read_text() + "\nPackage: ffmpeg\nStatus: install ok installed\n")
+    assert not FRESH.ready(tmp_path)
+    assert dataclasses.replace(FRESH, pristine=False).ready(tmp_path)  # the Kdenlive root is kept
 
 
 def test_readme_names_the_packages_of_a_fresh_debian_12():

@@ -139,12 +139,12 @@ def _reference(scored_path: Path, side: Path, state: Sidecar, at: _Where, versio
     engine = side / "engine"
     dest = engine / f"like-clip{at.target.index:03d}-v{version}.wav"
     if edits.vary is not None:  # the music under the window the take is sampled in, not the whole score's
-        from plugin.commands.state import music_between
+        from plugin.commands.state import MusicReader
 
         w = state.windows[at.window]
-        audio, sr, first = music_between(side, state, w.start_s, w.start_s + w.duration_s)
+        audio, first = MusicReader(side, state).between(w.start_s, w.start_s + w.duration_s)
         return record(audio, f"the take {at.target.wav}", f"take:{at.target.wav}", None, None, VARY[edits.vary],
-                      dest, sr, start_s=first)
+                      dest, state.sample_rate, start_s=first)
     if edits.like is not None:
         from plugin.formats.timeline import read_timeline
 
@@ -243,12 +243,12 @@ def _new_beats(side: Path, state: Sidecar, at: _Where, markers: BeatMarkers | No
     """The sidecar's beats with the clip's own tracked again in the music as it now plays, heard with
     BEAT_CONTEXT_S either side (not the whole score: a regenerate costs the same in a long edit); the
     other clips' beats, and their markers, stay."""
-    from plugin.commands.state import music_between
+    from plugin.commands.state import MusicReader
     from plugin.finish.beats import track_beats
 
     a, b = at.rng.start_time.to_seconds(), at.rng.end_time_exclusive().to_seconds()
-    audio, sr, t0 = music_between(side, state, a - BEAT_CONTEXT_S, b + BEAT_CONTEXT_S)
-    new = track_beats(audio, sr)
+    audio, t0 = MusicReader(side, state).between(a - BEAT_CONTEXT_S, b + BEAT_CONTEXT_S)
+    new = track_beats(audio, state.sample_rate)
     new = new.model_copy(update={"times_s": [round(t + t0, 6) for t in new.times_s]})
     old = state.beats
     state.beats = (old.replaced(a, b, new) if old is not None else new).model_copy(

@@ -28,7 +28,6 @@ from plugin.finish import HitSync
 from plugin.finish.beats import Beats
 from plugin.finish.ducking import Ducking
 from plugin.finish.ending import Ending
-from plugin.finish.render import read_wav
 from plugin.formats import Format, writable
 from plugin.formats.timeline import music_track, read_timeline, wav_path
 from plugin.formats.writeback import Segment, write_timeline
@@ -223,6 +222,13 @@ class MusicReader:
                 out[:, lo - a:hi - a] = y.T if y.shape[1] == self.channels else np.repeat(y.T, self.channels, axis=0)
         return out
 
+    def between(self, start_s: float, end_s: float) -> tuple[np.ndarray, float]:
+        """The music from start_s to end_s (timeline seconds, clamped to the score) and the second it
+        starts at: only the parts of the WAVs in the range are read."""
+        a = min(self.samples, max(0, round(start_s * self.sample_rate)))
+        b = min(self.samples, max(a, round(end_s * self.sample_rate)))
+        return self.read(a, b), a / self.sample_rate
+
 
 def music_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None) -> tuple[np.ndarray, int, list[float]]:
     """The current music of a scored timeline (its segments' WAVs in order), its rate, and the
@@ -230,25 +236,6 @@ def music_of(scored_path: str | Path, loaded: tuple[Path, Sidecar] | None = None
     side, state = loaded or load_state(scored_path)
     music = MusicReader(side, state)
     return music.read(0, music.samples), state.sample_rate, predicted_rhythm(state)
-
-
-def music_between(side: Path, state: Sidecar, start_s: float, end_s: float) -> tuple[np.ndarray, int, float]:
-    """The current music from about start_s to end_s (timeline seconds, clamped to the score): only
-    the segments' WAVs that reach into it are read. (audio, rate, the second it starts at)."""
-    sr = state.sample_rate
-    parts, first = [], None
-    for s in state.segments:
-        a, b = s.start / s.rate, (s.start + s.duration) / s.rate
-        if b <= start_s or a >= end_s:
-            continue
-        first = a if first is None else first
-        parts.append(read_wav(side / s.wav)[0])
-    if not parts:
-        return np.zeros((1, 0), np.float32), sr, max(0.0, start_s)
-    audio = np.concatenate(parts, axis=1)
-    i0 = max(0, round((start_s - first) * sr))
-    i1 = min(audio.shape[1], max(i0, round((end_s - first) * sr)))
-    return audio[:, i0:i1], sr, first + i0 / sr
 
 
 def predicted_rhythm(state: Sidecar) -> list[float]:
