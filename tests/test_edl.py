@@ -12,6 +12,7 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
+from core.errors import CutscoreError
 from plugin.formats.edl import normalized
 from plugin.formats.timeline import read_timeline
 from tests.conftest import FIXTURES
@@ -21,7 +22,7 @@ CMX = FIXTURES / "timelines" / "cmx3600"
 NTSC = 30000 / 1001
 
 
-def _assembled_cuts(text: str) -> tuple[list[int], int]:
+def _assembled_cuts(text: str, fps: int = 30) -> tuple[list[int], int]:
     """The frames (from the first record frame) where the picture changes, and the length, by
     painting each picture event's record range in list order. Record timecode is non-drop here
     (every list below says so before its first event): 30 frames a timecode second at 29.97."""
@@ -30,9 +31,9 @@ def _assembled_cuts(text: str) -> tuple[list[int], int]:
         m = re.match(r"^\s*(\d{3})\s+\S+\s+V\s+\S+(?:\s+\d+)?\s+\S+\s+\S+\s+(\S+)\s+(\S+)\s*$", line)
         if m:
             h, mi, s, f = (int(x) for x in re.split("[:;]", m[2]))
-            a = ((h * 60 + mi) * 60 + s) * 30 + f
+            a = ((h * 60 + mi) * 60 + s) * fps + f
             h, mi, s, f = (int(x) for x in re.split("[:;]", m[3]))
-            events.append((a, ((h * 60 + mi) * 60 + s) * 30 + f))
+            events.append((a, ((h * 60 + mi) * 60 + s) * fps + f))
     t0 = min(a for a, _ in events)
     paint = [-1] * (max(b for _, b in events) - t0)
     for k, (a, b) in enumerate(events):
@@ -119,3 +120,31 @@ def test_a_list_with_a_byte_order_mark_plans(tmp_path):
     plain = read_timeline(FIXTURES / "timelines" / "screening_example.edl", rate=24)
     assert [c.value for c in read_timeline(p, rate=24).cuts] == [c.value for c in plain.cuts] and plain.cuts
     assert Path(p).read_bytes()[:3] == b"\xef\xbb\xbf"  # the user's file is not changed
+
+
+def test_header_and_trailer_lines_a_converter_adds_are_not_events(tmp_path):
+    """Tools write lines of their own around the list (a converter's banner and settings before the
+    first event, a list type, version and date after the last: FCPX's EDL-X does; no EDL-X list is
+    public, so these lines are written here in that shape). The format's header is TITLE and FCM
+    only and a line after an event that is no event is a comment: the cuts are the list's own."""
+    plain = FIXTURES / "timelines" / "screening_example.edl"
+    lines = plain.read_text().splitlines()
+    banner = ["REM EDL-X 2.5.2 (Strict)", "* COLOR SPACE: Rec. 709", "Type: CMX 3600", "; exported from Final Cut Pro"]
+    trailer = ["", "* EDL-X 2.5.2, list type: Strict", "2016-10-05 14:03:11 +0200", "END"]
+    p = tmp_path / "edlx.edl"
+    p.write_text("\n".join(lines[:1] + banner + lines[1:] + trailer) + "\n")
+    with pytest.raises(Exception, match="Unknown event type"):  # what the adapter alone makes of it
+        otio.adapters.read_from_file(str(p), "cmx_3600", rate=24)
+    cuts, length = _assembled_cuts(plain.read_text(), fps=24)
+    tl = read_timeline(p, rate=24)
+    assert [round(c.value) for c in tl.cuts] == cuts and len(cuts) >= 5
+    assert round(tl.duration.value) == length
+    assert [c.name for c in tl.clips] == [c.name for c in read_timeline(plain, rate=24).clips]
+
+
+def test_an_event_line_that_does_not_read_is_refused_not_dropped(tmp_path):
+    p = tmp_path / "broken.edl"
+    text = (FIXTURES / "timelines" / "screening_example.edl").read_text()
+    p.write_text(text.replace("002  ZZ100_50 V     C        01:00:06:13", "002  ZZ100_50 V     C        01:00:06"))
+    with pytest.raises(CutscoreError, match=r"broken\.edl: not a readable \.edl timeline"):
+        read_timeline(p, rate=24)

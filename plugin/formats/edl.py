@@ -4,6 +4,13 @@ adapter refuses or reads wrongly, and one-line refusals of what it would refuse 
 
 The pre-pass (`normalized`), each rule a fact of the format as Avid and FCP write it:
 - a UTF-8 byte-order mark before `TITLE:` is dropped (the adapter takes the line for an event);
+- lines before the first event that the format does not define there (its header is `TITLE:` and
+  `FCM:`; tools add their own: `REM ...`, `Type: ...`, `* ...`, a converter's banner) are dropped: the
+  adapter refuses any of them as an "Unknown event type". A line after an event that is not an event
+  stays a comment of it; one that starts with a digit (a trailer's date) is written as a `*` comment,
+  since the adapter takes a line starting with a digit for an event. A line that starts with an
+  event number but does not read as an event is kept as written, so the adapter refuses the list
+  rather than an event being dropped;
 - frame code modes: the FCM line before the first event is the record's (master) mode; an FCM line
   between events sets the mode of the sources after it. The adapter ignores FCM lines and reads a
   timecode as drop-frame only when it is written with `;`: each timecode is rewritten in its mode;
@@ -100,7 +107,12 @@ def _parse(lines: list[str], rate: float) -> tuple[list[str], list[_Event]]:
             continue
         m = _EVENT.match(line)
         if m is None:
-            (events[-1].notes if events else head).append(line)
+            if re.match(r"\s*\d{3,}\s", line):  # an event we cannot read: the adapter refuses it
+                (events[-1].notes if events else head).append(line)
+            elif events:
+                events[-1].notes.append(f"* {line.strip()}" if re.match(r"\s*\d", line) else line)
+            elif s.startswith(("TITLE:", "SPLIT")) or not s:
+                head.append(line)
             continue
         raw = m["tc"].split()
         drop = [ntsc and (d or ";" in t) for d, t in zip((mode, mode, bool(record), bool(record)), raw)]
