@@ -11,6 +11,7 @@ in some of the timeline's sound (a conform listens to the seconds whose sound is
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Literal, get_args
@@ -200,6 +201,19 @@ class JobStatus(_Model):
     progress: float = 0.0
     message: str = ""
     result: JobResult | None = None
+
+
+@functools.cache
+def protocol() -> str:
+    """A digest of the requests' JSON schema, which `/health` answers: a client and an engine of
+    different cutscore versions whose requests differ (a field added, a range changed) differ in it."""
+    import hashlib
+    import json
+
+    from pydantic import TypeAdapter
+
+    schema = json.dumps(TypeAdapter(Request).json_schema(), sort_keys=True)
+    return hashlib.sha256(schema.encode()).hexdigest()[:12]
 
 
 def parse_request(data: dict) -> Request:

@@ -22,7 +22,7 @@ from typing import Protocol
 # ("module 'httpx' has no attribute 'Client'", the slow soak of 2026-12-06)
 import httpx
 
-from core.api import FINAL_STATES, JobResult, JobStatus, Request
+from core.api import FINAL_STATES, JobResult, JobStatus, Request, protocol
 from core.errors import CutscoreError, EngineUnreachable
 from core.paths import DEFAULT_PORT, ROOT, token_path
 from core.tool_options import Serve, command_of, to_json
@@ -44,6 +44,14 @@ def find_server(port: int = DEFAULT_PORT) -> str | None:
         return f"{url} (model {info.get('model', '?')})"
     except Exception:  # noqa: BLE001 - no server is the normal case
         return None
+
+
+class EngineAnswered(CutscoreError):
+    """The engine answered with an HTTP error: its one-line detail, and the status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 class EngineClient(Protocol):
@@ -164,14 +172,27 @@ class HttpEngine:
                 detail = r.json().get("detail", r.reason_phrase)
             except ValueError:
                 detail = r.reason_phrase
-            raise CutscoreError(f"engine at {self.url}: {detail} (HTTP {r.status_code})")
+            raise EngineAnswered(f"engine at {self.url}: {detail} (HTTP {r.status_code})", r.status_code)
         return r.json() if r.content else {}
+
+    def _protocol(self) -> str | None:
+        """The protocol digest the engine answers at /health (None from a cutscore older than the digest)."""
+        try:
+            return self._call("GET", "/health", timeout=5).get("protocol")
+        except CutscoreError:
+            return None
 
     def submit(self, request: Request, key: str | None = None) -> str:
         """key: an idempotency key (the `Idempotency-Key` header); sending the same key again, after a
         submit whose answer was lost, returns the job the first one made."""
         headers = {"Idempotency-Key": key} if key else None
-        return self._call("POST", "/jobs", request.model_dump(mode="json"), headers=headers)["id"]
+        try:
+            return self._call("POST", "/jobs", request.model_dump(mode="json"), headers=headers)["id"]
+        except EngineAnswered as e:
+            if e.status != 422 or self._protocol() == protocol():
+                raise
+            raise CutscoreError(f"engine at {self.url} runs another version of cutscore and refuses this one's "
+                                "requests; stop it and start `cutscore serve` again") from None
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.model_validate(self._call("GET", f"/jobs/{job_id}"))

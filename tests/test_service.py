@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.api import ClipSpan, RegenerateRequest, ScoreRequest, Settings, WindowSpec
+from core.api import ClipSpan, Like, RegenerateRequest, ScoreRequest, Settings, WindowSpec, protocol
 from core.client import HttpEngine, LocalEngine, run_job
 from core.errors import CutscoreError
 from tests.conftest import ROOT, media
@@ -28,8 +28,9 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path, port: int | None = None):
+    def __init__(self, tmp: Path, port: int | None = None, tree: Path = ROOT):
         self.port = port or _free_port()
+        self.tree = tree  # the checkout it runs from
         self.tmp = tmp
         self.env = dict(os.environ, CUTSCORE_CONFIG_DIR=str(tmp / "config"), CUTSCORE_CACHE_DIR=str(tmp / "cache"),
                         QT_QPA_PLATFORM="offscreen")
@@ -38,7 +39,7 @@ class Server:
 
     def start(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--port", str(self.port), "--store",
-                                      str(self.store), "--model", "debug"], cwd=ROOT, env=self.env,
+                                      str(self.store), "--model", "debug"], cwd=self.tree, env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         t0 = time.time()
         while time.time() - t0 < 60:
@@ -130,6 +131,34 @@ def test_token_and_path_checks(server, tmp_path):
         client.submit(reg)
     with pytest.raises(CutscoreError, match="HTTP 422"):
         client._call("POST", "/jobs", {"kind": "score", "duration_s": -1})
+
+
+# the last commit whose requests had no Like.start_s: an engine a user started before that upgrade
+BEFORE_START_S = "78f20bc^"
+
+
+def test_an_engine_of_an_older_cutscore_is_named_as_such(tmp_path):
+    """A user upgrades cutscore while `cutscore serve` keeps running the old code: its requests
+    differ, and the engine's 422 about a field it does not know would puzzle. The engine here is the
+    real one of that older commit (git archive of this repository's history), on loopback."""
+    old = tmp_path / "old"
+    old.mkdir()
+    r = subprocess.run(f"git -C {ROOT} archive {BEFORE_START_S} | tar -x -C {old}", shell=True, capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"this clone lacks the commit {BEFORE_START_S} (a shallow clone?): {r.stderr.strip()[:200]}")
+    s = Server(tmp_path, tree=old).start()
+    try:
+        client = s.client()
+        assert client._protocol() is None  # older than the digest
+        req = _request(tmp_path / "out").model_copy(update={"like": Like(audio=str(tmp_path / "ref.wav"), strength=0.5)})
+        with pytest.raises(CutscoreError, match=r"runs another version of cutscore .* start `cutscore serve` again"):
+            client.submit(req)
+    finally:
+        s.stop()
+
+
+def test_an_engine_of_this_version_answers_its_protocol(server):
+    assert server.client()._protocol() == protocol()
 
 
 def test_twenty_jobs_complete_in_order_and_cancel_within_one_step(server, tmp_path):

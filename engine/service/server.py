@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from core.api import FINAL_STATES, parse_request
+from core.api import FINAL_STATES, parse_request, protocol
 from core.errors import CutscoreError
 from core.paths import DEFAULT_PORT, config_dir, token_path
 from engine.service.jobs import JobManager, JobStore, Pipelines
@@ -104,7 +104,7 @@ def create_app(manager: JobManager, token: str, preload: str | None = None) -> F
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "version": VERSION, "model": preload or "loaded on first job",
+        return {"status": "ok", "version": VERSION, "protocol": protocol(), "model": preload or "loaded on first job",
                 "models": sorted(manager.pipelines._loaded)}
 
     @app.post("/jobs", dependencies=[Depends(auth)])
