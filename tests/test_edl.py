@@ -148,3 +148,13 @@ def test_an_event_line_that_does_not_read_is_refused_not_dropped(tmp_path):
     p.write_text(text.replace("002  ZZ100_50 V     C        01:00:06:13", "002  ZZ100_50 V     C        01:00:06"))
     with pytest.raises(CutscoreError, match=r"broken\.edl: not a readable \.edl timeline"):
         read_timeline(p, rate=24)
+
+
+def test_a_list_read_below_its_rate_names_the_rates_it_can_be():
+    """An EDL carries no frame rate: Avid's 29.97 list read at 24 counts frames to 29 (the truth: the
+    largest frame field of its event lines, 29)."""
+    path = REAL / "avid_heists_roughcut_2997.edl"
+    top = max(int(m) for m in re.findall(r"\d\d[:;]\d\d[:;]\d\d[:;](\d\d)", path.read_text(encoding="utf-8-sig")))
+    with pytest.raises(CutscoreError, match=rf"heists_roughcut_2997\.edl: its timecodes count frames up to {top}, "
+                                            r"more than 24 fps has: .* \(--rate 29\.97 or 30\)"):
+        read_timeline(path, rate=24)

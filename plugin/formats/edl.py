@@ -49,7 +49,23 @@ def read(path: Path, rate: float):
     import opentimelineio as otio
 
     text = path.read_text(encoding="utf-8-sig", errors="replace")
+    _frames_fit(path, text, rate)
     return otio.adapters.read_from_string(normalized(text, rate), "cmx_3600", rate=rate)
+
+
+def _frames_fit(path: Path, text: str, rate: float) -> None:
+    """An EDL carries no frame rate: read at a lower one than it was written at, its timecodes count
+    frames the rate has not. Refused in one line naming the rates the list can be (the adapter's
+    message names a timecode)."""
+    frames = [int(m[1]) for line in text.splitlines() if _EVENT.match(line)
+              for m in re.finditer(r"\d\d[:;.]\d\d[:;.]\d\d[:;.](\d\d)", line)]
+    nominal = round(rate)
+    if frames and max(frames) >= nominal:
+        top = max(frames)
+        fits = [r for r in ("25", "29.97", "30", "50", "59.94", "60") if round(float(r)) > top]
+        at = f" (--rate {' or '.join(fits[:2])})" if fits else ""
+        raise CutscoreError(f"{path}: its timecodes count frames up to {top}, more than {rate:g} fps has: "
+                            f"the list was written at a higher rate; read it at that rate{at}")
 
 
 @dataclass
