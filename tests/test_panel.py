@@ -57,8 +57,9 @@ def engine(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _earlier_windows_collected():
-    """The windows of earlier tests are collected here, between tests: a collection that happens to
-    run inside a later window's paint deleted them there, and the process aborted (about 1 run in 15)."""
+    """The windows of earlier tests are collected here, between tests, not inside a later test's paint
+    (a window collected while its job's thread ran aborted the process, about 1 run in 10: mended in
+    ui/panel/jobs.py, tested below; the collection stays at a quiet point all the same)."""
     import gc
 
     gc.collect()
@@ -71,6 +72,46 @@ def panel(qtbot, engine):
     qtbot.addWidget(win)
     win.show()
     return win
+
+
+DROPPED_WHILE_WORKING = """
+import gc, shutil, sys, tempfile, time, weakref
+from pathlib import Path
+from PyQt6.QtWidgets import QApplication
+app = QApplication([])
+from ui.panel import jobs
+from ui.panel.window import PanelWindow
+tmp = Path(tempfile.mkdtemp())
+for f in ("demo.otio", "testvideo.mp4"):
+    shutil.copy(f"resources/demo/{f}", tmp)
+win = PanelWindow(client_factory=lambda: None)
+win.show()
+assert win.open(tmp / "demo.otio")
+running = sum(t.isRunning() for t, _ in jobs.RUNNING)
+gone = weakref.ref(win)
+del win
+gc.collect()  # the window is garbage while the job it started (the visual-beat lane) still runs
+t0 = time.monotonic()
+while jobs.RUNNING and time.monotonic() - t0 < 120:
+    app.processEvents()
+    time.sleep(0.01)
+gc.collect()
+print("running", running, "left", len(jobs.RUNNING), "window collected", gone() is None)
+"""
+
+
+def test_a_window_dropped_while_its_job_runs_does_not_abort_the_process():
+    """What aborted test_panel now and then: a window collected (a test's local variable at its end)
+    while the thread of a job it had started still ran; Qt aborts a process that destroys a running
+    QThread. Run in a child process, as an abort takes the process with it."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", DROPPED_WHILE_WORKING], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "running 1 left 0 window collected True" in r.stdout, r.stdout + r.stderr[-1000:]
 
 
 @pytest.mark.parametrize("name", ["simple_cut.otio", "multitrack.otio", "clip_example.otio", "premiere_example.xml",

@@ -43,6 +43,29 @@ class Task(QObject):
             self.failed.emit(f"{type(e).__name__}: {e}", traceback.format_exc())
 
 
+RUNNING: list[tuple[QThread, Task]] = []  # every panel job's thread and task, until the thread has ended
+
+
+def _ended(pair, mine: list) -> None:
+    """A job's thread has ended its work: dropped once it has really ended (`finished` comes just
+    before it does)."""
+    pair[0].wait()
+    for held in (mine, RUNNING):
+        if pair in held:
+            held.remove(pair)
+
+
+def wait_for_jobs(timeout_s: float) -> bool:
+    """Wait for every panel job's thread to end (at exit: a thread destroyed running aborts the
+    process); False when one still runs after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    for thread, _ in list(RUNNING):
+        thread.quit()
+        if not thread.wait(max(0, int((deadline - time.monotonic()) * 1000))):
+            return False
+    return True
+
+
 class JobsPart:
     # ---- engine work ----------------------------------------------------------------------------
     def client(self):
@@ -56,7 +79,9 @@ class JobsPart:
         return self._client
 
     def _start(self, fn, on_done, busy: bool = True) -> None:
-        thread, task = QThread(self), Task(fn)
+        # the thread has no parent: a window deleted (or collected) while a job runs never destroys
+        # the thread running (Qt aborts the process for that); RUNNING holds it until it has ended
+        thread, task = QThread(), Task(fn)
         task.moveToThread(thread)
         thread.started.connect(task.run)
         task.progress.connect(self._on_progress)
@@ -64,8 +89,10 @@ class JobsPart:
         task.failed.connect(self._on_failed)
         for sig in (task.finished, task.failed):
             sig.connect(thread.quit)
-        thread.finished.connect(lambda pair=(thread, task): self._forget(pair))
-        self._threads.append((thread, task))
+        pair = (thread, task)
+        thread.finished.connect(lambda pair=pair, mine=self._threads: _ended(pair, mine))  # not the window
+        self._threads.append(pair)
+        RUNNING.append(pair)
         if busy:
             self.state.busy, self.state.error, self.state.error_details = True, "", ""
             self.state.stage, self.state.progress, self.state.message = "features", 0.0, "starting"
@@ -73,13 +100,6 @@ class JobsPart:
             self._left = TimeLeft()
         self._sync()
         thread.start()
-
-    def _forget(self, pair) -> None:
-        """A job's thread has ended its work: dropped once it has really ended (`finished` comes just
-        before; a QThread collected while it still runs aborts the process)."""
-        pair[0].wait()
-        if pair in self._threads:
-            self._threads.remove(pair)
 
     def _on_progress(self, st) -> None:
         self._job_id = st.id

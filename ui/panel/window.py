@@ -13,6 +13,8 @@ edit (ui/panel/energy.py).
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +39,7 @@ from PyQt6.QtWidgets import (
 from core.errors import CutscoreError
 from ui.panel.conform import ConformPart
 from ui.panel.energy import EnergyPart
-from ui.panel.jobs import JobsPart, Task
+from ui.panel.jobs import JobsPart, Task, wait_for_jobs
 from ui.panel.monitor import Monitor
 from ui.panel.player import PlayerPart
 from ui.panel.settings import SettingsPart
@@ -285,24 +287,16 @@ class PanelWindow(SettingsPart, JobsPart, TakesPart, PlayerPart, EnergyPart, Con
     def closeEvent(self, e):
         if self._job_id and self._client is not None and self.state.busy:
             self._client.cancel(self._job_id)
-        for thread, task in list(self._threads):
-            thread.quit()
-            if not thread.wait(5000):  # still working (an engine command): kept alive until it ends, never
-                _outliving.append((thread, task))  # destroyed running (Qt aborts the process for that)
-                thread.setParent(None)
-                thread.finished.connect(lambda pair=(thread, task): pair[0].wait() or (pair in _outliving and _outliving.remove(pair)))
+        for thread, _ in list(self._threads):  # a job still working (an engine command) ends on its own:
+            thread.quit()  # jobs.RUNNING keeps its thread until then
+            thread.wait(5000)
         self.monitor.source.close()
         if self._client_factory is None and hasattr(self._client, "close"):
             self._client.close()
         super().closeEvent(e)
 
 
-_outliving: list = []  # the threads of closed windows that had not finished (see closeEvent)
-
-
 def run_panel(timeline: str | None = None, screenshot: str | None = None) -> int:
-    import sys
-
     app = QApplication.instance() or QApplication(sys.argv[:1])
     win = PanelWindow()  # applies the dark theme to the application
     if timeline and not win.open(timeline):
@@ -318,4 +312,9 @@ def run_panel(timeline: str | None = None, screenshot: str | None = None) -> int
         if not win.grab().save(screenshot):
             raise CutscoreError(f"{screenshot}: could not write the picture (a .png path?)")
         return 0
-    return app.exec()
+    code = app.exec()
+    if not wait_for_jobs(120):  # a thread destroyed running would abort the process: leave without that
+        print("cutscore panel: a job was still running after 2 minutes; leaving it", file=sys.stderr)
+        sys.stdout.flush()
+        os._exit(code)
+    return code
