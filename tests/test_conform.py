@@ -250,16 +250,20 @@ def test_a_ring_past_the_last_frame_is_kept(tmp_path, local_engine):
                                                                             .duration.to_seconds() + 2.0, abs=0.04)
 
 
-def test_music_between_reads_the_music_where_it_plays(scored):
-    """plugin/commands/state.py music_between (a regenerate's beats, heard around its clip only): the
-    same samples as the whole music's, from where it says it starts."""
-    from plugin.commands.state import music_between
+def test_music_read_by_range_is_the_music_where_it_plays(scored):
+    """plugin/commands/state.py MusicReader.between (a regenerate's beats, heard around its clip only;
+    --vary's window): the same samples as the segments' WAVs laid end to end, from where it says it
+    starts, clamped to the score."""
+    from plugin.commands.state import MusicReader
+    from plugin.finish.render import read_wav
 
     side, state = load_state(scored)
-    whole, sr, _ = music_of(scored)
-    for a, b in ((5.0, 9.0), (-3.0, 2.5), (18.0, 40.0)):
-        part, rate, t0 = music_between(side, state, a, b)
+    sr = state.sample_rate
+    whole = np.concatenate([read_wav(side / s.wav)[0] for s in state.segments], axis=1)
+    reader = MusicReader(side, state)
+    for a, b in ((5.0, 9.0), (-3.0, 2.5), (18.0, 40.0), (1.3, 4.7)):
+        part, t0 = reader.between(a, b)
         i0 = round(t0 * sr)
-        assert rate == sr and abs(t0 - max(a, 0.0)) < 1 / sr
+        assert abs(t0 - max(a, 0.0)) < 1 / sr
         assert np.array_equal(part, whole[:, i0:i0 + part.shape[1]])
         assert abs(part.shape[1] - (min(b, whole.shape[1] / sr) - max(a, 0.0)) * sr) <= 1

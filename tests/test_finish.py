@@ -8,7 +8,7 @@ import numpy as np
 from plugin import finish
 from plugin.commands.regenerate import regenerate_clip
 from plugin.commands.score import ScoreOptions, score_timeline
-from plugin.commands.state import MusicReader, load_state
+from plugin.commands.state import load_state
 from plugin.finish.render import read_wav
 from tests.conftest import ROOT
 
@@ -47,15 +47,8 @@ def test_the_sidecar_reads_back_the_chain_it_recorded(tmp_path, local_engine):
         shutil.copy(ROOT / "resources" / "demo" / f, tmp_path)
     out = tmp_path / "scored.otio"
     score_timeline(tmp_path / "demo.otio", out, local_engine, ScoreOptions(model="debug", steps=2, duck_db=None))
-    side, state = load_state(out)
+    state = load_state(out)[1]
     chain = finish.Finishing.of(state)
-    # the music read by range (regenerate's beats, --vary) is the WAVs' tiling cut at the range, clamped
-    whole = np.concatenate([read_wav(side / s.wav)[0] for s in state.segments], axis=1)
-    sr, reader = state.sample_rate, MusicReader(side, state)
-    piece, t0 = reader.between(1.3, 4.7)
-    assert t0 == round(1.3 * sr) / sr and np.array_equal(piece, whole[:, round(1.3 * sr):round(4.7 * sr)])
-    piece, t0 = reader.between(-2.0, 1e6)
-    assert t0 == 0 and np.array_equal(piece, whole)
     # hit sync's targets are the edit's cuts and its one hit point, typed (HitOffset), in timeline seconds
     assert chain.hit_targets_s == sorted(chain.hit_targets_s) and len(chain.hit_targets_s) == 5
     assert all(isinstance(o, finish.HitOffset) for o in state.hit_sync.offsets)
