@@ -137,6 +137,7 @@ def test_token_and_path_checks(server, tmp_path):
 BEFORE_START_S = "78f20bc^"
 
 
+@pytest.mark.slow  # a second engine process from another tree (about 20 s): CI runs it
 def test_an_engine_of_an_older_cutscore_is_named_as_such(tmp_path):
     """A user upgrades cutscore while `cutscore serve` keeps running the old code: its requests
     differ, and the engine's 422 about a field it does not know would puzzle. The engine here is the
