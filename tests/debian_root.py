@@ -34,7 +34,6 @@ class Root:
     need_gb: float
     pristine: bool = False  # a root installed into since it was built is not used: it is built again
 
-
     def dir(self) -> Path:
         """Resolved: /proc/mounts names binds by their real paths, and mount safety compares them."""
         if os.environ.get(self.env):
