@@ -78,7 +78,7 @@ class TimelineView(QWidget):
 
     def refresh(self) -> None:
         self._thumbs = {}
-        if len(self.state.clips) <= EAGER_THUMBS:  # a short edit's now, before the window's workers start
+        if len(self.state.clips) <= EAGER_THUMBS:  # a short edit's now (at most EAGER_THUMBS seeks)
             for c in self.state.clips:
                 self._thumb(c)
         self.relayout()  # a long edit's when a clip is first drawn wide enough to show one (none at fit)
